@@ -1,0 +1,1 @@
+"""Files from disk to model-ready parts: discovery, modality detection, streaming loaders, worker pool."""

@@ -1,0 +1,37 @@
+"""What the loaders must produce for a given model: sizes, rates and window lengths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """How files are cut into segments and preprocessed. Built by the pipeline from a model's config.
+
+    Every long input is split into windows; each window is one segment (one row in the store),
+    with its start and end (seconds for audio and video, characters for text).
+    """
+
+    image_size: int = 224  # images and video frames: shorter side resized to this, then centre-cropped square
+    max_image_pixels: int = 100_000_000  # decompression-bomb guard: a larger image is refused before decoding
+    audio_window_s: float = 30.0  # audio is cut into windows of this length (the last may be shorter)
+    video_window_s: float = 30.0  # video likewise; each window holds its frames and its audio
+    video_fps: float = 1.0  # frames sampled per second of video
+    max_frames: int = 32  # cap on frames per video window (sampling spreads out when it would exceed it)
+    text_window_tokens: int = 256  # text is chunked by tokens of the model's tokenizer
+    text_overlap_tokens: int = 32  # tokens shared by consecutive text windows
+    tokenizer_file: str | None = None  # tokenizer.json used for chunking; None chunks by whitespace words
+    max_text_bytes: int = 64 * 1024 * 1024  # a larger text file is refused
+
+    def __post_init__(self) -> None:
+        if self.image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+        if self.audio_window_s <= 0 or self.video_window_s <= 0:
+            raise ValueError("window lengths must be positive")
+        if self.video_fps <= 0:
+            raise ValueError(f"video_fps must be positive, got {self.video_fps}")
+        if self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
+        if not 0 <= self.text_overlap_tokens < self.text_window_tokens:
+            raise ValueError("text_overlap_tokens must be in [0, text_window_tokens)")

@@ -1,0 +1,215 @@
+"""The LanceDB store: one table of segment rows in an embedded database folder (or an object-store URI).
+
+The table's schema lives here, with its version. Every write is one `merge_insert` on the `key`
+primary key that also deletes the rows of the written files that the write does not carry
+(`when_not_matched_by_source_delete`), so a file's rows change in one transaction: a reader or a
+killed run sees the file's old rows or its new rows, never a mix, and rerunning a write never
+duplicates a row.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from gemb2.store.records import EmbeddedFile, FileRecord, StoreError, segment_key
+
+os.environ.setdefault("LANCE_LOG", "error")
+
+SCHEMA_VERSION = 1
+DEFAULT_TABLE = "media"
+
+
+def default_db_uri() -> str:
+    """`$GEMB2_DB`, else `$XDG_DATA_HOME/gemb2/lancedb` (`~/.local/share/gemb2/lancedb`)."""
+    if os.environ.get("GEMB2_DB"):
+        return os.environ["GEMB2_DB"]
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return os.path.join(base, "gemb2", "lancedb")
+
+
+def segment_schema(dim: int, model: str, source: str = "") -> pa.Schema:
+    """The segments table: one row per segment of a file."""
+    return pa.schema(
+        [
+            pa.field("key", pa.string(), nullable=False),  # primary key: hash of path bytes + segment index
+            pa.field("path", pa.string(), nullable=False),
+            pa.field("modality", pa.string(), nullable=False),  # text | image | audio | video | mixed
+            pa.field("segment", pa.int32(), nullable=False),  # 0-based index of the window within the file
+            pa.field("n_segments", pa.int32(), nullable=False),
+            pa.field("start", pa.float64(), nullable=False),  # seconds (audio, video) or characters (text)
+            pa.field("end", pa.float64(), nullable=False),
+            pa.field("size", pa.int64(), nullable=False),
+            pa.field("mtime_ns", pa.int64(), nullable=False),
+            pa.field("content_hash", pa.string(), nullable=False),
+            pa.field("model", pa.string(), nullable=False),
+            pa.field("dim", pa.int32(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),  # L2-normalised
+            pa.field("text", pa.string(), nullable=True),  # the segment's text, where it has text
+        ],
+        metadata={
+            "gemb2.schema_version": str(SCHEMA_VERSION),
+            "gemb2.model": model,  # the id of the model every vector comes from
+            "gemb2.model_source": source,  # how to load it again: a preset name or a model folder
+            "gemb2.dim": str(dim),
+        },
+    )
+
+
+def sql_str(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _in_list(paths: Sequence[str]) -> str:
+    return "path IN (" + ", ".join(sql_str(p) for p in paths) + ")"
+
+
+class LanceStore:
+    """Segment rows in a LanceDB table. The table is tied to one model: its id and dimension are in the schema."""
+
+    def __init__(self, uri: str, table: str = DEFAULT_TABLE, *, model: str | None = None, dim: int | None = None, source: str = ""):
+        import lancedb
+
+        if not table or not all(c.isalnum() or c in "_-." for c in table):
+            raise StoreError(f"invalid table name {table!r}: use letters, digits, '_', '-' and '.'")
+        self.uri, self.table_name = uri, table
+        try:
+            self._db = lancedb.connect(uri)
+        except Exception as e:  # noqa: BLE001 - lancedb raises several types; the message is what matters
+            raise StoreError(f"cannot open database {uri}: {e}") from e
+        self._table = self._open()
+        self.model, self.dim, self.source = model, dim, source
+        if self._table is not None:
+            meta = self._table.schema.metadata or {}
+            version = int(meta.get(b"gemb2.schema_version", b"0"))
+            if version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"table {table!r} in {uri} has schema version {version}; this gemb2 reads version {SCHEMA_VERSION}"
+                )
+            stored_model = meta.get(b"gemb2.model", b"").decode()
+            if model is not None and stored_model != model:
+                raise StoreError(
+                    f"table {table!r} in {uri} holds vectors of model {stored_model!r}, not {model!r}: "
+                    f"pass --table NAME for a table of its own, or --rebuild to drop it and embed again"
+                )
+            self.model, self.dim = stored_model, int(meta[b"gemb2.dim"])
+            self.source = meta.get(b"gemb2.model_source", b"").decode()
+
+    def _open(self):
+        if self.table_name not in self._db.list_tables().tables:
+            return None
+        return self._db.open_table(self.table_name)
+
+    @property
+    def table(self):
+        """The LanceDB table, or None if nothing was written yet."""
+        return self._table
+
+    def drop(self) -> None:
+        """Drop the table (for --rebuild)."""
+        if self._table is not None:
+            self._db.drop_table(self.table_name)
+            self._table = None
+
+    def _create(self) -> None:
+        if self.model is None or self.dim is None:
+            raise StoreError("the store needs the model id and dimension to create its table")
+        try:
+            self._table = self._db.create_table(self.table_name, schema=segment_schema(self.dim, self.model, self.source))
+        except ValueError:  # another process created it first
+            self._table = self._open()
+        self._table.set_unenforced_primary_key("key")
+
+    def count(self) -> int:
+        return 0 if self._table is None else self._table.count_rows()
+
+    def known_files(self) -> dict[str, FileRecord]:
+        if self._table is None:
+            return {}
+        cols = ["path", "size", "mtime_ns", "content_hash", "model", "n_segments"]
+        t = self._table.search().where("segment = 0").select(cols).limit(None).to_arrow()
+        return {
+            r["path"]: FileRecord(r["path"], r["size"], r["mtime_ns"], r["content_hash"], r["model"], r["n_segments"])
+            for r in t.to_pylist()
+        }
+
+    def write(self, files: Sequence[EmbeddedFile]) -> None:
+        if not files:
+            return
+        if self._table is None:
+            self._create()
+        data = self._to_arrow(files)
+        (
+            self._table.merge_insert("key")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(_in_list([f.record.path for f in files]))
+            .execute(data)
+        )
+
+    def _to_arrow(self, files: Sequence[EmbeddedFile]) -> pa.Table:
+        cols: dict[str, list] = {name: [] for name in segment_schema(1, "").names}
+        vectors = []
+        for f in files:
+            rec = f.record
+            for r in f.rows:
+                cols["key"].append(segment_key(rec.path, r.segment))
+                cols["path"].append(rec.path)
+                cols["modality"].append(r.modality)
+                cols["segment"].append(r.segment)
+                cols["n_segments"].append(rec.n_segments)
+                cols["start"].append(float(r.start))
+                cols["end"].append(float(r.end))
+                cols["size"].append(rec.size)
+                cols["mtime_ns"].append(rec.mtime_ns)
+                cols["content_hash"].append(rec.content_hash)
+                cols["model"].append(rec.model)
+                cols["dim"].append(self.dim)
+                cols["text"].append(r.text)
+                vectors.append(r.vector)
+        schema = segment_schema(self.dim, self.model)
+        flat = np.ascontiguousarray(np.stack(vectors).astype(np.float32, copy=False)).reshape(-1)  # (N * dim,)
+        if flat.size != len(vectors) * self.dim:
+            raise StoreError(f"vectors of dimension {len(flat) // max(len(vectors), 1)} for a table of dimension {self.dim}")
+        cols["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), self.dim)
+        arrays = [cols[n] if isinstance(cols[n], pa.Array) else pa.array(cols[n], schema.field(n).type) for n in schema.names]
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def remove(self, paths: Sequence[str]) -> None:
+        if self._table is None or not paths:
+            return
+        for i in range(0, len(paths), 512):
+            self._table.delete(_in_list(paths[i : i + 512]))
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        *,
+        where: str | None = None,
+        modality: str | None = None,
+    ) -> list[dict]:
+        """The k nearest rows by cosine similarity, best first: dicts with score, path, modality, start, end, text."""
+        if self._table is None:
+            return []
+        if vector.shape != (self.dim,):
+            raise StoreError(f"query vector has shape {vector.shape}; the table holds vectors of dimension {self.dim}")
+        q = self._table.search(vector.astype(np.float32), vector_column_name="vector").distance_type("cosine").limit(k)
+        filters = [f"({where})"] if where else []
+        if modality:
+            filters.append(f"modality = {sql_str(modality)}")
+        if filters:
+            q = q.where(" AND ".join(filters), prefilter=True)
+        cols = ["path", "modality", "segment", "start", "end", "text", "_distance"]
+        rows = q.select(cols).to_arrow().to_pylist()
+        for r in rows:
+            r["score"] = 1.0 - float(r.pop("_distance"))
+        return rows
+
+    def close(self) -> None:
+        self._table = None
