@@ -67,8 +67,6 @@ class ShardStore:
                 )
             self._m = m
         else:
-            if model is not None and dim is None:
-                raise StoreError("a new shard folder needs the vector dimension")
             self._m = {"schema_version": SCHEMA_VERSION, "model": model, "dim": dim, "next_shard": 1, "shards": {}, "files": {}}
         self.model, self.dim, self.source = self._m["model"], self._m["dim"], self._m.get("source", "")
 

@@ -1,0 +1,187 @@
+"""Embedding throughput, incremental-rerun cost and memory of `gemb2 embed`, with the tiny model on this CPU.
+
+    python benchmarks/embed.py [--quick]
+
+Prints, each against a baseline measured in the same run:
+  1. files/s and segments/s per modality (text, image, audio, video) through the whole pipeline
+     (discovery, loader processes, model, LanceDB writes);
+  2. rerun time on an unchanged 10,000-file tree, as a ratio to a bare `os.scandir` walk of the same tree
+     (goal <= 3x), and to a walk that also stats every file;
+  3. peak RSS of `gemb2 embed` (all processes) on a 30-minute video with sound (goal < 1.5 GB).
+Results go in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+os.environ.setdefault("LANCE_LOG", "error")
+
+from benchmarks._util import PeakRSS  # noqa: E402
+from tests.media import write_image, write_text, write_wav  # noqa: E402
+
+
+def make_corpus(root: str, n_text: int, n_image: int, n_audio: int, n_video: int) -> None:
+    import numpy as np
+
+    words = "the a cat dog car red blue sea boat music river city night light stone paper".split()
+    rng = np.random.default_rng(0)
+    for i in range(n_text):
+        write_text(os.path.join(root, "text", f"t{i:05d}.txt"), " ".join(rng.choice(words, size=rng.integers(20, 400))))
+    for i in range(n_image):  # 640x480 JPEGs
+        write_image(os.path.join(root, "image", f"i{i:05d}.jpg"), seed=i, size=(480, 640))
+    for i in range(n_audio):  # 60 s at 44.1 kHz -> 2 windows each
+        write_wav(os.path.join(root, "audio", f"a{i:03d}.wav"), seconds=60, freq=220 + 10 * i, sr=44100)
+    os.makedirs(os.path.join(root, "video"), exist_ok=True)
+    for i in range(n_video):  # 60 s, 320x240 @ 25 fps, H.264 + AAC -> 2 windows each
+        ffmpeg_testsrc(os.path.join(root, "video", f"v{i:03d}.mp4"), 60, "320x240", 25)
+
+
+def ffmpeg_testsrc(path: str, seconds: int, size: str, fps: int) -> None:
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size={size}:rate={fps}",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", str(seconds), "-c:v", "libx264",
+         "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", path],
+        check=True,
+    )
+
+
+def throughput(root: str, workers: int) -> None:
+    from gemb2.model import load_model
+    from gemb2.pipeline.embed import EmbedOptions, run_embed
+    from gemb2.store import LanceStore
+
+    model = load_model("tiny")
+    print(f"\n## 1. Throughput per modality (tiny model, {workers} loader processes, CPU threads {os.cpu_count()})")
+    print(f"{'modality':<8} {'files':>6} {'segments':>9} {'seconds':>8} {'files/s':>9} {'segments/s':>11}")
+    for modality in ("text", "image", "audio", "video"):
+        db = tempfile.mkdtemp(prefix="gemb2-bench-db-")
+        store = LanceStore(db, model=model.model_id, dim=model.config.out_dim)
+        t0 = time.perf_counter()
+        r = run_embed([os.path.join(root, modality)], store, model_id=model.model_id, get_model=lambda: model,
+                      options=EmbedOptions(workers=workers))
+        dt = time.perf_counter() - t0
+        assert r.files_failed == 0, r.failures
+        n = r.files_added
+        print(f"{modality:<8} {n:>6} {r.rows_added:>9} {dt:>8.2f} {n / dt:>9.1f} {r.rows_added / dt:>11.1f}")
+        shutil.rmtree(db)
+
+
+def walk_bare(root: str) -> int:
+    n, todo = 0, [root]
+    while todo:
+        with os.scandir(todo.pop()) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    todo.append(e.path)
+                else:
+                    n += 1
+    return n
+
+
+def walk_stat(root: str) -> int:
+    n, todo = 0, [root]
+    while todo:
+        with os.scandir(todo.pop()) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    todo.append(e.path)
+                else:
+                    e.stat(follow_symlinks=False)
+                    n += 1
+    return n
+
+
+def best_of(fn, repeat: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def rerun(n_files: int, workers: int) -> None:
+    from gemb2.model import load_model
+    from gemb2.pipeline.embed import EmbedOptions, run_embed
+    from gemb2.store import LanceStore
+
+    root = tempfile.mkdtemp(prefix="gemb2-bench-tree-")
+    for i in range(n_files):
+        write_text(os.path.join(root, f"d{i // 100:03d}", f"f{i:05d}.txt"), f"file number {i}")
+    model = load_model("tiny")
+    db = tempfile.mkdtemp(prefix="gemb2-bench-db-")
+    store = LanceStore(db, model=model.model_id, dim=model.config.out_dim)
+    t0 = time.perf_counter()
+    first = run_embed([root], store, model_id=model.model_id, get_model=lambda: model, options=EmbedOptions(workers=workers))
+    t_first = time.perf_counter() - t0
+
+    def never():
+        raise AssertionError("model loaded on an unchanged tree")
+
+    def again():
+        r = run_embed([root], LanceStore(db), model_id=model.model_id, get_model=never, options=EmbedOptions(workers=workers))
+        assert r.files_unchanged == n_files, r
+
+    walk_bare(root)  # warm the dentry cache for every contender alike
+    t_rerun, t_bare, t_stat = best_of(again), best_of(lambda: walk_bare(root)), best_of(lambda: walk_stat(root))
+    print(f"\n## 2. Rerun on an unchanged {n_files}-file tree (best of 5, warm cache)")
+    print(f"first run: {first.files_added} files in {t_first:.1f}s")
+    print(f"bare os.scandir walk (baseline): {t_bare * 1e3:8.1f} ms")
+    print(f"os.scandir walk + stat:          {t_stat * 1e3:8.1f} ms   ({t_stat / t_bare:.2f}x baseline)")
+    print(f"gemb2 rerun (walk, stat, diff):  {t_rerun * 1e3:8.1f} ms   ({t_rerun / t_bare:.2f}x baseline; goal <= 3x)")
+    shutil.rmtree(root)
+    shutil.rmtree(db)
+
+
+def long_video_rss(minutes: int) -> None:
+    tmp = tempfile.mkdtemp(prefix="gemb2-bench-video-")
+    path = os.path.join(tmp, "media", "long.mp4")
+    os.makedirs(os.path.dirname(path))
+    t0 = time.perf_counter()
+    ffmpeg_testsrc(path, minutes * 60, "1280x720", 25)
+    print(f"\n## 3. Peak RSS embedding one {minutes}-minute 1280x720 H.264+AAC video "
+          f"({os.path.getsize(path) / 1e6:.0f} MB, made in {time.perf_counter() - t0:.0f}s)")
+    base = subprocess.Popen([sys.executable, "-c", "import gemb2.model, gemb2.pipeline.embed, lancedb, torch, time; time.sleep(3)"])
+    with PeakRSS(base.pid) as idle:
+        base.wait()
+    cmd = [sys.executable, "-m", "cli.main", "embed", os.path.join(tmp, "media"), "--model", "tiny",
+           "--db", os.path.join(tmp, "db"), "--json", "--quiet"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with PeakRSS(proc.pid) as peak:
+        out, err = proc.communicate()
+    dt = time.perf_counter() - t0
+    assert proc.returncode == 0, err
+    print(f"baseline: a process that imports gemb2, torch and lancedb: {idle.peak / 2**20:7.0f} MiB")
+    print(f"gemb2 embed (all processes), peak RSS:                   {peak.peak / 2**20:7.0f} MiB "
+          f"({peak.peak / idle.peak:.2f}x baseline; goal < 1536 MiB) in {dt:.0f}s; {out.strip()}")
+    shutil.rmtree(tmp)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller corpora, a 3-minute video")
+    ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    ap.add_argument("--only", choices=["throughput", "rerun", "rss"])
+    a = ap.parse_args()
+    if a.only in (None, "throughput"):
+        root = tempfile.mkdtemp(prefix="gemb2-bench-corpus-")
+        make_corpus(root, *((100, 50, 4, 2) if a.quick else (1000, 300, 20, 6)))
+        throughput(root, a.workers)
+        shutil.rmtree(root)
+    if a.only in (None, "rerun"):
+        rerun(1000 if a.quick else 10_000, a.workers)
+    if a.only in (None, "rss"):
+        long_video_rss(3 if a.quick else 30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""`gemb2 embed PATH...`: embed files into a LanceDB table (default) or safetensors shards; `-` embeds stdin lines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from cli import common
+from cli.common import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, die
+
+
+class _Bar:
+    """tqdm on stderr, only when stderr is a terminal and not --quiet."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar = enabled, None
+
+    def start(self, total: int) -> None:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="file", desc="embedding", file=sys.stderr, dynamic_ncols=True)
+
+    def advance(self, n: int = 1) -> None:
+        if self.bar:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.close()
+
+
+def embed(
+    paths: Annotated[List[str], typer.Argument(help="Files and folders to embed (recursively), or - for text lines on stdin.")],
+    db: Annotated[Optional[str], typer.Option(help="LanceDB database folder or URI. [env: GEMB2_DB; default: ~/.local/share/gemb2/lancedb]")] = None,
+    table: Annotated[Optional[str], typer.Option(help="Table name. [env: GEMB2_TABLE; default: media]")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write safetensors shards + an index to this folder instead of LanceDB.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model: a preset name (tiny) or a model folder. [env: GEMB2_MODEL; default: gemb2-mini]")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N. [env: GEMB2_DEVICE]")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Loader processes (0: load in this process). [default: min(4, CPUs)]")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Segments per model call.")] = 32,
+    commit_rows: Annotated[int, typer.Option(min=1, help="Rows buffered per store write; a killed run redoes at most this many.")] = 2048,
+    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symlinks that lead out of the given folders.")] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the table (or shard folder) first and embed everything again.")] = False,
+    task: Annotated[str, typer.Option(help="For `-` (stdin): the prompt, document | query | none.")] = "document",
+    dim: Annotated[Optional[int], typer.Option(help="For `-` (stdin): a Matryoshka dimension to truncate to.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")] = False,
+) -> None:
+    """Embed files (text, images, audio, video) into a LanceDB table or safetensors shards.
+
+    A rerun skips unchanged files, re-embeds changed ones and removes the rows of deleted ones.
+    Exit codes: 0 done, 3 some files failed (the rest were done), 2 usage error, 1 fatal error.
+    """
+    if "-" in paths:
+        if len(paths) > 1:
+            die("`-` (stdin) cannot be combined with other paths", EXIT_USAGE)
+        _embed_stdin(common.model_name(model), device, batch_size, task, dim)
+        return
+    for p in paths:
+        if not Path(p).exists() and not Path(p).is_symlink():
+            die(f"no such file or folder: {p}", EXIT_USAGE)
+
+    from gemb2.pipeline.embed import EmbedOptions, run_embed
+    from gemb2.store import LanceStore, ShardStore, StoreError
+
+    source = common.model_name(model)
+    model_id = common.model_id_of(source)
+    loaded = {}
+
+    def get_model():
+        if "m" not in loaded:
+            loaded["m"] = common.load_model(source, device)
+        return loaded["m"]
+
+    try:
+        if out is not None:
+            store = ShardStore(str(out), model=model_id, dim=None if rebuild else _peek_dim(out))
+        else:
+            store = LanceStore(common.db_uri(db), common.table_name(table), model=None if rebuild else model_id)
+        if rebuild:
+            store.drop()
+        if store.model is None or store.dim is None:  # a new table or folder: it takes this model's id and dimension
+            store.model, store.dim = model_id, get_model().config.out_dim
+            store.source = _source_path(source)
+    except StoreError as e:
+        die(str(e))
+
+    def on_failure(f) -> None:
+        if not quiet:
+            common.warn(f"failed: {f.path}: {f.reason}")
+
+    opts = EmbedOptions(follow_symlinks=follow_symlinks, workers=workers, batch_size=batch_size, commit_rows=commit_rows)
+    try:
+        report = run_embed(
+            paths,
+            store,
+            model_id=model_id,
+            get_model=get_model,
+            options=opts,
+            progress=_Bar(enabled=not quiet and common.stderr_is_tty()),
+            on_failure=on_failure,
+        )
+    except StoreError as e:
+        die(str(e))
+    except OSError as e:
+        die(f"writing to the store failed: {e}")
+    finally:
+        store.close()
+
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    if not quiet:
+        r = report
+        common.warn(
+            f"{r.files_added} added, {r.files_updated} updated, {r.files_unchanged} unchanged, "
+            f"{r.files_removed} removed, {r.files_failed} failed files; "
+            f"{r.rows_added + r.rows_updated} rows written, {r.rows_removed} removed in {r.seconds:.1f}s"
+        )
+    raise typer.Exit(EXIT_PARTIAL if report.files_failed else EXIT_OK)
+
+
+def _source_path(source: str) -> str:
+    """A model source as recorded with a table: presets by name, folders by absolute path."""
+    return str(Path(source).resolve()) if Path(source).is_dir() else source
+
+
+def _peek_dim(out: Path) -> int | None:
+    """The dimension of an existing shard folder, from its manifest (None for a new folder)."""
+    manifest = out / "manifest.json"
+    if not manifest.exists():
+        return None
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get("dim")
+    except ValueError:
+        return None
+
+
+def _embed_stdin(source: str, device: str | None, batch_size: int, task: str, dim: int | None) -> None:
+    """Texts on stdin, one per line -> JSON lines {"line", "text", "vector"} on stdout, as lines arrive."""
+    from gemb2.pipeline.embed import iter_lines
+
+    if task not in ("document", "query", "none"):
+        die(f"--task must be document, query or none, not {task!r}", EXIT_USAGE)
+    m = common.load_model(source, device)
+    if dim is not None and dim not in m.config.matryoshka_dims:
+        die(f"--dim {dim}: this model's dimensions are {', '.join(map(str, m.config.matryoshka_dims))}", EXIT_USAGE)
+    n = 0
+    for lines in iter_lines(sys.stdin, batch_size):
+        vecs = m.encode(lines, task=None if task == "none" else task, dim=dim, batch_size=batch_size)
+        out = [json.dumps({"line": n + i + 1, "text": t, "vector": [round(float(x), 7) for x in v]}, ensure_ascii=False) for i, (t, v) in enumerate(zip(lines, vecs))]
+        sys.stdout.write("\n".join(out) + "\n")
+        sys.stdout.flush()
+        n += len(lines)

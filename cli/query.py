@@ -1,0 +1,68 @@
+"""`gemb2 query [TEXT] [--image F] [--audio F] [--video F]`: nearest neighbours of an interleaved query."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cli import common
+from cli.common import EXIT_USAGE, die
+
+
+def query(
+    text: Annotated[Optional[str], typer.Argument(help="Query text (optional when a file is given).")] = None,
+    image: Annotated[Optional[Path], typer.Option(help="An image file, part of the query.")] = None,
+    audio: Annotated[Optional[Path], typer.Option(help="An audio file (its first window), part of the query.")] = None,
+    video: Annotated[Optional[Path], typer.Option(help="A video file (its first window), part of the query.")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many results.")] = 10,
+    modality: Annotated[Optional[str], typer.Option(help="Only rows of this modality: text, image, audio, video.")] = None,
+    where: Annotated[Optional[str], typer.Option(help="A SQL filter on the table's columns, e.g. \"path LIKE '%/2024/%'\".")] = None,
+    db: Annotated[Optional[str], typer.Option(help="LanceDB database folder or URI. [env: GEMB2_DB]")] = None,
+    table: Annotated[Optional[str], typer.Option(help="Table name. [env: GEMB2_TABLE; default: media]")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model; by default the one the table was built with.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N. [env: GEMB2_DEVICE]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of rank, score, path, modality, start, end.")] = False,
+) -> None:
+    """Find the rows nearest to a query made of text and/or files (given together, they form one interleaved query)."""
+    from gemb2.pipeline.query import QueryError, query_parts, query_vector, search
+    from gemb2.pipeline.spec import load_spec_for
+    from gemb2.store import LanceStore, StoreError
+
+    if modality is not None and modality not in ("text", "image", "audio", "video", "mixed"):
+        die(f"--modality must be text, image, audio, video or mixed, not {modality!r}", EXIT_USAGE)
+    files = [(m, str(p)) for m, p in (("image", image), ("audio", audio), ("video", video)) if p is not None]
+    for _, p in files:
+        if not Path(p).is_file():
+            die(f"no such file: {p}", EXIT_USAGE)
+    if not text and not files:
+        die("give a query text, or --image/--audio/--video", EXIT_USAGE)
+
+    uri, name = common.db_uri(db), common.table_name(table)
+    try:
+        store = LanceStore(uri, name)
+    except StoreError as e:
+        die(str(e))
+    if store.table is None:
+        die(f"no table {name!r} in {uri}: run `gemb2 embed PATH` first", EXIT_USAGE)
+    source = model or store.source or common.model_name(None)
+    if common.model_id_of(source) != store.model:
+        die(f"table {name!r} was built with model {store.model!r}, not {source!r}", EXIT_USAGE)
+    m = common.load_model(source, device)
+    try:
+        parts = query_parts(text, files, load_spec_for(m))
+        hits = search(store, query_vector(m, parts), k, modality=modality, where=where)
+    except QueryError as e:
+        die(str(e), EXIT_USAGE)
+    except ValueError as e:  # a bad --where reaches us from LanceDB as a ValueError / lance error
+        die(f"query failed: {e}", EXIT_USAGE)
+
+    if as_json:
+        typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        return
+    for h in hits:
+        where_in = f" [{h.start:.1f}-{h.end:.1f}s]" if h.modality in ("audio", "video") else ""
+        typer.echo(f"{h.rank:>3}  {h.score:.4f}  {h.modality:<5}  {h.path}{where_in}")
+

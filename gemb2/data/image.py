@@ -1,0 +1,91 @@
+"""Image files -> one segment holding a (size, size, 3) uint8 RGB image.
+
+Pillow decodes; the steps, in order:
+1. The header gives width x height; more than `spec.max_image_pixels` is refused *before* decoding
+   (a decompression bomb: a small PNG may declare 30000x30000). Pillow's own guard
+   (`Image.MAX_IMAGE_PIXELS`) is set to the same limit.
+2. JPEGs are decoded at a reduced scale with `draft` (DCT scaling: 1/2, 1/4, 1/8), never below the
+   target size: most of the decode time of a large photo is saved.
+3. A truncated or corrupt file is a LoadError (Pillow's LOAD_TRUNCATED_IMAGES is never turned on).
+4. EXIF orientation is applied (`ImageOps.exif_transpose`); animated files give their first frame.
+5. Any mode -> RGB: alpha and palette transparency are composited on white, 16-bit grey is scaled to
+   8 bits, CMYK and the rest go through Pillow's `convert`.
+6. `gemb2.parts.fit_image`: shorter side to `spec.image_size`, centre crop.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Iterator
+
+import numpy as np
+
+from gemb2.data.segments import LoadError, Segment
+from gemb2.data.spec import LoadSpec
+from gemb2.parts import Image, fit_image
+
+
+def load_image(path: str, spec: LoadSpec) -> Iterator[Segment]:
+    pixels = fit_image(read_rgb(path, spec.max_image_pixels, spec.image_size), spec.image_size)
+    yield Segment(index=0, start=0.0, end=0.0, parts=(Image(pixels),))
+
+
+def read_rgb(path: str, max_pixels: int, min_side: int | None = None) -> np.ndarray:
+    """Decode an image file to (H, W, 3) uint8 RGB, EXIF-oriented. JPEGs may come out reduced, but
+    with both sides still >= `min_side` (or their full size when smaller)."""
+    from PIL import Image as PILImage
+    from PIL import ImageOps, UnidentifiedImageError
+
+    PILImage.MAX_IMAGE_PIXELS = max_pixels
+    fmt = "image"
+    try:
+        with warnings.catch_warnings():  # between 1x and 2x the limit Pillow only warns; our check below refuses
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            img = PILImage.open(path)
+        with img:
+            fmt = img.format or fmt
+            w, h = img.size
+            if w * h > max_pixels:
+                raise LoadError(f"image too large: {w}x{h} = {w * h} pixels > max_image_pixels {max_pixels} "
+                                "(decompression-bomb guard)")
+            if min_side and img.format == "JPEG":
+                img.draft("RGB", (min_side, min_side))
+            img.load()
+            try:
+                oriented = ImageOps.exif_transpose(img)
+            except Exception:  # a malformed EXIF block: keep the image as stored
+                oriented = img
+            return _to_rgb(oriented)
+    except LoadError:
+        raise
+    except PILImage.DecompressionBombError as e:
+        raise LoadError(f"image too large (decompression-bomb guard): {e}") from None
+    except UnidentifiedImageError:
+        raise LoadError("cannot identify the image format") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise LoadError(f"truncated or corrupt {fmt}: {e}") from None
+
+
+def _to_rgb(img) -> np.ndarray:
+    """Any Pillow image -> (H, W, 3) uint8 RGB; transparency composited on white."""
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        a = np.asarray(img).astype(np.float32)  # (H, W)
+        if mode == "I" and a.max(initial=0) <= 255:
+            grey = np.clip(a, 0, 255)
+        else:
+            grey = np.clip(a, 0, 65535) / 257.0
+        grey8 = np.round(grey).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey8[:, :, None], 3, axis=2))
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("LA", "La", "PA", "RGBa") or (mode not in ("RGB", "RGBA") and "transparency" in img.info):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        rgba = np.asarray(img).astype(np.float32)  # (H, W, 4)
+        alpha = rgba[:, :, 3:] / 255.0
+        rgb = rgba[:, :, :3] * alpha + 255.0 * (1.0 - alpha)
+        return np.round(rgb).astype(np.uint8)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))

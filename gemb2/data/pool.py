@@ -1,0 +1,277 @@
+"""Load many files in parallel worker processes, as one ordered-per-file stream of events.
+
+    for ev in load_parallel(entries, spec, workers=4):
+        SegmentLoaded(file_id, segment)             # file_id = index into entries; a file's segments in order
+        FileDone(file_id, n_segments, content_hash)  # after the file's last segment
+        FileFailed(file_id, reason)                  # instead of FileDone; discard that file's segments
+
+Design (the parent is the scheduler; no shared queue whose pipe a dying worker could corrupt):
+- Workers are `spawn`ed processes (LanceDB and several codecs are not fork-safe). Each has its own task
+  pipe and its own result pipe; the parent gives each worker at most PREFETCH files at a time and
+  multiplexes the result pipes and the process sentinels with `multiprocessing.connection.wait`.
+- A worker announces each file it starts. When a worker dies (a codec segfaults, the OOM killer), the
+  file it had started is reported FileFailed, the files it had not started go back to the queue, and a
+  replacement worker is started. A run never hangs on a dead worker.
+- Memory is bounded: the parent buffers at most `max_pending_segments` segments and reads a pipe only
+  when it has room; a worker whose pipe is full blocks in `send`. In flight at any time: the buffer plus
+  about one segment per worker.
+- The content hash (blake2b, 16-byte digest as 32 hex chars) is computed by the worker after the
+  segments, streaming the file in 1 MiB blocks.
+- Closing the generator early (the consumer stops iterating) terminates the workers.
+- `workers=0` loads in the calling process, with the same events (for debugging and tests).
+
+Segments travel pickled over the pipes (numpy arrays pickle as one raw buffer); nothing is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing as mp
+import signal
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import Iterator, Sequence
+
+from gemb2.data.discover import FileEntry
+from gemb2.data.segments import LoadError, Segment, load_file
+from gemb2.data.spec import LoadSpec
+
+PREFETCH = 2  # files handed to a worker ahead of time (one loading, one queued)
+HASH_BLOCK = 1 << 20
+
+
+@dataclass
+class SegmentLoaded:
+    file_id: int
+    segment: Segment
+
+
+@dataclass
+class FileDone:
+    file_id: int
+    n_segments: int
+    content_hash: str  # blake2b, 32 hex chars, of the file's bytes
+
+
+@dataclass
+class FileFailed:
+    file_id: int
+    reason: str  # without the path
+
+
+Event = SegmentLoaded | FileDone | FileFailed
+
+
+def content_hash(path: str) -> str:
+    """blake2b (digest_size=16, 32 hex chars) of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while block := f.read(HASH_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_file_events(file_id: int, path: str, modality: str, spec: LoadSpec) -> Iterator[Event]:
+    """The events of one file, loaded here: its segments, then FileDone, or FileFailed at the first error."""
+    n = 0
+    try:
+        for seg in load_file(path, modality, spec):
+            yield SegmentLoaded(file_id, seg)
+            n += 1
+        digest = content_hash(path)
+    except Exception as e:  # any loader exception is this file's failure, never the run's
+        yield FileFailed(file_id, failure_reason(e, path))
+        return
+    yield FileDone(file_id, n, digest)
+
+
+def failure_reason(e: BaseException, path: str) -> str:
+    """A one-line reason for a person, without the path (the caller reports the path itself)."""
+    if isinstance(e, LoadError):
+        reason = str(e)
+    elif isinstance(e, OSError) and e.strerror:
+        reason = e.strerror
+    else:
+        reason = f"{type(e).__name__}: {e}"
+    return reason.replace(path, "<file>").splitlines()[0] if reason else type(e).__name__
+
+
+def load_parallel(entries: Sequence[FileEntry], spec: LoadSpec, *, workers: int,
+                  max_pending_segments: int = 256) -> Iterator[Event]:
+    """Load `entries` in `workers` processes (0: in this process) and yield their events as they come.
+
+    Events of one file come in segment order; events of different files may interleave.
+    """
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    if max_pending_segments < 1:
+        raise ValueError(f"max_pending_segments must be >= 1, got {max_pending_segments}")
+    if workers == 0:
+        for i, e in enumerate(entries):
+            yield from load_file_events(i, e.path, e.modality, spec)
+        return
+    if not entries:
+        return
+    pool = _Pool(entries, spec, min(workers, len(entries)), max_pending_segments)
+    try:
+        yield from pool.run()
+    finally:
+        pool.shutdown()
+
+
+class _Worker:
+    def __init__(self, ctx, spec: LoadSpec):
+        task_recv, self.tasks = ctx.Pipe(duplex=False)
+        self.results, result_send = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_worker_main, args=(task_recv, result_send, spec), daemon=True,
+                                name="gemb2-loader")
+        self.proc.start()
+        task_recv.close()  # the child holds its ends; closing ours lets a dead child read as EOF
+        result_send.close()
+        self.assigned: deque[int] = deque()  # file ids given, in order; the first may be started
+        self.started: int | None = None
+        self.alive = True
+
+
+class _Pool:
+    def __init__(self, entries: Sequence[FileEntry], spec: LoadSpec, workers: int, max_pending: int):
+        self.entries = entries
+        self.spec = spec
+        self.ctx = mp.get_context("spawn")
+        self.max_pending = max_pending
+        self.todo: deque[int] = deque(range(len(entries)))
+        self.buffer: deque[Event] = deque()
+        self.buffered_segments = 0
+        self.deaths_without_progress = 0
+        self.workers = [_Worker(self.ctx, spec) for _ in range(workers)]
+
+    def run(self) -> Iterator[Event]:
+        remaining = len(self.entries)
+        while remaining:
+            self._assign()
+            self._receive(block=not self.buffer)
+            while self.buffer:
+                ev = self.buffer.popleft()
+                if isinstance(ev, SegmentLoaded):
+                    self.buffered_segments -= 1
+                else:
+                    remaining -= 1
+                yield ev
+                if self.buffered_segments < self.max_pending:
+                    break  # go back and read the pipes while there is room
+
+    def _assign(self) -> None:
+        for w in self.workers:
+            while self.todo and len(w.assigned) < PREFETCH:
+                fid = self.todo.popleft()
+                e = self.entries[fid]
+                w.tasks.send((fid, e.path, e.modality))
+                w.assigned.append(fid)
+
+    def _receive(self, block: bool) -> None:
+        """Move ready messages from the workers into the buffer while it has room; handle dead workers."""
+        if self.buffered_segments >= self.max_pending:
+            return
+        by_conn = {w.results: w for w in self.workers}
+        by_sentinel = {w.proc.sentinel: w for w in self.workers}
+        ready = wait(list(by_conn) + list(by_sentinel), timeout=None if block else 0)
+        for obj in ready:
+            w = by_conn.get(obj) or by_sentinel.get(obj)
+            if w is None or not w.alive:
+                continue
+            if obj in by_conn:
+                self._read(w)
+            else:
+                self._read(w, drain=True)
+                if w.alive:
+                    self._replace(w)
+
+    def _read(self, w: _Worker, drain: bool = False) -> None:
+        try:
+            while w.results.poll() and (drain or self.buffered_segments < self.max_pending):
+                self._handle(w, w.results.recv())
+        except (EOFError, OSError):
+            if w.alive:
+                w.proc.join(timeout=5)
+                self._replace(w)
+
+    def _handle(self, w: _Worker, msg: tuple) -> None:
+        kind, fid = msg[0], msg[1]
+        if kind == "start":
+            w.started = fid
+            self.deaths_without_progress = 0
+            return
+        if kind == "seg":
+            self.buffer.append(SegmentLoaded(fid, msg[2]))
+            self.buffered_segments += 1
+            return
+        w.assigned.remove(fid)
+        w.started = None
+        self.buffer.append(FileDone(fid, msg[2], msg[3]) if kind == "done" else FileFailed(fid, msg[2]))
+
+    def _replace(self, w: _Worker) -> None:
+        """A worker died: fail its started file, requeue the rest, start a replacement."""
+        w.alive = False
+        if w.proc.is_alive():
+            w.proc.kill()
+        w.proc.join()
+        code = w.proc.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        if w.started is not None:
+            self.buffer.append(FileFailed(w.started, f"loader worker process died ({how}) while loading"))
+            w.assigned.remove(w.started)
+        else:
+            self.deaths_without_progress += 1
+            if self.deaths_without_progress > 2 * len(self.workers) + 2:
+                raise RuntimeError(f"loader worker processes keep dying before loading anything ({how})")
+        self.todo.extendleft(reversed(w.assigned))
+        _close(w)
+        self.workers[self.workers.index(w)] = _Worker(self.ctx, self.spec)
+
+    def shutdown(self) -> None:
+        for w in self.workers:
+            if w.alive and w.proc.is_alive():
+                try:
+                    w.tasks.send(None)
+                except OSError:
+                    pass
+        for w in self.workers:
+            if not w.assigned:
+                w.proc.join(timeout=2)  # idle: it exits on None
+            if w.proc.is_alive():
+                w.proc.terminate()  # busy (the consumer stopped early) or stuck
+                w.proc.join(timeout=2)
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join()
+            _close(w)
+
+
+def _close(w: _Worker) -> None:
+    for conn in (w.tasks, w.results):
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+
+def _worker_main(tasks, results, spec: LoadSpec) -> None:
+    """A loader process: (file_id, path, modality) tasks in, ("start"|"seg"|"done"|"fail", file_id, ...) out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    while True:
+        try:
+            task = tasks.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        fid, path, modality = task
+        results.send(("start", fid))
+        for ev in load_file_events(fid, path, modality, spec):
+            if isinstance(ev, SegmentLoaded):
+                results.send(("seg", fid, ev.segment))
+            elif isinstance(ev, FileDone):
+                results.send(("done", fid, ev.n_segments, ev.content_hash))
+            else:
+                results.send(("fail", fid, ev.reason))

@@ -1,0 +1,83 @@
+"""Whisper's log-mel front end, exactly as openai-whisper computes it.
+
+Reference: openai/whisper `whisper/audio.py` (`log_mel_spectrogram`, `mel_filters`) and
+librosa `filters.mel` (Slaney mel scale and normalisation), whose output Whisper ships as
+`mel_filters.npz`. Steps: STFT (n_fft 400, hop 160, periodic Hann window, centred with
+reflect padding), power spectrum dropping the last frame, mel filterbank, log10 of
+clamp(1e-10), floor at (max - 8), then (x + 4) / 4.
+
+One difference, for batches only: Whisper takes the max over its whole input (one clip);
+here the max is taken per clip, so a batch of clips equals the clips one by one.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+SAMPLE_RATE = 16_000
+N_FFT = 400  # 25 ms window
+HOP_LENGTH = 160  # 10 ms: 100 frames per second
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa `hz_to_mel`, htk=False): linear below 1 kHz, logarithmic above."""
+    f_sp = 200.0 / 3
+    mels = f / f_sp
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, np.log(6.4) / 27.0
+    log_t = f >= min_log_hz
+    mels[log_t] = min_log_mel + np.log(f[log_t] / min_log_hz) / logstep
+    return mels
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    """Inverse of `_hz_to_mel` (librosa `mel_to_hz`, htk=False)."""
+    f_sp = 200.0 / 3
+    freqs = f_sp * m
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, np.log(6.4) / 27.0
+    log_t = m >= min_log_mel
+    freqs[log_t] = min_log_hz * np.exp(logstep * (m[log_t] - min_log_mel))
+    return freqs
+
+
+@lru_cache(maxsize=None)
+def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = 80) -> np.ndarray:
+    """(n_mels, 1 + n_fft // 2) float32, identical to `librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)`."""
+    fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)  # (F,) float64
+    edges = np.array([0.0, sr / 2.0])
+    mel_f = _mel_to_hz(np.linspace(*_hz_to_mel(edges), n_mels + 2))  # (n_mels + 2,) band edges in Hz
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)  # (n_mels + 2, F)
+    weights = np.zeros((n_mels, len(fftfreqs)), dtype=np.float32)  # librosa fills a float32 array
+    for i in range(n_mels):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    enorm = 2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels])  # Slaney: each triangle has unit area
+    weights *= enorm[:, np.newaxis]  # float32 *= float64, as librosa does
+    weights.flags.writeable = False
+    return weights
+
+
+def log_mel(samples: torch.Tensor, n_mels: int = 80) -> torch.Tensor:
+    """Whisper's log-mel spectrogram. (N,) or (B, N) float at 16 kHz -> (n_mels, N // 160) or (B, n_mels, N // 160).
+
+    Needs N > 200 samples (the STFT's reflect padding). Computed in float32 on the samples' device.
+    """
+    if samples.ndim not in (1, 2):
+        raise ValueError(f"log_mel expects (N,) or (B, N) samples, got shape {tuple(samples.shape)}")
+    if samples.shape[-1] <= N_FFT // 2:
+        raise ValueError(f"log_mel needs more than {N_FFT // 2} samples, got {samples.shape[-1]}")
+    x = samples.float()
+    window = torch.hann_window(N_FFT, periodic=True, device=x.device)
+    stft = torch.stft(x, N_FFT, HOP_LENGTH, window=window, center=True, pad_mode="reflect",
+                      return_complex=True)  # (..., F, frames + 1)
+    power = stft[..., :-1].abs() ** 2  # (..., F, frames)
+    filters = torch.from_numpy(mel_filterbank(n_mels=n_mels).copy()).to(x.device)  # (n_mels, F)
+    mel = filters @ power  # (..., n_mels, frames)
+    logs = torch.clamp(mel, min=1e-10).log10()
+    peak = logs.amax(dim=(-2, -1), keepdim=True)  # per clip
+    logs = torch.maximum(logs, peak - 8.0)
+    return (logs + 4.0) / 4.0

@@ -1,0 +1,185 @@
+"""The model's configuration: one frozen dataclass, and named sizes as builder functions.
+
+References: nanoGPT's `GPTConfig` (defaults carry their reason), torchtune's model builders
+(sizes are functions, not subclasses). The backbone fields use Hugging Face `BertConfig`'s
+meaning so a real checkpoint (all-MiniLM-L6-v2) can be imported by shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+IMAGE_STEMS = ("patch",)  # a later issue may add "efficientnet"
+AUDIO_STEMS = ("mel",)  # a later issue may add "whisper"
+MEL_FRAMES_PER_SECOND = 100  # Whisper's front end: hop 160 samples at 16 kHz
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Every number that decides the model's shapes and its input budget. Defaults are the `mini` size."""
+
+    name: str = "mini-random"  # the model's name in its id ("<name>@<digest>"); "-random" says: untrained
+    # --- backbone (BERT architecture; defaults = all-MiniLM-L6-v2, so its weights import as they are)
+    vocab_size: int = 30522  # bert-base-uncased WordPiece, the vendored tokenizer
+    hidden: int = 384
+    layers: int = 6
+    heads: int = 12
+    intermediate: int = 1536  # 4 x hidden, as BERT
+    max_positions: int = 512  # BERT's learned position table; the whole interleaved sequence must fit
+    layer_norm_eps: float = 1e-12  # BERT's value; the pretrained LayerNorms were trained with it
+    hidden_act: str = "gelu"  # exact (erf) GELU, as BERT
+    dropout: float = 0.1  # BERT's hidden and attention dropout; only active in train mode
+    # --- text
+    max_text_tokens: int = 256  # text budget incl. [CLS]/[SEP] and the prompt; MiniLM was trained at 256
+    query_prompt: str = "task: search result | query: "  # Gemini Embedding's query prefix
+    document_prompt: str = "title: none | text: "  # Gemini Embedding's document prefix
+    # --- images (and video frames)
+    image_stem: str = "patch"  # "patch": a conv patch projection trained from scratch (ViT's stem)
+    image_size: int = 224  # images are resized and centre-cropped to this square (gemb2.parts.fit_image)
+    patch_size: int = 32  # 224/32 = 7x7 = 49 tokens per image: several images still fit 512 positions
+    # --- audio
+    audio_stem: str = "mel"  # "mel": Whisper's log-mel, then a strided conv1d (one token per group of frames)
+    n_mels: int = 80  # Whisper's 80-bin log-mel front end
+    audio_frames_per_token: int = 20  # 20 mel frames = 0.2 s per token: a 30 s window is 150 tokens
+    audio_window_s: float = 30.0  # Whisper's window; longer audio is cut to its first window
+    # --- video
+    video_fps: float = 1.0  # frames sampled per second by the loaders
+    max_frames: int = 32  # frames kept per video window (evenly spaced if more arrive)
+    video_tokens_per_frame: int = 4  # each frame's patch grid is average-pooled to a 2x2 grid: 32 frames = 128 tokens
+    max_time_buckets: int = 32  # rows of the temporal embedding; later frames share the last row
+    time_bucket_s: float = 1.0  # seconds per temporal bucket: one bucket per sampled frame at 1 fps
+    # --- output
+    out_dim: int = 384  # projection size: the stored vector's dimension
+    matryoshka_dims: tuple[int, ...] = (384, 256, 128, 64)  # usable prefixes, descending; first == out_dim
+    seed: int = 0  # random init seed: every process builds identical untrained weights
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(f"ModelConfig: {msg}")
+
+        need(bool(self.name) and "@" not in self.name, f"name must be non-empty without '@', got {self.name!r}")
+        for key in ("vocab_size", "hidden", "layers", "heads", "intermediate", "max_positions", "image_size",
+                    "patch_size", "n_mels", "audio_frames_per_token", "max_frames", "video_tokens_per_frame",
+                    "max_time_buckets", "out_dim"):
+            need(getattr(self, key) >= 1, f"{key} must be >= 1, got {getattr(self, key)}")
+        need(self.hidden % self.heads == 0, f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        need(self.hidden_act == "gelu", f"hidden_act must be 'gelu', got {self.hidden_act!r}")
+        need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        need(3 <= self.max_text_tokens <= self.max_positions,
+             f"max_text_tokens must be in [3, max_positions={self.max_positions}], got {self.max_text_tokens}")
+        need(self.image_stem in IMAGE_STEMS, f"image_stem must be one of {IMAGE_STEMS}, got {self.image_stem!r}")
+        need(self.audio_stem in AUDIO_STEMS, f"audio_stem must be one of {AUDIO_STEMS}, got {self.audio_stem!r}")
+        need(self.image_size % self.patch_size == 0,
+             f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
+        side = math.isqrt(self.video_tokens_per_frame)
+        need(side * side == self.video_tokens_per_frame,
+             f"video_tokens_per_frame must be a square number, got {self.video_tokens_per_frame}")
+        need(side <= self.image_size // self.patch_size,
+             f"video_tokens_per_frame ({self.video_tokens_per_frame}) exceeds the frame's patch grid")
+        need(self.audio_window_s > 0 and self.video_fps > 0 and self.time_bucket_s > 0,
+             "audio_window_s, video_fps and time_bucket_s must be positive")
+        dims = self.matryoshka_dims
+        need(len(dims) >= 1 and dims[0] == self.out_dim,
+             f"matryoshka_dims must start with out_dim={self.out_dim}, got {dims}")
+        need(all(a > b for a, b in zip(dims, dims[1:])) and dims[-1] >= 1,
+             f"matryoshka_dims must be strictly descending and positive, got {dims}")
+
+    # --- derived sizes (one place, so stems and the model agree)
+    @property
+    def image_tokens(self) -> int:
+        """Tokens per image: the patch grid."""
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def max_audio_tokens(self) -> int:
+        """Tokens of one full audio window."""
+        return math.ceil(self.audio_window_s * MEL_FRAMES_PER_SECOND / self.audio_frames_per_token)
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    # --- JSON
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["matryoshka_dims"] = list(self.matryoshka_dims)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        """Build from `to_dict()` output. Refuses unknown or missing keys and wrong types, naming the key."""
+        if not isinstance(d, dict):
+            raise TypeError(f"a model config must be a JSON object, got {type(d).__name__}")
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise ValueError(f"unknown model config key(s): {', '.join(unknown)}")
+        missing = [n for n in names if n not in d]
+        if missing:
+            raise ValueError(f"model config is missing key(s): {', '.join(missing)}")
+        kwargs = {n: _check_type(n, d[n], hints[n]) for n in names}
+        return cls(**kwargs)
+
+
+def _check_type(key: str, value: Any, hint: Any) -> Any:
+    def bad() -> TypeError:
+        return TypeError(f"model config key {key!r} must be {getattr(hint, '__name__', hint)}, "
+                         f"got {type(value).__name__} {value!r}")
+
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad()
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad()
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad()
+        return value
+    if typing.get_origin(hint) is tuple:  # tuple[int, ...]
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise bad()
+        return tuple(value)
+    raise TypeError(f"model config key {key!r} has an unsupported type {hint}")  # a bug in this file
+
+
+# --- named sizes ---------------------------------------------------------------------------
+
+
+def tiny() -> ModelConfig:
+    """Random init, fast on a CPU: for tests and trying the pipeline. Not a useful embedding."""
+    return ModelConfig(
+        name="tiny-random",
+        hidden=64, layers=2, heads=2, intermediate=128, max_positions=512,
+        image_size=64, patch_size=16,  # 4x4 = 16 tokens per image
+        max_frames=8, max_time_buckets=16,
+        out_dim=64, matryoshka_dims=(64, 32, 16),
+    )
+
+
+def mini() -> ModelConfig:
+    """MiniLM-L6 shapes (22M backbone parameters): the size of the default trained model."""
+    return ModelConfig()
+
+
+def base() -> ModelConfig:
+    """BERT-base shapes (110M backbone parameters)."""
+    return ModelConfig(
+        name="base-random",
+        hidden=768, layers=12, heads=12, intermediate=3072,
+        patch_size=16,  # 196 tokens per image: the larger model can afford finer patches
+        out_dim=768, matryoshka_dims=(768, 512, 256, 128),
+    )

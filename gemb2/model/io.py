@@ -1,0 +1,134 @@
+"""Checkpoint folders: config.json + model.safetensors + tokenizer.json + README.md.
+
+Only safetensors and JSON are ever read (no pickle). Loading checks every tensor's name,
+shape and dtype against a freshly built module, as nanoGPT's `from_pretrained` does, and
+names the first problem it finds. Saving writes a temporary folder and renames it into place,
+so a reader never sees a half-written checkpoint.
+
+config.json:  {"format": "gemb2", "format_version": 1, "model_id": "<name>@<digest>", "config": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig
+from .model import Gemb2Model
+from .tokenizer import TextTokenizer
+
+FORMAT_VERSION = 1
+FILES = ("config.json", "model.safetensors", "tokenizer.json", "README.md")
+
+
+def read_config_json(folder: str | Path) -> dict:
+    """The parsed config.json of a checkpoint folder, checked for our format marker."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"not a gemb2 model folder (no config.json): {folder}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: invalid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != "gemb2":
+        raise ValueError(f"{path}: not a gemb2 config (expected \"format\": \"gemb2\")")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: format_version {doc.get('format_version')!r} is not supported "
+                         f"(this gemb2 reads version {FORMAT_VERSION})")
+    unknown = sorted(set(doc) - {"format", "format_version", "model_id", "config"})
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}")
+    return doc
+
+
+def save_pretrained(model: Gemb2Model, folder: str | Path) -> Path:
+    """Write the model as a checkpoint folder (replacing one already there). Returns the folder."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    model_id = model.model_id
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt", "model_id": model_id})
+        doc = {"format": "gemb2", "format_version": FORMAT_VERSION, "model_id": model_id,
+               "config": model.config.to_dict()}
+        (tmp / "config.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        model.tokenizer.save(tmp / "tokenizer.json")
+        (tmp / "README.md").write_text(_model_card(model, model_id), encoding="utf-8")
+        if folder.exists():  # swap: the old folder is removed only once the new one is complete
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_pretrained(folder: str | Path, device: torch.device | str | None = None) -> Gemb2Model:
+    """Build the model from a checkpoint folder; every tensor is checked by name, shape and dtype."""
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    doc = read_config_json(folder)
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{folder}: no model.safetensors (gemb2 loads weights only from safetensors)")
+    config = ModelConfig.from_dict(doc.get("config"))
+    tok_path = folder / "tokenizer.json"
+    model = Gemb2Model(config, TextTokenizer.from_file(tok_path) if tok_path.is_file() else None)
+    expected = model.state_dict()
+    with safe_open(str(weights), framework="pt") as f:
+        found = set(f.keys())
+        missing = sorted(set(expected) - found)
+        unexpected = sorted(found - set(expected))
+        if missing:
+            raise ValueError(f"{weights}: missing tensor(s) {', '.join(missing[:5])}"
+                             + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+        if unexpected:
+            raise ValueError(f"{weights}: unexpected tensor(s) {', '.join(unexpected[:5])}"
+                             + (f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else ""))
+        state = {}
+        for name, want in expected.items():
+            t = f.get_tensor(name)
+            if t.shape != want.shape or t.dtype != want.dtype:
+                raise ValueError(f"{weights}: tensor {name} has shape {tuple(t.shape)} and dtype {t.dtype}, "
+                                 f"the model needs {tuple(want.shape)} and {want.dtype}")
+            state[name] = t
+    model.load_state_dict(state, strict=True)
+    stored = doc.get("model_id")
+    if stored is not None and stored != model.model_id:
+        raise ValueError(f"{folder}: config.json says model_id {stored} but the files give {model.model_id}; "
+                         "the folder was edited after saving (re-save it, or delete the model_id key)")
+    model.eval()
+    return model.to(device) if device is not None else model
+
+
+def _model_card(model: Gemb2Model, model_id: str) -> str:
+    c = model.config
+    n = sum(p.numel() for p in model.parameters())
+    return f"""# {c.name}
+
+A gemb2 native multimodal embedding model: text, images, audio, video and interleaved mixes
+in one L2-normalised vector space.
+
+- model id: `{model_id}`
+- parameters: {n:,} (backbone {c.layers} layers x {c.hidden} hidden, {c.heads} heads)
+- output: {c.out_dim} dimensions; Matryoshka prefixes {list(c.matryoshka_dims)} (re-normalise after truncating)
+- inputs: text up to {c.max_text_tokens} tokens; images {c.image_size}x{c.image_size} ({c.image_tokens} tokens);
+  audio 16 kHz windows of {c.audio_window_s:g} s; video up to {c.max_frames} frames + audio track
+- prompts: queries `{c.query_prompt}`, documents `{c.document_prompt}`
+
+Files: `config.json` (the config and model id), `model.safetensors` (weights), `tokenizer.json`
+(WordPiece). Load with `gemb2.model.load_model("<this folder>")`.
+""" + ("\nThis model is randomly initialised (untrained): for testing only.\n" if "random" in c.name else "")

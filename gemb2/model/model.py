@@ -1,0 +1,345 @@
+"""The native multimodal embedding model: one sequence per item, one shared backbone, one vector.
+
+Reference: Gemini Embedding 2 (arXiv 2605.27295): every modality becomes tokens of ONE sequence,
+task prompts are text prefixes, the vector is a Matryoshka embedding. Pooling follows
+sentence-transformers (mean over the real tokens, [CLS] and [SEP] included).
+
+    item = [part 1, part 2, ...]                  Text | Image | Audio | Video, interleaved
+    sequence = [CLS] prompt part1 part2 ... [SEP]  text -> word embeddings; media -> stem tokens
+    + modality-type embedding per token (text, image, audio, video)
+    -> backbone (positions over the whole sequence) -> mean pool -> linear -> L2 normalise
+
+Video: frames go through the image stem; each frame's patch grid is average-pooled to
+`video_tokens_per_frame` tokens, plus a learned temporal embedding of the frame's time bucket;
+the video's audio track follows its frames through the audio stem (tokens typed "audio").
+
+Truncation: the text of an item (with [CLS], [SEP] and the prompt) gets `max_text_tokens`, spent
+in part order; the whole sequence is cut to `max_positions` (the last position is [SEP]).
+Audio longer than `audio_window_s` is cut to its first window (the loaders already cut windows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, fields
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..parts import SAMPLE_RATE, Audio, Image, Item, Part, Text, Video, as_item, fit_image
+from .audio_stem import MelStem
+from .backbone import Backbone
+from .config import ModelConfig
+from .image_stem import PatchStem
+from .tokenizer import TextTokenizer
+
+KINDS = {"text": 0, "image": 1, "audio": 2, "video": 3}  # rows of the modality-type embedding
+TASKS = ("query", "document", None)
+
+
+@dataclass
+class Batch:
+    """A collated batch, ready for `Gemb2Model.forward`. Slots are flat positions b * T + t, -1 = truncated."""
+
+    input_ids: torch.Tensor  # (B, T) long: word ids; [PAD] at media and padding positions
+    kinds: torch.Tensor  # (B, T) long: modality-type per position
+    mask: torch.Tensor  # (B, T) bool: True = a real token
+    images: torch.Tensor  # (Ni, 3, S, S) uint8
+    image_slots: torch.Tensor  # (Ni, k) long
+    frames: torch.Tensor  # (Nf, 3, S, S) uint8: every video's frames, video after video
+    frame_buckets: torch.Tensor  # (Nf,) long: temporal bucket of each frame
+    frame_slots: torch.Tensor  # (Nf, r) long
+    audio: tuple[torch.Tensor, ...]  # groups of equal length: (n_g, N_g) float32 samples
+    audio_slots: tuple[torch.Tensor, ...]  # (n_g, N_g / samples_per_token) long
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def to(self, device: torch.device | str) -> "Batch":
+        def move(v):
+            return tuple(t.to(device) for t in v) if isinstance(v, tuple) else v.to(device)
+
+        return Batch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
+
+
+@dataclass
+class _Plan:
+    """One item laid out as pieces (before pixels are resized); `length` is its sequence length."""
+
+    pieces: list  # ("ids", list[int]) | ("image", pixels) | ("audio", samples) | ("video", frames, times, audio)
+    length: int
+
+
+def truncate(vectors: np.ndarray | torch.Tensor, dim: int) -> np.ndarray | torch.Tensor:
+    """Matryoshka: the first `dim` coordinates, re-normalised to unit length. (..., D) -> (..., dim)."""
+    if isinstance(vectors, torch.Tensor):
+        return F.normalize(vectors[..., :dim], dim=-1)
+    v = np.asarray(vectors)[..., :dim]
+    norm = np.linalg.norm(v, axis=-1, keepdims=True)
+    return (v / np.maximum(norm, 1e-12)).astype(v.dtype, copy=False)
+
+
+class Gemb2Model(nn.Module):
+    """Text, images, audio, video and interleaved items -> L2-normalised vectors of `config.out_dim`."""
+
+    def __init__(self, config: ModelConfig, tokenizer: TextTokenizer | None = None):
+        super().__init__()
+        self.config = cfg = config
+        self.tokenizer = tokenizer or TextTokenizer.from_file()
+        if self.tokenizer.vocab_size > cfg.vocab_size:
+            raise ValueError(f"the tokenizer has {self.tokenizer.vocab_size} tokens but vocab_size is {cfg.vocab_size}")
+        with torch.random.fork_rng(devices=[]):  # a fixed seed: every process builds identical weights
+            torch.manual_seed(cfg.seed)
+            self.backbone = Backbone(cfg)
+            self.image_stem = PatchStem(cfg)
+            self.audio_stem = MelStem(cfg)
+            self.time_embeddings = nn.Embedding(cfg.max_time_buckets, cfg.hidden)  # video frames by time
+            nn.init.normal_(self.time_embeddings.weight, std=0.02)
+            # zeros: a pretrained text backbone sees exactly its own inputs at the start of training
+            self.modality_embeddings = nn.Embedding(len(KINDS), cfg.hidden)
+            nn.init.zeros_(self.modality_embeddings.weight)
+            self.projection = nn.Linear(cfg.hidden, cfg.out_dim)
+            nn.init.normal_(self.projection.weight, std=cfg.hidden ** -0.5)
+            nn.init.zeros_(self.projection.bias)
+        tok = self.tokenizer
+        self._prompt_ids = {"query": tok.encode(cfg.query_prompt), "document": tok.encode(cfg.document_prompt),
+                            None: []}
+        self._frame_side = int(round(cfg.video_tokens_per_frame ** 0.5))
+        self._id_cache: tuple | None = None
+
+    # --- identity and placement ------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return self.projection.weight.device
+
+    @property
+    def model_id(self) -> str:
+        """f"{config.name}@{digest}": the digest hashes the config, the tokenizer and every weight.
+
+        Hashing reads every weight (about 0.1 s for a MiniLM-sized model); the result is cached
+        until a weight changes.
+        """
+        state = self.state_dict()
+        key = tuple((k, v._version, v.data_ptr(), v.device.type, v.dtype) for k, v in state.items())
+        if self._id_cache is None or self._id_cache[0] != key:
+            self._id_cache = (key, f"{self.config.name}@{weights_digest(self.config, self.tokenizer, state)}")
+        return self._id_cache[1]
+
+    # --- collation ---------------------------------------------------------------------------
+
+    def collate(self, items: Sequence[Item | Part | str], task: str | None = "document") -> Batch:
+        """Items (or single parts, or strings) -> a Batch of CPU tensors. task: "query", "document" or None."""
+        return self._collate_plans(self._plan_many([as_item(x) for x in items], task))
+
+    def _plan_many(self, items: Sequence[tuple[Part, ...]], task: str | None) -> list[_Plan]:
+        if task not in TASKS:
+            raise ValueError(f"task must be 'query', 'document' or None, got {task!r}")
+        texts = [p.text for parts in items for p in parts if isinstance(p, Text)]
+        ids = iter(self.tokenizer.encode_batch(texts) if texts else [])
+        return [self._plan(parts, [next(ids) for p in parts if isinstance(p, Text)], task) for parts in items]
+
+    def _plan(self, parts: tuple[Part, ...], text_ids: list[list[int]], task: str | None) -> _Plan:
+        cfg, tok = self.config, self.tokenizer
+        text_budget = cfg.max_text_tokens - 2  # [CLS] and [SEP]
+        prompt = self._prompt_ids[task][:text_budget]
+        text_budget -= len(prompt)
+        pieces: list = [("ids", [tok.cls_id] + prompt)]
+        length = 1 + len(prompt)
+        next_ids = iter(text_ids)
+        for p in parts:
+            if isinstance(p, Text):
+                ids = next(next_ids)[:text_budget]
+                text_budget -= len(ids)
+                pieces.append(("ids", ids))
+                length += len(ids)
+            elif isinstance(p, Image):
+                pieces.append(("image", p.pixels))
+                length += cfg.image_tokens
+            elif isinstance(p, Audio):
+                samples = self._fit_audio(p.samples)
+                pieces.append(("audio", samples))
+                length += len(samples) // self.audio_stem.samples_per_token
+            elif isinstance(p, Video):
+                frames, times = p.frames, p.times
+                if len(frames) > cfg.max_frames:  # keep max_frames, evenly spaced
+                    keep = np.linspace(0, len(frames) - 1, cfg.max_frames).round().astype(int)
+                    frames, times = frames[keep], times[keep]
+                samples = None if p.audio is None else self._fit_audio(p.audio.samples)
+                pieces.append(("video", frames, times, samples))
+                length += len(frames) * cfg.video_tokens_per_frame
+                if samples is not None:
+                    length += len(samples) // self.audio_stem.samples_per_token
+            else:
+                raise TypeError(f"unknown part type {type(p).__name__}")
+        return _Plan(pieces, min(length, cfg.max_positions - 1) + 1)  # + [SEP]
+
+    def _fit_audio(self, samples: np.ndarray) -> np.ndarray:
+        """Cut to the first window, zero-pad to whole tokens (at least one token)."""
+        window = int(round(self.config.audio_window_s * SAMPLE_RATE))
+        s = samples[:window]
+        per = self.audio_stem.samples_per_token
+        n = max(1, -(-len(s) // per)) * per
+        return np.pad(s, (0, n - len(s))) if n != len(s) else s
+
+    def _collate_plans(self, plans: Sequence[_Plan]) -> Batch:
+        cfg, tok = self.config, self.tokenizer
+        B, T = len(plans), max((p.length for p in plans), default=2)
+        limit = cfg.max_positions - 1  # the last position is kept for [SEP]
+        input_ids = torch.full((B, T), tok.pad_id, dtype=torch.long)
+        kinds = torch.zeros((B, T), dtype=torch.long)
+        mask = torch.zeros((B, T), dtype=torch.bool)
+        images, image_slots, frames, buckets, frame_slots = [], [], [], [], []
+        audio_groups: dict[int, tuple[list, list]] = {}  # samples length -> (samples, slots)
+
+        for b, plan in enumerate(plans):
+            t = 0
+
+            def slots(n: int, kind: str) -> list[int]:  # claim n positions; -1 past the limit
+                nonlocal t
+                s = [b * T + i if i < limit else -1 for i in range(t, t + n)]
+                kinds[b, t : min(t + n, limit)] = KINDS[kind]
+                t += n
+                return s
+
+            def add_audio(samples: np.ndarray) -> None:
+                group = audio_groups.setdefault(len(samples), ([], []))
+                group[0].append(samples)
+                group[1].append(slots(len(samples) // self.audio_stem.samples_per_token, "audio"))
+
+            for piece in plan.pieces:
+                if piece[0] == "ids":
+                    ids = piece[1][: max(0, limit - t)]
+                    input_ids[b, t : t + len(ids)] = torch.tensor(ids, dtype=torch.long)
+                    t += len(ids)
+                elif piece[0] == "image":
+                    images.append(fit_image(piece[1], cfg.image_size))
+                    image_slots.append(slots(cfg.image_tokens, "image"))
+                elif piece[0] == "video":
+                    _, fr, times, samples = piece
+                    for f, time in zip(fr, times):
+                        frames.append(fit_image(f, cfg.image_size))
+                        buckets.append(min(max(int(time // cfg.time_bucket_s), 0), cfg.max_time_buckets - 1))
+                        frame_slots.append(slots(cfg.video_tokens_per_frame, "video"))
+                    if samples is not None:
+                        add_audio(samples)
+                else:  # "audio"
+                    add_audio(piece[1])
+            end = min(t, limit)
+            input_ids[b, end] = tok.sep_id
+            mask[b, : end + 1] = True
+            if end + 1 != plan.length:  # _plan and this loop must agree
+                raise RuntimeError(f"internal: planned {plan.length} tokens, laid out {end + 1}")
+
+        S, k, r = cfg.image_size, cfg.image_tokens, cfg.video_tokens_per_frame
+
+        def pixels(arrays: list) -> torch.Tensor:  # list of (S, S, 3) uint8 -> (N, 3, S, S) uint8
+            if not arrays:
+                return torch.zeros((0, 3, S, S), dtype=torch.uint8)
+            return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+        def slot_tensor(rows: list, width: int) -> torch.Tensor:
+            return torch.tensor(rows, dtype=torch.long).view(len(rows), width)
+
+        lengths = sorted(audio_groups)
+        return Batch(
+            input_ids=input_ids, kinds=kinds, mask=mask,
+            images=pixels(images), image_slots=slot_tensor(image_slots, k),
+            frames=pixels(frames), frame_buckets=torch.tensor(buckets, dtype=torch.long),
+            frame_slots=slot_tensor(frame_slots, r),
+            audio=tuple(torch.from_numpy(np.stack(audio_groups[n][0]).astype(np.float32)) for n in lengths),
+            audio_slots=tuple(slot_tensor(audio_groups[n][1], n // self.audio_stem.samples_per_token)
+                              for n in lengths),
+        )
+
+    # --- the forward pass ----------------------------------------------------------------
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """Batch -> (B, out_dim) L2-normalised embeddings. Differentiable (training calls this)."""
+        B, T = batch.input_ids.shape
+        x = self.backbone.embeddings.word_embeddings(batch.input_ids)  # (B, T, H)
+        H = x.shape[-1]
+        tokens, slots = [], []  # media tokens and where they go
+        if len(batch.images):
+            tokens.append(self.image_stem(batch.images).reshape(-1, H))  # (Ni * k, H)
+            slots.append(batch.image_slots.reshape(-1))
+        if len(batch.frames):
+            f = self.image_stem(batch.frames)  # (Nf, k, H)
+            g = self.image_stem.grid
+            f = f.transpose(1, 2).reshape(-1, H, g, g)  # (Nf, H, g, g)
+            f = F.adaptive_avg_pool2d(f, self._frame_side)  # (Nf, H, r_side, r_side)
+            f = f.flatten(2).transpose(1, 2)  # (Nf, r, H)
+            f = f + self.time_embeddings(batch.frame_buckets)[:, None, :]  # (Nf, r, H)
+            tokens.append(f.reshape(-1, H))
+            slots.append(batch.frame_slots.reshape(-1))
+        for samples, s in zip(batch.audio, batch.audio_slots):
+            tokens.append(self.audio_stem(samples).reshape(-1, H))  # (n_g * m_g, H)
+            slots.append(s.reshape(-1))
+        if tokens:
+            tok, idx = torch.cat(tokens).to(x.dtype), torch.cat(slots)
+            keep = idx >= 0  # drop the tokens truncation cut off
+            x = x.reshape(B * T, H).index_put((idx[keep],), tok[keep]).view(B, T, H)
+        x = x + self.modality_embeddings(batch.kinds)  # (B, T, H)
+        h = self.backbone(x, batch.mask)  # (B, T, H)
+        m = batch.mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+        pooled = (h * m).sum(1) / m.sum(1)  # (B, H) mean over real tokens
+        return F.normalize(self.projection(pooled), dim=-1)  # (B, out_dim)
+
+    # --- inference --------------------------------------------------------------------------
+
+    def check_dim(self, dim: int | None) -> int:
+        """None -> out_dim; otherwise `dim` must be one of config.matryoshka_dims."""
+        if dim is None:
+            return self.config.out_dim
+        if dim not in self.config.matryoshka_dims:
+            allowed = list(self.config.matryoshka_dims)
+            raise ValueError(f"dim {dim} is not one of this model's Matryoshka dims {allowed}")
+        return dim
+
+    def truncate(self, vectors: np.ndarray | torch.Tensor, dim: int) -> np.ndarray | torch.Tensor:
+        """Matryoshka prefix of `dim` (one of config.matryoshka_dims), re-normalised."""
+        return truncate(vectors, self.check_dim(dim))
+
+    def encode(self, items: Sequence[Item | Part | str], *, task: str | None = "document", dim: int | None = None,
+               batch_size: int = 32, device: torch.device | str | None = None) -> np.ndarray:
+        """Items -> (N, dim) float32 unit vectors, in input order.
+
+        Runs in eval mode under inference_mode, in batches of similar sequence length. `device`
+        moves the model there first; by default the model's own device is used.
+        """
+        dim = self.check_dim(dim)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if device is not None:
+            self.to(device)
+        plans = self._plan_many([as_item(x) for x in items], task)
+        order = sorted(range(len(plans)), key=lambda i: -plans[i].length)  # longest first: less padding
+        out = np.empty((len(plans), dim), dtype=np.float32)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(order), batch_size):
+                    chunk = order[start : start + batch_size]
+                    batch = self._collate_plans([plans[i] for i in chunk]).to(self.device)
+                    v = truncate(self.forward(batch), dim)  # (b, dim)
+                    out[chunk] = v.float().cpu().numpy()
+        finally:
+            self.train(was_training)
+        return out
+
+
+def weights_digest(config: ModelConfig, tokenizer: TextTokenizer, state: dict[str, torch.Tensor]) -> str:
+    """A short, stable hash of what decides the vectors: config, tokenizer, and every tensor's name, dtype and bytes."""
+    h = hashlib.sha256()
+    h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    h.update(tokenizer.digest.encode())
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:12]
