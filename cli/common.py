@@ -13,6 +13,7 @@ EXIT_OK = 0  # everything was done
 EXIT_FATAL = 1  # nothing more could be done: a model, store or disk error
 EXIT_USAGE = 2  # bad flags or arguments (also what Typer uses for its own usage errors)
 EXIT_PARTIAL = 3  # some inputs failed (each reported with its path and reason); all the others were done
+EXIT_BUSY = 4  # another run holds the table's lock and --wait ran out; nothing was done
 
 ENV_DB, ENV_TABLE, ENV_MODEL, ENV_DEVICE = "GEMB2_DB", "GEMB2_TABLE", "GEMB2_MODEL", "GEMB2_DEVICE"
 DEFAULT_MODEL = "gemb2-mini"

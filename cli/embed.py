@@ -10,7 +10,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from cli import common
-from cli.common import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, die
+from cli.common import EXIT_BUSY, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, die
 
 
 class _Bar:
@@ -50,11 +50,16 @@ def embed(
     dim: Annotated[Optional[int], typer.Option(help="For `-` (stdin): a Matryoshka dimension to truncate to.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be added, updated and removed; change nothing.")] = False,
+    wait: Annotated[float, typer.Option(min=0, help="If another run is writing the table, wait up to this many seconds, then exit 4.")] = 0,
+    rank: Annotated[Optional[int], typer.Option(min=0, help="This process's rank: it embeds the files whose path hash falls in its share. [env: RANK, as set by torchrun; default 0]")] = None,
+    world_size: Annotated[Optional[int], typer.Option(min=1, help="How many ranks share the files. [env: WORLD_SIZE; default 1]")] = None,
 ) -> None:
     """Embed files (text, images, audio, video) into a LanceDB table or safetensors shards.
 
     A rerun skips unchanged files, re-embeds changed ones and removes the rows of deleted ones.
-    Exit codes: 0 done, 3 some files failed (the rest were done), 2 usage error, 1 fatal error.
+    Exit codes: 0 done, 3 some files failed (the rest were done), 2 usage error, 1 fatal error,
+    4 another run holds the table (after --wait seconds).
     """
     if "-" in paths:
         if len(paths) > 1:
@@ -64,6 +69,12 @@ def embed(
     for p in paths:
         if not Path(p).exists() and not Path(p).is_symlink():
             die(f"no such file or folder: {p}", EXIT_USAGE)
+    rank, world_size = _rank_and_world(rank, world_size)
+    if world_size > 1 and out is not None:
+        die("--out shards are written by one process; use a LanceDB table (--db) for --world-size > 1", EXIT_USAGE)
+    if world_size > 1 and rebuild:
+        die("--rebuild drops the table under the other ranks' feet: run it once with --world-size 1 first", EXIT_USAGE)
+    device = _rank_device(device)
 
     from gemb2.pipeline.embed import EmbedOptions, run_embed
     from gemb2.store import LanceStore, ShardStore, StoreError
@@ -71,6 +82,8 @@ def embed(
     source = common.model_name(model)
     model_id = common.model_id_of(source)
     loaded = {}
+    if dry_run and rebuild:
+        die("--dry-run with --rebuild: a rebuild would drop and re-embed everything", EXIT_USAGE)
 
     def get_model():
         if "m" not in loaded:
@@ -94,17 +107,27 @@ def embed(
         if not quiet:
             common.warn(f"failed: {f.path}: {f.reason}")
 
-    opts = EmbedOptions(follow_symlinks=follow_symlinks, workers=workers, batch_size=batch_size, commit_rows=commit_rows)
+    from gemb2.store.lock import LockBusy, table_lock
+
+    opts = EmbedOptions(follow_symlinks=follow_symlinks, workers=workers, batch_size=batch_size, commit_rows=commit_rows,
+                        rank=rank, world_size=world_size)
+    lock_at = (str(out), "") if out is not None else (common.db_uri(db), common.table_name(table))
     try:
-        report = run_embed(
-            paths,
-            store,
-            model_id=model_id,
-            get_model=get_model,
-            options=opts,
-            progress=_Bar(enabled=not quiet and common.stderr_is_tty()),
-            on_failure=on_failure,
-        )
+        if dry_run:  # reads only: no lock, no model
+            report = run_embed(paths, store, model_id=model_id, get_model=get_model, options=opts, dry_run=True)
+        else:
+            with table_lock(*lock_at, wait_s=wait, rank=rank, world_size=world_size):
+                report = run_embed(
+                    paths,
+                    store,
+                    model_id=model_id,
+                    get_model=get_model,
+                    options=opts,
+                    progress=_Bar(enabled=not quiet and common.stderr_is_tty()),
+                    on_failure=on_failure,
+                )
+    except LockBusy as e:
+        die(str(e), EXIT_BUSY)
     except StoreError as e:
         die(str(e))
     except OSError as e:
@@ -114,6 +137,15 @@ def embed(
 
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    if dry_run:
+        if not as_json:
+            for tag, group in (("add", report.would_add), ("update", report.would_update), ("remove", report.would_remove)):
+                for path in group:
+                    typer.echo(f"{tag}\t{path}")
+        if not quiet:
+            common.warn(f"dry run: {len(report.would_add)} to add, {len(report.would_update)} to update, "
+                        f"{len(report.would_remove)} to remove, {report.files_unchanged} unchanged; nothing was changed")
+        raise typer.Exit(EXIT_PARTIAL if report.files_failed else EXIT_OK)
     if not quiet:
         r = report
         common.warn(
@@ -122,6 +154,41 @@ def embed(
             f"{r.rows_added + r.rows_updated} rows written, {r.rows_removed} removed in {r.seconds:.1f}s"
         )
     raise typer.Exit(EXIT_PARTIAL if report.files_failed else EXIT_OK)
+
+
+def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """--rank/--world-size, else torchrun's RANK/WORLD_SIZE, else 0 of 1."""
+    import os
+
+    def env_int(name: str) -> int | None:
+        v = os.environ.get(name)
+        if v is None or v == "":
+            return None
+        try:
+            return int(v)
+        except ValueError:
+            die(f"${name} must be an integer, not {v!r}", EXIT_USAGE)
+
+    rank = rank if rank is not None else env_int("RANK") or 0
+    world_size = world_size if world_size is not None else env_int("WORLD_SIZE") or 1
+    if not 0 <= rank < world_size:
+        die(f"--rank {rank} must be below --world-size {world_size}", EXIT_USAGE)
+    return rank, world_size
+
+
+def _rank_device(device: str | None) -> str | None:
+    """Under torchrun (LOCAL_RANK set) with GPUs, `auto` means this rank's GPU: cuda:LOCAL_RANK."""
+    import os
+
+    name = device or os.environ.get(common.ENV_DEVICE) or "auto"
+    local = os.environ.get("LOCAL_RANK")
+    if name != "auto" or not local or not local.isdigit():
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{int(local) % torch.cuda.device_count()}"
+    return device
 
 
 def _source_path(source: str) -> str:

@@ -9,7 +9,12 @@ import typer
 os.environ.setdefault("LANCE_LOG", "error")
 
 from cli.embed import embed  # noqa: E402
+from cli.eval import eval_  # noqa: E402
+from cli.export import export_app  # noqa: E402
+from cli.index import index  # noqa: E402
+from cli.init import init  # noqa: E402
 from cli.query import query  # noqa: E402
+from cli.train import train  # noqa: E402
 
 app = typer.Typer(
     name="gemb2",
@@ -20,6 +25,11 @@ app = typer.Typer(
 )
 app.command()(embed)
 app.command()(query)
+app.command()(train)
+app.command(name="eval")(eval_)
+app.command()(index)
+app.add_typer(export_app, name="export")
+app.command()(init)
 
 
 def main() -> None:

@@ -25,9 +25,15 @@ def query(
     model: Annotated[Optional[str], typer.Option(help="Model; by default the one the table was built with.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N. [env: GEMB2_DEVICE]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of rank, score, path, modality, start, end.")] = False,
+    hybrid: Annotated[bool, typer.Option("--hybrid", help="Also full-text search the query text (BM25) and fuse both rankings (reciprocal-rank fusion). Needs `gemb2 index`.")] = False,
+    dim: Annotated[Optional[int], typer.Option(help="Query with this Matryoshka prefix of the vectors (re-ranked by prefix cosine).")] = None,
+    refine_factor: Annotated[int, typer.Option(min=0, help="With a vector index: re-rank this many x k candidates with the exact vectors (0: off).")] = 5,
+    nprobes: Annotated[Optional[int], typer.Option(min=1, help="With a vector index: IVF partitions to search. [default: LanceDB's]")] = None,
+    ef: Annotated[Optional[int], typer.Option(min=1, help="With an HNSW index: candidates per search. [default: max(64, 2k)]")] = None,
 ) -> None:
     """Find the rows nearest to a query made of text and/or files (given together, they form one interleaved query)."""
-    from gemb2.pipeline.query import QueryError, query_parts, query_vector, search
+    from gemb2.pipeline.query import QueryError, hybrid_search, query_parts, query_vector, search
+    from gemb2.store.index import QueryTuning
     from gemb2.pipeline.spec import load_spec_for
     from gemb2.store import LanceStore, StoreError
 
@@ -53,8 +59,17 @@ def query(
     m = common.load_model(source, device)
     try:
         parts = query_parts(text, files, load_spec_for(m))
-        hits = search(store, query_vector(m, parts), k, modality=modality, where=where)
+        tuning = QueryTuning(refine_factor=refine_factor or None, nprobes=nprobes, ef=ef)
+        if dim is not None and dim not in m.config.matryoshka_dims:
+            raise QueryError(f"--dim {dim}: this model's dimensions are {', '.join(map(str, m.config.matryoshka_dims))}")
+        vec = query_vector(m, parts)
+        if hybrid:
+            hits = hybrid_search(store, vec, text or "", k, modality=modality, where=where, tuning=tuning, dim=dim)
+        else:
+            hits = search(store, vec, k, modality=modality, where=where, tuning=tuning, dim=dim)
     except QueryError as e:
+        die(str(e), EXIT_USAGE)
+    except StoreError as e:
         die(str(e), EXIT_USAGE)
     except ValueError as e:  # a bad --where reaches us from LanceDB as a ValueError / lance error
         die(f"query failed: {e}", EXIT_USAGE)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .config import ModelConfig
 
@@ -48,7 +49,7 @@ class SelfAttention(nn.Module):
         self.key = nn.Linear(cfg.hidden, cfg.hidden)
         self.value = nn.Linear(cfg.hidden, cfg.hidden)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         B, T, H = x.shape
         q, k, v = (f(x).view(B, T, self.heads, H // self.heads).transpose(1, 2)  # (B, nh, T, hs)
                    for f in (self.query, self.key, self.value))
@@ -76,7 +77,7 @@ class Attention(nn.Module):
         self.self = SelfAttention(cfg)
         self.output = DenseNorm(cfg.hidden, cfg)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         return self.output(self.self(x, attn_mask), x)
 
 
@@ -96,7 +97,7 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(cfg)
         self.output = DenseNorm(cfg.intermediate, cfg)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         x = self.attention(x, attn_mask)
         return self.output(self.intermediate(x), x)
 
@@ -108,12 +109,19 @@ class Encoder(nn.Module):
 
 
 class Backbone(nn.Module):
-    """(B, T, H) input embeddings + (B, T) bool mask (True = a real token) -> (B, T, H) hidden states."""
+    """(B, T, H) input embeddings + (B, T) bool mask (True = a real token) -> (B, T, H) hidden states.
+
+    `gradient_checkpointing = True` recomputes each layer's activations in the backward pass instead
+    of keeping them (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost"): less memory
+    for larger contrastive batches, about one more forward pass of time. Only in train mode with
+    gradients enabled; inference is unaffected. Not part of the config (it changes no result).
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.embeddings = Embeddings(cfg)
         self.encoder = Encoder(cfg)
+        self.gradient_checkpointing = False
         self.apply(_init_bert)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -121,10 +129,13 @@ class Backbone(nn.Module):
         if T > self.embeddings.position_embeddings.num_embeddings:
             raise ValueError(f"sequence of {T} tokens exceeds max_positions "
                              f"{self.embeddings.position_embeddings.num_embeddings}")
-        attn_mask = mask[:, None, None, :]  # (B, 1, 1, T): every query sees the real keys only
+        # (B, 1, 1, T): every query sees the real keys only. No mask when nothing is padding (batches
+        # sorted by length often are): SDPA then takes its fused kernels.
+        attn_mask = None if bool(mask.all()) else mask[:, None, None, :]
         x = self.embeddings(x)
+        recompute = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for layer in self.encoder.layer:
-            x = layer(x, attn_mask)
+            x = checkpoint(layer, x, attn_mask, use_reentrant=False) if recompute else layer(x, attn_mask)
         return x
 
 

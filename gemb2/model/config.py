@@ -13,9 +13,18 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-IMAGE_STEMS = ("patch",)  # a later issue may add "efficientnet"
-AUDIO_STEMS = ("mel",)  # a later issue may add "whisper"
+IMAGE_STEMS = ("patch", "efficientnet", "none")  # image_stem.py, efficientnet_stem.py; "none": text/audio only
+AUDIO_STEMS = ("mel", "whisper", "none")  # audio_stem.py, whisper_stem.py; "none": no audio
+EFFICIENTNET_VARIANTS = ("lite0", "lite1", "lite2", "lite3", "lite4")  # efficientnet.LITE_SIZES
+WHISPER_SIZES = {  # encoder shapes (d_model, heads, layers) of the Whisper sizes; ".en" models share them
+    "tiny": (384, 6, 4), "tiny.en": (384, 6, 4),
+    "base": (512, 8, 6), "base.en": (512, 8, 6),
+    "small": (768, 12, 12), "small.en": (768, 12, 12),
+    "medium": (1024, 16, 24), "medium.en": (1024, 16, 24),
+}
 MEL_FRAMES_PER_SECOND = 100  # Whisper's front end: hop 160 samples at 16 kHz
+WHISPER_WINDOW_S = 30.0  # Whisper's encoder sees 30 s windows (3000 mel frames -> 1500 positions)
+EFFICIENTNET_STRIDE = 32  # EfficientNet's last feature map is the image downsampled 32 times
 
 
 @dataclass(frozen=True)
@@ -38,13 +47,15 @@ class ModelConfig:
     query_prompt: str = "task: search result | query: "  # Gemini Embedding's query prefix
     document_prompt: str = "title: none | text: "  # Gemini Embedding's document prefix
     # --- images (and video frames)
-    image_stem: str = "patch"  # "patch": a conv patch projection trained from scratch (ViT's stem)
+    image_stem: str = "patch"  # "patch": conv patch projection from scratch (ViT); "efficientnet": a CNN + projector
+    image_encoder: str = "lite0"  # EfficientNet-Lite variant when image_stem == "efficientnet" (else unused)
     image_size: int = 224  # images are resized and centre-cropped to this square (gemb2.parts.fit_image)
     patch_size: int = 32  # 224/32 = 7x7 = 49 tokens per image: several images still fit 512 positions
     # --- audio
-    audio_stem: str = "mel"  # "mel": Whisper's log-mel, then a strided conv1d (one token per group of frames)
+    audio_stem: str = "mel"  # "mel": log-mel + strided conv1d from scratch; "whisper": Whisper's encoder + projector
+    audio_encoder: str = "base"  # Whisper size when audio_stem == "whisper" (a key of WHISPER_SIZES; else unused)
     n_mels: int = 80  # Whisper's 80-bin log-mel front end
-    audio_frames_per_token: int = 20  # 20 mel frames = 0.2 s per token: a 30 s window is 150 tokens
+    audio_frames_per_token: int = 20  # 20 mel frames = 0.2 s per token: a 30 s window is 150 tokens (both stems)
     audio_window_s: float = 30.0  # Whisper's window; longer audio is cut to its first window
     # --- video
     video_fps: float = 1.0  # frames sampled per second by the loaders
@@ -74,13 +85,27 @@ class ModelConfig:
              f"max_text_tokens must be in [3, max_positions={self.max_positions}], got {self.max_text_tokens}")
         need(self.image_stem in IMAGE_STEMS, f"image_stem must be one of {IMAGE_STEMS}, got {self.image_stem!r}")
         need(self.audio_stem in AUDIO_STEMS, f"audio_stem must be one of {AUDIO_STEMS}, got {self.audio_stem!r}")
-        need(self.image_size % self.patch_size == 0,
-             f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
+        if self.image_stem == "patch":
+            need(self.image_size % self.patch_size == 0,
+                 f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
+        if self.image_stem == "efficientnet":
+            need(self.image_encoder in EFFICIENTNET_VARIANTS,
+                 f"image_encoder must be one of {EFFICIENTNET_VARIANTS}, got {self.image_encoder!r}")
+            need(self.image_size >= EFFICIENTNET_STRIDE,
+                 f"image_size must be >= {EFFICIENTNET_STRIDE} for EfficientNet, got {self.image_size}")
+        if self.audio_stem == "whisper":
+            need(self.audio_encoder in WHISPER_SIZES,
+                 f"audio_encoder must be one of {tuple(WHISPER_SIZES)}, got {self.audio_encoder!r}")
+            need(self.n_mels == 80, f"n_mels must be 80 for Whisper's encoder, got {self.n_mels}")
+            need(self.audio_frames_per_token % 2 == 0,  # the encoder halves the frame rate
+                 f"audio_frames_per_token must be even for Whisper, got {self.audio_frames_per_token}")
+            need(self.audio_window_s <= WHISPER_WINDOW_S,
+                 f"audio_window_s must be <= {WHISPER_WINDOW_S:g} for Whisper, got {self.audio_window_s}")
         side = math.isqrt(self.video_tokens_per_frame)
         need(side * side == self.video_tokens_per_frame,
              f"video_tokens_per_frame must be a square number, got {self.video_tokens_per_frame}")
-        need(side <= self.image_size // self.patch_size,
-             f"video_tokens_per_frame ({self.video_tokens_per_frame}) exceeds the frame's patch grid")
+        need(self.image_stem == "none" or side <= self.image_grid,
+             f"video_tokens_per_frame ({self.video_tokens_per_frame}) exceeds the frame's token grid")
         need(self.audio_window_s > 0 and self.video_fps > 0 and self.time_bucket_s > 0,
              "audio_window_s, video_fps and time_bucket_s must be positive")
         dims = self.matryoshka_dims
@@ -91,9 +116,28 @@ class ModelConfig:
 
     # --- derived sizes (one place, so stems and the model agree)
     @property
+    def image_grid(self) -> int:
+        """Side of an image's token grid: patches, or EfficientNet's last feature map ("SAME" padding: ceil)."""
+        if self.image_stem == "efficientnet":
+            return -(-self.image_size // EFFICIENTNET_STRIDE)
+        return self.image_size // self.patch_size
+
+    @property
     def image_tokens(self) -> int:
-        """Tokens per image: the patch grid."""
-        return (self.image_size // self.patch_size) ** 2
+        """Tokens per image: the token grid."""
+        return self.image_grid ** 2
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """What this model embeds: text always; images and video with an image stem; audio with an audio stem."""
+        out = ("text",)
+        if self.image_stem != "none":
+            out += ("image",)
+        if self.audio_stem != "none":
+            out += ("audio",)
+        if self.image_stem != "none":
+            out += ("video",)
+        return out
 
     @property
     def max_audio_tokens(self) -> int:

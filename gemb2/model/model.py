@@ -16,6 +16,9 @@ the video's audio track follows its frames through the audio stem (tokens typed 
 Truncation: the text of an item (with [CLS], [SEP] and the prompt) gets `max_text_tokens`, spent
 in part order; the whole sequence is cut to `max_positions` (the last position is [SEP]).
 Audio longer than `audio_window_s` is cut to its first window (the loaders already cut windows).
+
+Stems (stems.py): a model without an image stem refuses images and videos, one without an audio
+stem refuses audio and embeds a video from its frames alone (`config.modalities` says what fits).
 """
 
 from __future__ import annotations
@@ -31,10 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..parts import SAMPLE_RATE, Audio, Image, Item, Part, Text, Video, as_item, fit_image
-from .audio_stem import MelStem
 from .backbone import Backbone
 from .config import ModelConfig
-from .image_stem import PatchStem
+from .stems import build_audio_stem, build_image_stem
 from .tokenizer import TextTokenizer
 
 KINDS = {"text": 0, "image": 1, "audio": 2, "video": 3}  # rows of the modality-type embedding
@@ -95,8 +97,8 @@ class Gemb2Model(nn.Module):
         with torch.random.fork_rng(devices=[]):  # a fixed seed: every process builds identical weights
             torch.manual_seed(cfg.seed)
             self.backbone = Backbone(cfg)
-            self.image_stem = PatchStem(cfg)
-            self.audio_stem = MelStem(cfg)
+            self.image_stem = build_image_stem(cfg)  # None when the config says "none"
+            self.audio_stem = build_audio_stem(cfg)
             self.time_embeddings = nn.Embedding(cfg.max_time_buckets, cfg.hidden)  # video frames by time
             nn.init.normal_(self.time_embeddings.weight, std=0.02)
             # zeros: a pretrained text backbone sees exactly its own inputs at the start of training
@@ -157,6 +159,12 @@ class Gemb2Model(nn.Module):
                 text_budget -= len(ids)
                 pieces.append(("ids", ids))
                 length += len(ids)
+            elif isinstance(p, (Image, Video)) and self.image_stem is None:
+                raise ValueError(f"this model has no image stem (image_stem='none'): it embeds "
+                                 f"{', '.join(cfg.modalities)}, not {type(p).__name__.lower()}")
+            elif isinstance(p, Audio) and self.audio_stem is None:
+                raise ValueError(f"this model has no audio stem (audio_stem='none'): it embeds "
+                                 f"{', '.join(cfg.modalities)}, not audio")
             elif isinstance(p, Image):
                 pieces.append(("image", p.pixels))
                 length += cfg.image_tokens
@@ -169,7 +177,8 @@ class Gemb2Model(nn.Module):
                 if len(frames) > cfg.max_frames:  # keep max_frames, evenly spaced
                     keep = np.linspace(0, len(frames) - 1, cfg.max_frames).round().astype(int)
                     frames, times = frames[keep], times[keep]
-                samples = None if p.audio is None else self._fit_audio(p.audio.samples)
+                has_track = p.audio is not None and self.audio_stem is not None
+                samples = self._fit_audio(p.audio.samples) if has_track else None
                 pieces.append(("video", frames, times, samples))
                 length += len(frames) * cfg.video_tokens_per_frame
                 if samples is not None:
@@ -331,6 +340,18 @@ class Gemb2Model(nn.Module):
         finally:
             self.train(was_training)
         return out
+
+
+def identity_projection_(model: Gemb2Model) -> Gemb2Model:
+    """Set the output projection to the identity (out_dim must equal hidden): the pooled backbone state IS the vector."""
+    cfg = model.config
+    if cfg.out_dim != cfg.hidden:
+        raise ValueError(f"an identity projection needs out_dim == hidden, got out_dim {cfg.out_dim} "
+                         f"and hidden {cfg.hidden}")
+    with torch.no_grad():
+        model.projection.weight.copy_(torch.eye(cfg.hidden, dtype=model.projection.weight.dtype))
+        model.projection.bias.zero_()
+    return model
 
 
 def weights_digest(config: ModelConfig, tokenizer: TextTokenizer, state: dict[str, torch.Tensor]) -> str:

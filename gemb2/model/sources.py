@@ -1,8 +1,13 @@
-"""Model sources: what a `--model` value means (a preset name or a checkpoint folder), and its id.
+"""Model sources: what a `--model` value means, and its id.
 
-    load_model("tiny")            a preset: random init with a fixed seed, identical in every process
-    load_model("./my-model")      a folder written by save_pretrained (config.json + model.safetensors)
-    model_source_id(source)       the model id, without reading weights where possible (folders)
+    load_model("tiny")                a preset: random init with a fixed seed, identical in every process
+    load_model("all-MiniLM-L6-v2")    a preset backed by an installed weight package (gemb2[weights])
+    load_model("./my-model")          a gemb2 model folder (save_pretrained, `gemb2 init`): config.json with "format": "gemb2"
+    load_model("./bge-small-en")      a Hugging Face BERT folder (config.json, model.safetensors, tokenizer.json):
+                                      a text-only model, mean pooling, identity projection, no prompts (bert.py)
+    load_model("hf:org/name")         the same, fetched from the Hugging Face Hub: the ONLY source that may use
+                                      the network, and only because the user wrote "hf:" (HF_HUB_OFFLINE=1 is honoured)
+    model_source_id(source)           the model id, without reading weights where possible (gemb2 folders)
 
 A source that names nothing usable raises ModelSourceError (a ValueError): a user error, one line.
 """
@@ -15,6 +20,9 @@ from typing import Callable
 from .config import ModelConfig, tiny
 
 DEFAULT_MODEL = "gemb2-mini"
+HUB_PREFIX = "hf:"
+HUB_FILES = ["config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json",
+             "1_Pooling/config.json"]
 
 
 class ModelSourceError(ValueError):
@@ -24,8 +32,18 @@ class ModelSourceError(ValueError):
 def _not_installed() -> ModelConfig:
     raise ModelSourceError(
         f"the trained default model {DEFAULT_MODEL!r} is not installed yet; pass `--model tiny` "
-        "(random weights, for testing) or `--model PATH` to a model folder (one holding config.json)"
+        "(random weights, for testing), `--model PATH` to a model folder (one holding config.json; "
+        "`gemb2 init` assembles one from pretrained parts), or `--model all-MiniLM-L6-v2` (text only)"
     )
+
+
+def _minilm() -> Path:
+    from .weights import MissingWeightsError, minilm_folder
+
+    try:
+        return minilm_folder()
+    except MissingWeightsError as e:
+        raise ModelSourceError(str(e)) from None
 
 
 # preset name -> config builder; random-init presets build identical weights in every process (fixed seed)
@@ -33,35 +51,56 @@ PRESETS: dict[str, Callable[[], ModelConfig]] = {
     "tiny": tiny,
     DEFAULT_MODEL: _not_installed,
 }
+# preset name -> the Hugging Face folder an installed weight package provides
+FOLDER_PRESETS: dict[str, Callable[[], Path]] = {
+    "all-MiniLM-L6-v2": _minilm,
+}
 
 
-def resolve(source: str) -> ModelConfig | Path:
-    """A preset's config, or the checkpoint folder the source names."""
+def resolve(source: str) -> ModelConfig | Path | tuple[str, Path]:
+    """A preset's config, a gemb2 checkpoint folder, or ("hf", folder) for a Hugging Face BERT folder."""
+    from .bert import is_hf_folder
+
     if source in PRESETS:
         return PRESETS[source]()
+    if source in FOLDER_PRESETS:
+        return ("hf", FOLDER_PRESETS[source]())
+    if source.startswith(HUB_PREFIX):
+        return ("hf", _download(source[len(HUB_PREFIX):]))
     path = Path(source).expanduser()
     if (path / "config.json").is_file():
-        return path
+        return ("hf", path) if is_hf_folder(path) else path
     if path.exists():
-        raise ModelSourceError(f"{source}: not a gemb2 model folder (no config.json)")
-    raise ModelSourceError(f"unknown model {source!r}: not a preset ({', '.join(PRESETS)}) nor a model folder")
+        raise ModelSourceError(f"{source}: not a model folder (no config.json)")
+    names = ", ".join([*PRESETS, *FOLDER_PRESETS])
+    raise ModelSourceError(f"unknown model {source!r}: not a preset ({names}), a model folder, "
+                           f"nor {HUB_PREFIX}ORG/NAME")
 
 
 def load_model(source: str, device=None):
-    """A preset name or a checkpoint folder -> the Gemb2Model, in eval mode, on `device` (default CPU)."""
+    """A preset name or a model folder -> the Gemb2Model, in eval mode, on `device` (default CPU)."""
+    from .bert import BertImportError, load_bert_text_model
     from .io import load_pretrained
     from .model import Gemb2Model
+    from .weights import MissingWeightsError
 
     what = resolve(str(source))
-    model = load_pretrained(what) if isinstance(what, Path) else Gemb2Model(what).eval()
+    if isinstance(what, tuple):
+        name = str(source) if str(source) in FOLDER_PRESETS else None
+        try:
+            model = load_bert_text_model(what[1], **({"name": name} if name else {}))
+        except (BertImportError, MissingWeightsError) as e:
+            raise ModelSourceError(str(e)) from None
+    else:
+        model = load_pretrained(what) if isinstance(what, Path) else Gemb2Model(what).eval()
     return model.to(device) if device is not None else model
 
 
 def model_source_id(source: str) -> str:
     """The id `load_model(source).model_id` would have, cheaply where possible.
 
-    For a folder: the model_id that save_pretrained stored in config.json (no weights read).
-    For a preset (or a folder without a stored id): builds the model and hashes it.
+    For a gemb2 folder: the model_id that save_pretrained stored in config.json (no weights read).
+    For a preset, a Hugging Face folder (or a folder without a stored id): builds the model and hashes it.
     """
     from .io import read_config_json
 
@@ -74,3 +113,18 @@ def model_source_id(source: str) -> str:
         if isinstance(stored, str) and stored:
             return stored
     return load_model(str(source)).model_id
+
+
+def _download(repo: str) -> Path:
+    """Fetch a BERT text model from the Hugging Face Hub (only for an explicit `hf:ORG/NAME` source)."""
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise ModelSourceError(f"{HUB_PREFIX}{repo}: expected {HUB_PREFIX}ORG/NAME, e.g. hf:BAAI/bge-small-en-v1.5")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ModelSourceError(f"{HUB_PREFIX}{repo} needs huggingface_hub: pip install huggingface_hub") from None
+    try:
+        return Path(snapshot_download(repo, allow_patterns=HUB_FILES))
+    except Exception as e:  # offline, unknown repo, network errors: one line for the user
+        raise ModelSourceError(f"{HUB_PREFIX}{repo}: cannot fetch it from the Hugging Face Hub "
+                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None

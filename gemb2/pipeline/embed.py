@@ -3,6 +3,10 @@
     discover -> diff against the store -> load_parallel -> per-modality batches -> model.encode
              -> whole files buffered -> store.write in large commits
 
+Past one process: rank r of W (`EmbedOptions.rank/world_size`, or torchrun's RANK/WORLD_SIZE read by the
+CLI) embeds, updates and removes only the files it owns (`gemb2.store.lock.owner`, a hash of the path), so
+the ranks of a job write disjoint rows of one table with no coordination: no duplicate and no lost row.
+
 Incremental: a file whose (size, mtime_ns, model) the store already holds is never opened; a changed
 file's rows are replaced in one write; rows of files gone from the given roots are removed. Resumable:
 writes are idempotent upserts on a stable key, so a run killed at any moment is finished by the next.
@@ -19,6 +23,7 @@ from typing import Callable, Iterable, Protocol, Sequence
 from gemb2.data.discover import FileEntry, Skipped, discover
 from gemb2.data.pool import FileDone, FileFailed, SegmentLoaded, load_parallel
 from gemb2.parts import item_modality
+from gemb2.store.lock import owner
 from gemb2.store.records import EmbeddedFile, FileRecord, SegmentRow, Store, storage_path
 
 
@@ -43,10 +48,20 @@ class EmbedReport:
     rows_removed: int = 0
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    rank: int = 0
+    world_size: int = 1
+    dry_run: bool = False
+    # --dry-run only: the stored paths that would be added, updated (re-embedded) and removed
+    would_add: list[str] = field(default_factory=list)
+    would_update: list[str] = field(default_factory=list)
+    would_remove: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["seconds"] = round(self.seconds, 3)
+        if not self.dry_run:
+            for key in ("would_add", "would_update", "would_remove"):
+                del d[key]
         return d
 
 
@@ -58,6 +73,12 @@ class EmbedOptions:
     commit_rows: int = 2048  # rows buffered before a store write (fewer, larger LanceDB versions)
     commit_seconds: float = 30.0  # ... or this long since the last write, so a killed run loses little
     max_pending_segments: int = 256  # loaded, not yet embedded segments in flight: bounds memory
+    rank: int = 0  # this process's share of the files: those with owner(path, world_size) == rank
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank must be in [0, world_size) and world_size >= 1; got rank {self.rank}, world_size {self.world_size}")
 
 
 class Progress(Protocol):
@@ -87,15 +108,23 @@ def _under(path: str, roots: Sequence[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
-def plan(roots: Sequence[str], known: dict[str, FileRecord], model_id: str, *, follow_symlinks: bool = False) -> Plan:
-    """Walk `roots` and sort files into new / changed / unchanged, and known files gone from the roots."""
+def plan(roots: Sequence[str], known: dict[str, FileRecord], model_id: str, *, follow_symlinks: bool = False,
+         rank: int = 0, world_size: int = 1) -> Plan:
+    """Walk `roots` and sort the files `rank` owns into new / changed / unchanged, and its known files gone
+    from the roots. Skipped paths (broken links, FIFOs...) are reported by their owner too."""
     p = Plan()
     seen: set[str] = set()
+
+    def mine(path: str) -> bool:
+        return world_size == 1 or owner(path, world_size) == rank
+
     for found in discover(roots, follow_symlinks=follow_symlinks):
-        if isinstance(found, Skipped):
-            p.skipped.append(Failure(storage_path(found.path), found.reason))
-            continue
         key = storage_path(found.path)
+        if not mine(key):
+            continue
+        if isinstance(found, Skipped):
+            p.skipped.append(Failure(key, found.reason))
+            continue
         seen.add(key)
         rec = known.get(key)
         if rec is None:
@@ -105,7 +134,7 @@ def plan(roots: Sequence[str], known: dict[str, FileRecord], model_id: str, *, f
         else:
             p.changed.append(found)
     abs_roots = [storage_path(os.path.abspath(r)) for r in roots]
-    p.deleted = [rec for path, rec in known.items() if path not in seen and _under(path, abs_roots)]
+    p.deleted = [rec for path, rec in known.items() if path not in seen and mine(path) and _under(path, abs_roots)]
     return p
 
 
@@ -134,11 +163,16 @@ def run_embed(
     options: EmbedOptions = EmbedOptions(),
     progress: Progress | None = None,
     on_failure: Callable[[Failure], None] | None = None,
+    dry_run: bool = False,
 ) -> EmbedReport:
-    """Bring `store` up to date with the files under `roots`. The model is loaded only if a file needs it."""
+    """Bring `store` up to date with the files under `roots`. The model is loaded only if a file needs it.
+
+    `dry_run`: plan only: the report lists what would be added, updated and removed; nothing is written
+    and the model is not loaded.
+    """
     t0 = time.perf_counter()
     progress = progress or _NoProgress()
-    report = EmbedReport(model=model_id)
+    report = EmbedReport(model=model_id, rank=options.rank, world_size=options.world_size, dry_run=dry_run)
 
     def fail(path: str, reason: str) -> None:
         f = Failure(path, reason)
@@ -147,10 +181,17 @@ def run_embed(
         if on_failure:
             on_failure(f)
 
-    p = plan(roots, store.known_files(), model_id, follow_symlinks=options.follow_symlinks)
+    p = plan(roots, store.known_files(), model_id, follow_symlinks=options.follow_symlinks,
+             rank=options.rank, world_size=options.world_size)
     for s in p.skipped:
         fail(s.path, s.reason)
     report.files_unchanged = p.unchanged
+    if dry_run:
+        report.would_add = [storage_path(e.path) for e in p.new]
+        report.would_update = [storage_path(e.path) for e in p.changed]
+        report.would_remove = [r.path for r in p.deleted]
+        report.seconds = time.perf_counter() - t0
+        return report
     if p.deleted:
         store.remove([r.path for r in p.deleted])
         report.files_removed = len(p.deleted)

@@ -19,15 +19,19 @@ class QueryError(Exception):
 @dataclass
 class Hit:
     rank: int
-    score: float  # cosine similarity
+    score: float  # cosine similarity (hybrid: the fused reciprocal-rank score)
     path: str
     modality: str
     segment: int
     start: float
     end: float
     text: str | None
+    vector_rank: int | None = None  # hybrid only: rank in the vector list (None: not in it)
+    text_rank: int | None = None  # hybrid only: rank in the full-text list
 
     def to_dict(self) -> dict:
+        extra = {} if self.vector_rank is None and self.text_rank is None else {
+            "vector_rank": self.vector_rank, "text_rank": self.text_rank}
         return {
             "rank": self.rank,
             "score": round(self.score, 6),
@@ -37,7 +41,7 @@ class Hit:
             "start": self.start,
             "end": self.end,
             "text": self.text,
-        }
+        } | extra
 
 
 def query_parts(text: str | None, files: Sequence[tuple[str, str]], spec) -> list[Part]:
@@ -71,9 +75,57 @@ def query_vector(model, parts: Sequence[Part]) -> np.ndarray:
     return model.encode([list(parts)], task=task)[0]
 
 
-def search(store, vector: np.ndarray, k: int, *, modality: str | None = None, where: str | None = None) -> list[Hit]:
-    rows = store.search(vector, k, modality=modality, where=where)
+def _hit(rank: int, r: dict, **extra) -> Hit:
+    return Hit(rank, r["score"], r["path"], r["modality"], r["segment"], r["start"], r["end"], r["text"], **extra)
+
+
+def search(store, vector: np.ndarray, k: int, *, modality: str | None = None, where: str | None = None,
+           tuning=None, dim: int | None = None) -> list[Hit]:
+    """The k nearest rows to `vector`. `dim`: answer as the Matryoshka prefix of `dim` dimensions would
+    (the query is truncated and re-normalised here; the store re-ranks by prefix cosine)."""
+    if dim is not None:
+        vector = _prefix(vector, dim)
+    rows = store.search(vector, k, modality=modality, where=where, tuning=tuning)
+    return [_hit(i + 1, r) for i, r in enumerate(rows)]
+
+
+def _prefix(vector: np.ndarray, dim: int) -> np.ndarray:
+    if not 1 <= dim <= len(vector):
+        raise QueryError(f"--dim {dim}: must be between 1 and the table's dimension {len(vector)}")
+    v = np.asarray(vector, dtype=np.float32)[:dim]
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+RRF_K = 60  # Cormack et al. 2009's constant: ranks past ~60 contribute little, the top ranks dominate
+
+
+def rrf_fuse(rankings: Sequence[Sequence[str]], k: int, c: int = RRF_K) -> list[tuple[str, float]]:
+    """Reciprocal-rank fusion (Cormack, Clarke & Buettcher 2009, "Reciprocal Rank Fusion outperforms
+    Condorcet and individual Rank Learning Methods"): score(d) = sum over rankings of 1 / (c + rank(d)),
+    rank 1-based. Ties are broken by first appearance. Returns the k best (id, score), best first."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, key in enumerate(ranking, start=1):
+            scores[key] = scores.get(key, 0.0) + 1.0 / (c + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])[:k]
+
+
+def hybrid_search(store, vector: np.ndarray, text: str, k: int, *, modality: str | None = None,
+                  where: str | None = None, tuning=None, dim: int | None = None, depth: int | None = None) -> list[Hit]:
+    """Full-text (BM25 on the rows' text) and vector search, each `depth` deep (default max(50, 2k)), fused by
+    reciprocal-rank fusion. `score` is the fused score; `vector_rank` and `text_rank` say where each hit came from."""
+    if not text:
+        raise QueryError("--hybrid needs a query text (the full-text half searches it)")
+    depth = depth or max(50, 2 * k)
+    if dim is not None:
+        vector = _prefix(vector, dim)
+    by_vec = store.search(vector, depth, modality=modality, where=where, tuning=tuning)
+    by_text = store.text_search(text, depth, modality=modality, where=where)
+    rows = {r["key"]: r for r in by_text} | {r["key"]: r for r in by_vec}
+    vrank = {r["key"]: i + 1 for i, r in enumerate(by_vec)}
+    trank = {r["key"]: i + 1 for i, r in enumerate(by_text)}
+    fused = rrf_fuse([[r["key"] for r in by_vec], [r["key"] for r in by_text]], k)
     return [
-        Hit(i + 1, r["score"], r["path"], r["modality"], r["segment"], r["start"], r["end"], r["text"])
-        for i, r in enumerate(rows)
+        _hit(i + 1, rows[key] | {"score": score}, vector_rank=vrank.get(key), text_rank=trank.get(key))
+        for i, (key, score) in enumerate(fused)
     ]

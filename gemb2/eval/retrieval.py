@@ -1,0 +1,56 @@
+"""Evaluate a model on a manifest: per task, queries retrieve from the pool of that task's documents.
+
+For each task of the manifest (gemb2.train.manifest format): the corpus is every distinct positive
+and hard negative of the task (by content); each distinct query's relevant set is the positives of
+all its lines. Queries are embedded with the query prompt, documents with the document prompt (the
+model's `encode(task=...)`), ranked by cosine, and scored with metrics.retrieval_metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from gemb2.pipeline.spec import load_spec_for
+from gemb2.train.items import load_item
+from gemb2.train.manifest import Manifest, content_id
+
+from .metrics import retrieval_metrics
+
+
+def evaluate(model, manifest_paths, *, dim: int | None = None, batch_size: int = 32,
+             tasks: list[str] | None = None, log: Callable[[str], None] = lambda m: None) -> dict[str, dict]:
+    """{task: {"queries": n, "documents": m, "recall@1": ..., "recall@5", "recall@10", "ndcg@10", "mrr"}}."""
+    manifest = Manifest(manifest_paths)
+    spec = load_spec_for(model)
+    names = tasks or sorted(manifest.tasks)
+    for t in names:
+        if t not in manifest.tasks:
+            raise ValueError(f"task {t!r} is not in the manifest (it has {', '.join(sorted(manifest.tasks))})")
+    results = {}
+    for task in names:
+        examples = manifest.examples(task, range(manifest.tasks[task]))
+        docs: dict[int, object] = {}
+        queries: dict[int, object] = {}
+        relevant: dict[int, set] = {}
+        for e in examples:
+            qid, did = content_id(e.query), content_id(e.positive)
+            queries.setdefault(qid, e.query)
+            docs.setdefault(did, e.positive)
+            relevant.setdefault(qid, set()).add(did)
+            for n in e.negatives:
+                docs.setdefault(content_id(n), n)
+        log(f"{task}: {len(queries)} queries, {len(docs)} documents")
+        doc_ids = list(docs)
+        q_ids = list(queries)
+        dv = model.encode([load_item(docs[i], spec) for i in doc_ids], task="document", dim=dim,
+                          batch_size=batch_size)  # (M, dim)
+        qv = model.encode([load_item(queries[i], spec) for i in q_ids], task="query", dim=dim,
+                          batch_size=batch_size)  # (N, dim)
+        scores = qv @ dv.T  # (N, M) cosine
+        order = np.argsort(-scores, axis=1, kind="stable")  # (N, M): full ranking (MRR needs it)
+        rankings = [[doc_ids[j] for j in row] for row in order]
+        m = retrieval_metrics(rankings, [relevant[q] for q in q_ids])
+        results[task] = {"queries": len(q_ids), "documents": len(doc_ids), **m}
+    return results

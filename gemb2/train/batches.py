@@ -1,0 +1,61 @@
+"""A BatchPlan -> this rank's items (queries, positives, hard negatives) with prompts and content ids.
+
+Prompts are prepended as a Text part and the model collates with task=None: this gives exactly the
+tokens of `model.collate(items, task="query")` when the prompt is the config's, and lets each item
+drop its prompt on its own (prompt dropout, Gemini Embedding section 3.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gemb2.data.spec import LoadSpec
+from gemb2.parts import Part, Text
+
+from .items import load_item
+from .manifest import Manifest, content_id
+from .sampler import BatchPlan
+from .tasks import TaskSpec
+
+
+@dataclass
+class TrainBatch:
+    task: str
+    queries: list[tuple[Part, ...]]  # (b,) items, prompts included
+    positives: list[tuple[Part, ...]]  # (b,)
+    negatives: list[tuple[Part, ...]]  # (n,) every query's hard negatives, flattened
+    q_ids: torch.Tensor  # (b,) int64 content ids
+    d_ids: torch.Tensor  # (b,)
+    n_ids: torch.Tensor  # (n,)
+
+
+def rank_slice(plan: BatchPlan, rank: int, world: int) -> slice:
+    """The contiguous rows of the global batch that `rank` embeds (gathered back in rank order)."""
+    B = len(plan.indices)
+    if B % world:
+        raise ValueError(f"the batch size {B} is not divisible by the {world} ranks")
+    per = B // world
+    return slice(rank * per, (rank + 1) * per)
+
+
+def build_batch(plan: BatchPlan, manifest: Manifest, task: TaskSpec, spec: LoadSpec, config,
+                rank: int = 0, world: int = 1) -> TrainBatch:
+    """Load this rank's share of `plan` from disk. `config` is the model's (for the default prompts)."""
+    rows = rank_slice(plan, rank, world)
+    examples = manifest.examples(plan.task, plan.indices[rows])
+    qp = config.query_prompt if task.query_prompt is None else task.query_prompt
+    dp = config.document_prompt if task.document_prompt is None else task.document_prompt
+
+    def prompted(item, prompt: str, keep: bool):
+        parts = load_item(item, spec)
+        return ((Text(prompt),) + parts) if (prompt and keep) else parts
+
+    queries = [prompted(e.query, qp, k) for e, k in zip(examples, plan.keep_query_prompt[rows])]
+    positives = [prompted(e.positive, dp, k) for e, k in zip(examples, plan.keep_document_prompt[rows])]
+    neg_refs = [n for e in examples for n in e.negatives[: task.negatives]]
+    negatives = [prompted(n, dp, True) for n in neg_refs]
+    ids = lambda refs: torch.tensor([content_id(r) for r in refs], dtype=torch.long)  # noqa: E731
+    return TrainBatch(plan.task, queries, positives, negatives,
+                      ids([e.query for e in examples]), ids([e.positive for e in examples]), ids(neg_refs))

@@ -1,0 +1,223 @@
+"""The training loop of one stage: one explicit loop, no framework Trainer.
+
+    for step in range(start, steps):
+        plan  = sampler.next()                        # task + example indices of the GLOBAL batch
+        batch = build_batch(plan, rank's rows)        # items through the embed loaders, prompts
+        loss  = objective(batch)                      # embed -> gather over ranks -> Matryoshka(InfoNCE)
+        all_reduce_grads; clip; AdamW step            # lr from warmup + cosine (schedule.lr_at)
+        checkpoint every N steps                      # model, trainable weights, optimizer, data position, RNG
+
+Precision: bf16 autocast on CUDA (Micikevicius et al. 2018 for mixed precision; bf16 needs no loss
+scaling), fp32 on CPU. The loss itself is computed in fp32. Large batches: `cache_chunk` > 0 runs the
+objective through GradCache (cached.py) in chunks of that many items. Several processes: started by
+`torchrun`, each rank embeds its rows of the global batch; gradients are summed (distributed.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from gemb2.model import load_model, save_pretrained
+
+from . import checkpoint as ckpt
+from .batches import TrainBatch, build_batch
+from .cached import GradCache
+from .distributed import all_reduce_grads, barrier, init_from_env
+from .gather import gather_rows
+from .infonce import InfoNCELoss
+from .lora import DEFAULT_TARGETS, apply_lora, merged
+from .manifest import Manifest
+from .matryoshka import MatryoshkaLoss
+from .optim_state import load_optimizer, save_optimizer
+from .sampler import TaskSampler
+from .schedule import lr_at
+from .tasks import TaskSpec
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """One training stage's hyper-parameters (a recipe stage's keys)."""
+
+    steps: int
+    batch_size: int  # the GLOBAL contrastive batch (split over ranks)
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup: int = 0  # optimizer steps of linear warmup
+    lr_floor: float = 0.0  # cosine decays to lr * lr_floor
+    clip: float = 1.0  # max gradient norm (0 = no clipping)
+    temperature: float = 0.05
+    matryoshka_dims: tuple[int, ...] | None = None  # None = the model config's
+    prompt_dropout: float = 0.0  # probability that an item is trained without its prompt
+    freeze: tuple[str, ...] = ()  # parameter-name prefixes kept frozen ("backbone.", "image_stem.")
+    lora_rank: int = 0  # 0 = full fine-tuning of the unfrozen parts
+    lora_alpha: float = 16.0
+    lora_targets: tuple[str, ...] = DEFAULT_TARGETS
+    gradient_checkpointing: bool = False
+    cache_chunk: int = 0  # > 0: GradCache with chunks of this many items
+    checkpoint_every: int = 0  # 0 = only the final model
+    keep_checkpoints: int = 2
+    seed: int = 0
+    log_every: int = 10
+    betas: tuple[float, float] = field(default=(0.9, 0.999))
+
+
+def fingerprint(s: TrainSettings, tasks: dict[str, TaskSpec], data: list[str], init: str) -> dict:
+    """What a checkpoint must agree with for --resume to continue the same run."""
+    return {"settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.__dict__.items()},
+            "tasks": {n: t.__dict__ for n, t in sorted(tasks.items())}, "data": list(map(str, data)), "init": init}
+
+
+def prepare_model(init: str, s: TrainSettings, device: torch.device):
+    """Load the starting model; freeze, add LoRA, switch gradient checkpointing on. -> (model, trainable)."""
+    model = load_model(init)
+    names = dict(model.named_parameters())
+    for prefix in s.freeze:
+        hit = [n for n in names if n.startswith(prefix)]
+        if not hit:
+            raise ValueError(f"freeze prefix {prefix!r} matches no parameter (e.g. {next(iter(names))!r})")
+        for n in hit:
+            names[n].requires_grad_(False)
+    if s.lora_rank:
+        apply_lora(model.backbone, s.lora_rank, s.lora_alpha, s.lora_targets)
+    if s.gradient_checkpointing:
+        if not hasattr(model.backbone, "gradient_checkpointing"):
+            raise ValueError("gradient_checkpointing: this gemb2 backbone has no gradient_checkpointing flag")
+        model.backbone.gradient_checkpointing = True
+    model.to(device).train()
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("every parameter is frozen: nothing to train")
+    return model, trainable
+
+
+def train_stage(init: str, out: str | Path, tasks: dict[str, TaskSpec], data: list[str], s: TrainSettings,
+                *, resume: bool = False, log: Callable[[str], None] = lambda m: None) -> Path:
+    """Train one stage from model `init` (a preset or folder); the result is `out`/final. Returns that folder."""
+    from safetensors.torch import load_file, save_file
+
+    from gemb2.pipeline.spec import load_spec_for
+
+    out = Path(out)
+    rank, world, device = init_from_env()
+    root = out / "checkpoints"
+    if s.batch_size % world:
+        raise ValueError(f"batch_size {s.batch_size} is not divisible by the {world} ranks")
+    model, trainable = prepare_model(init, s, device)
+    params = [p for _, p in trainable]
+    decay = [p for n, p in trainable if p.ndim >= 2]
+    no_decay = [p for n, p in trainable if p.ndim < 2]  # biases and LayerNorms (BERT's practice)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=s.lr, betas=s.betas)
+    manifest = Manifest(data)
+    # the data's other tasks are not sampled in this stage
+    sampler = TaskSampler(manifest.tasks, {n: t.weight for n, t in tasks.items()}, s.batch_size, s.seed,
+                          s.prompt_dropout)
+    spec = load_spec_for(model)
+    dims = s.matryoshka_dims or model.config.matryoshka_dims
+    losses = {n: MatryoshkaLoss(InfoNCELoss(s.temperature, t.symmetric), dims) for n, t in tasks.items()}
+    meta = fingerprint(s, tasks, data, init)
+
+    start = 0
+    last = ckpt.latest(root) if resume else None
+    if last is not None:
+        doc = ckpt.load_json(last, "trainer.json")
+        if doc["fingerprint"] != meta:
+            raise ValueError(f"{last}: the checkpoint was made with other settings, tasks or data; "
+                             "resume with the same recipe (or remove the stage's folder to start over)")
+        state = load_file(str(last / "trainable.safetensors"))
+        names = {n for n, _ in trainable}
+        if set(state) != names:
+            raise ValueError(f"{last}: trainable parameters differ from this stage's")
+        with torch.no_grad():
+            for n, p in trainable:
+                p.copy_(state[n].to(p.device))
+        load_optimizer(opt, last)
+        sampler.load_state(doc["sampler"])
+        ckpt.load_rng(last, rank)
+        start = doc["step"]
+        log(f"resumed from {last} at step {start}")
+    else:
+        torch.manual_seed(s.seed * 1000 + rank)  # dropout differs per rank, fixed by the seed
+
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
+        else contextlib.nullcontext
+
+    def encode(items) -> torch.Tensor:  # items -> (n, D) unit vectors
+        with autocast():
+            return model(model.collate(items, None).to(device)).float()
+
+    t0, seen = time.perf_counter(), 0
+    for step in range(start, s.steps):
+        plan = sampler.next()
+        batch = build_batch(plan, manifest, tasks[plan.task], spec, model.config, rank, world)
+        lr = lr_at(step, total=s.steps, warmup=s.warmup, peak=s.lr, floor_ratio=s.lr_floor)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        loss = _objective(batch, encode, losses[plan.task], s.cache_chunk)
+        all_reduce_grads(params)
+        norm = torch.nn.utils.clip_grad_norm_(params, s.clip) if s.clip > 0 else torch.tensor(0.0)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"step {step}: the loss is {loss.item()} (task {plan.task}); lower the lr?")
+        opt.step()
+        seen += s.batch_size
+        done = step + 1
+        if s.log_every and (done % s.log_every == 0 or done == s.steps):
+            rate = seen / max(time.perf_counter() - t0, 1e-9)
+            log(f"step {done}/{s.steps} task {plan.task} loss {loss.item():.4f} lr {lr:.2e} "
+                f"grad-norm {float(norm):.3f} {rate:.1f} samples/s")
+        if s.checkpoint_every and done % s.checkpoint_every == 0 and done < s.steps:
+            _save_checkpoint(root, done, model, trainable, opt, sampler, meta, rank, s.keep_checkpoints, save_file)
+            log(f"checkpoint {ckpt.step_dir(root, done)}")
+
+    final = out / "final"
+    if rank == 0:
+        with merged(model):
+            save_pretrained(model, final)
+    barrier()
+    return final
+
+
+def _objective(batch: TrainBatch, encode, loss_fn, cache_chunk: int) -> torch.Tensor:
+    """Embed, gather across ranks, Matryoshka InfoNCE; backward into the parameters. Returns the loss."""
+    def global_loss(q, d, negatives=None):
+        negatives = q.new_zeros((0, q.shape[1])) if negatives is None else negatives  # every rank gathers
+        n = gather_rows(negatives)
+        return loss_fn(gather_rows(q), gather_rows(d), n if len(n) else None,
+                       q_ids=gather_rows(batch.q_ids.to(q.device)), d_ids=gather_rows(batch.d_ids.to(q.device)),
+                       n_ids=gather_rows(batch.n_ids.to(q.device)))
+
+    roles = {"q": batch.queries, "d": batch.positives, "negatives": batch.negatives}
+    if cache_chunk > 0:
+        chunks = {r: [items[i : i + cache_chunk] for i in range(0, len(items), cache_chunk)]
+                  for r, items in roles.items() if items}
+        return GradCache(encode, global_loss).step(chunks)
+    embs = {r: encode(items) for r, items in roles.items() if items}
+    loss = global_loss(**embs)
+    loss.backward()
+    return loss.detach()
+
+
+def _save_checkpoint(root, step, model, trainable, opt, sampler, meta, rank, keep, save_file) -> None:
+    """Rank 0 writes the model, weights, optimizer and position; every rank its RNG; then one rename."""
+    tmp = ckpt.tmp_dir(root, step)
+    if rank == 0:
+        ckpt.begin(root, step)
+        with merged(model):
+            save_pretrained(model, tmp / "model")
+        save_file({n: p.detach().cpu().contiguous() for n, p in trainable}, str(tmp / "trainable.safetensors"))
+        save_optimizer(opt, tmp)
+        ckpt.save_json(tmp, "trainer.json", {"step": step, "sampler": sampler.state(), "fingerprint": meta})
+    barrier()
+    ckpt.save_rng(tmp, rank)
+    barrier()
+    if rank == 0:
+        ckpt.commit(root, step, keep)
+    barrier()
