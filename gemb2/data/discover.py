@@ -4,7 +4,8 @@
 
 Rules (each one is tested in tests/data/test_discover.py):
 
-- The walk is recursive `os.scandir`, entries sorted by name, so the order is the same on every run.
+- The walk is depth-first `os.scandir` (an explicit stack, so depth is not bounded by Python's recursion
+  limit), entries sorted by name, so the order is the same on every run.
 - Hidden names (``.x``) and OS junk (``._x`` AppleDouble files, ``Thumbs.db``, ``desktop.ini``,
   ``__MACOSX``) are ignored silently, as are files whose extension is not a supported one.
 - Only regular files are yielded. The type comes from ``lstat``/``stat``; nothing is ever opened during
@@ -72,6 +73,14 @@ def discover(roots: Sequence[str], *, follow_symlinks: bool = False) -> Iterator
         yield from walker.walk_root(root)
 
 
+@dataclass(frozen=True)
+class _Dir:
+    """A directory met during the walk, to be listed next."""
+
+    path: str
+    st: os.stat_result
+
+
 class _Walker:
     def __init__(self, roots: list[str], follow_symlinks: bool):
         self.roots = roots
@@ -96,68 +105,62 @@ class _Walker:
             yield Skipped(root, f"not a regular file ({_kind(st.st_mode)})")
 
     def _walk_dir(self, path: str, st: os.stat_result) -> Iterator[FileEntry | Skipped]:
+        """Depth-first, in sorted order, with an explicit stack: a tree 10,000 levels deep is no recursion."""
+        stack: list[Iterator[tuple[str, os.DirEntry]]] = []
+        found: FileEntry | Skipped | _Dir | list | None = self._list(path, st)
+        while True:
+            if isinstance(found, list):
+                stack.append(iter(found))
+            elif found is not None:
+                yield found
+            if not stack:
+                return
+            child = next(stack[-1], None)
+            if child is None:
+                stack.pop()
+                found = None
+                continue
+            found = self._entry(*child)
+            if isinstance(found, _Dir):
+                found = self._list(found.path, found.st)
+
+    def _list(self, path: str, st: os.stat_result) -> list[tuple[str, os.DirEntry]] | Skipped | None:
+        """The sorted, not ignored entries of a directory; None if it was walked already (a loop)."""
         key = (st.st_dev, st.st_ino)
         if key in self.seen:
-            return  # a symlink loop or a second link to a walked directory
+            return None  # a symlink loop or a second link to a walked directory
         self.seen.add(key)
         try:
             with os.scandir(path) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as e:
-            yield Skipped(path, f"cannot list directory: {_os_reason(e)}")
-            return
-        seen = self.seen
-        for entry in entries:
-            name = entry.name
-            if is_ignored_name(name):
-                continue
-            try:
-                plain = not entry.is_symlink() and not entry.is_dir(follow_symlinks=False)  # d_type: no syscall
-            except OSError:
-                plain = False
-            if plain:  # the common case, kept inline: a walk of 10,000 files is mostly this
-                modality = EXTENSIONS.get(os.path.splitext(name)[1].lower())
-                if modality is None:
-                    continue  # an unsupported file, decided from its name without a stat call
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError as e:
-                    yield Skipped(entry.path, _os_reason(e))
-                    continue
-                if stat.S_ISREG(st.st_mode):
-                    key = (st.st_dev, st.st_ino)
-                    if key not in seen:
-                        seen.add(key)
-                        yield FileEntry(entry.path, st.st_size, st.st_mtime_ns, modality)
-                    continue
-            yield from self._entry(entry.path, entry)  # directories, links, special files
+            return Skipped(path, f"cannot list directory: {_os_reason(e)}")
+        return [(os.path.join(path, e.name), e) for e in entries if not is_ignored_name(e.name)]
 
-    def _entry(self, path: str, entry: os.DirEntry) -> Iterator[FileEntry | Skipped]:
+    def _entry(self, path: str, entry: os.DirEntry) -> FileEntry | Skipped | _Dir | None:
         try:
             lst = entry.stat(follow_symlinks=False)  # lstat: never opens the file
         except OSError as e:
-            yield Skipped(path, _os_reason(e))
-            return
+            return Skipped(path, _os_reason(e))
         st = lst
         if stat.S_ISLNK(lst.st_mode):
             try:
                 st = os.stat(path)  # stat follows the link; it does not open the target either
             except OSError as e:
                 if modality_of(path) is not None or e.errno == 40:  # ELOOP: a link cycle made of links
-                    yield Skipped(path, f"broken symbolic link: {_os_reason(e)}")
-                return
+                    return Skipped(path, f"broken symbolic link: {_os_reason(e)}")
+                return None
             if not self.follow_symlinks and not self._inside_roots(os.path.realpath(path)):
                 if stat.S_ISDIR(st.st_mode) or modality_of(path) is not None:
-                    yield Skipped(path, f"symbolic link to outside the roots: {os.path.realpath(path)}")
-                return
+                    return Skipped(path, f"symbolic link to outside the roots: {os.path.realpath(path)}")
+                return None
         if stat.S_ISDIR(st.st_mode):
-            yield from self._walk_dir(path, st)
-        elif modality_of(path) is None:
-            return
-        elif stat.S_ISREG(st.st_mode):
-            yield from self._file(path, st)
-        else:
-            yield Skipped(path, f"not a regular file ({_kind(st.st_mode)})")
+            return _Dir(path, st)
+        if modality_of(path) is None:
+            return None
+        if stat.S_ISREG(st.st_mode):
+            return next(self._file(path, st), None)
+        return Skipped(path, f"not a regular file ({_kind(st.st_mode)})")
 
     def _file(self, path: str, st: os.stat_result) -> Iterator[FileEntry]:
         key = (st.st_dev, st.st_ino)

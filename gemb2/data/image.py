@@ -24,6 +24,8 @@ from gemb2.data.segments import LoadError, Segment
 from gemb2.data.spec import LoadSpec
 from gemb2.parts import Image, fit_image
 
+COMPOSITE_ROWS = 256  # rows composited on white at a time
+
 
 def load_image(path: str, spec: LoadSpec) -> Iterator[Segment]:
     pixels = fit_image(read_rgb(path, spec.max_image_pixels, spec.image_size), spec.image_size)
@@ -82,10 +84,13 @@ def _to_rgb(img) -> np.ndarray:
     elif mode in ("LA", "La", "PA", "RGBa") or (mode not in ("RGB", "RGBA") and "transparency" in img.info):
         img = img.convert("RGBA")
     if img.mode == "RGBA":
-        rgba = np.asarray(img).astype(np.float32)  # (H, W, 4)
-        alpha = rgba[:, :, 3:] / 255.0
-        rgb = rgba[:, :, :3] * alpha + 255.0 * (1.0 - alpha)
-        return np.round(rgb).astype(np.uint8)
+        rgba = np.asarray(img)  # (H, W, 4) uint8
+        out = np.empty(rgba.shape[:2] + (3,), np.uint8)  # (H, W, 3)
+        for y in range(0, rgba.shape[0], COMPOSITE_ROWS):  # in row blocks: float32 copies of a 80 MP image are GBs
+            block = rgba[y : y + COMPOSITE_ROWS].astype(np.float32)  # (r, W, 4)
+            alpha = block[:, :, 3:] / 255.0
+            out[y : y + COMPOSITE_ROWS] = np.round(block[:, :, :3] * alpha + 255.0 * (1.0 - alpha))
+        return out
     if img.mode != "RGB":
         img = img.convert("RGB")
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))

@@ -17,6 +17,14 @@ Design (the parent is the scheduler; no shared queue whose pipe a dying worker c
   about one segment per worker.
 - The content hash (blake2b, 16-byte digest as 32 hex chars) is computed by the worker after the
   segments, streaming the file in 1 MiB blocks.
+- Per-file limits (`spec.file_timeout_s`, `spec.max_worker_memory_mb`; see `limits.py`): a worker that
+  spends longer than the time limit on one step of a file (opening it and producing its first segment,
+  any next segment, or finishing it; time blocked on a full result pipe is not counted) is killed and the
+  file fails "timed out after N s": a hang is caught, a long but progressing file is not; a worker
+  whose resident memory passes the bound (a watchdog thread reads /proc every WATCH_INTERVAL_S) is killed
+  and its file fails with that reason; RLIMIT_AS, set by each worker on itself, makes a sudden huge
+  allocation fail inside the worker (a MemoryError: that file's failure) before the watchdog can see it.
+  Either way a replacement worker is started and the run goes on.
 - Closing the generator early (the consumer stops iterating) terminates the workers.
 - `workers=0` loads in the calling process, with the same events (for debugging and tests).
 
@@ -28,17 +36,21 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 import signal
+import threading
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Iterator, Sequence
 
 from gemb2.data.discover import FileEntry
+from gemb2.data.limits import limit_address_space, preload_decoders, resident_bytes
 from gemb2.data.segments import LoadError, Segment, load_file
 from gemb2.data.spec import LoadSpec
 
 PREFETCH = 2  # files handed to a worker ahead of time (one loading, one queued)
 HASH_BLOCK = 1 << 20
+WATCH_INTERVAL_S = 0.2  # how often the memory watchdog reads the workers' resident memory
 
 
 @dataclass
@@ -58,6 +70,7 @@ class FileDone:
 class FileFailed:
     file_id: int
     reason: str  # without the path
+    out_of_memory: bool = field(default=False, compare=False)  # the worker that loaded it is then replaced
 
 
 Event = SegmentLoaded | FileDone | FileFailed
@@ -81,7 +94,7 @@ def load_file_events(file_id: int, path: str, modality: str, spec: LoadSpec) -> 
             n += 1
         digest = content_hash(path)
     except Exception as e:  # any loader exception is this file's failure, never the run's
-        yield FileFailed(file_id, failure_reason(e, path))
+        yield FileFailed(file_id, failure_reason(e, path), out_of_memory=isinstance(e, MemoryError))
         return
     yield FileDone(file_id, n, digest)
 
@@ -92,6 +105,8 @@ def failure_reason(e: BaseException, path: str) -> str:
         reason = str(e)
     elif isinstance(e, OSError) and e.strerror:
         reason = e.strerror
+    elif isinstance(e, MemoryError):  # RLIMIT_AS of a worker (max_worker_memory_mb), or the machine's
+        reason = f"out of memory{': ' + str(e) if str(e) else ''}"
     else:
         reason = f"{type(e).__name__}: {e}"
     return reason.replace(path, "<file>").splitlines()[0] if reason else type(e).__name__
@@ -131,7 +146,19 @@ class _Worker:
         result_send.close()
         self.assigned: deque[int] = deque()  # file ids given, in order; the first may be started
         self.started: int | None = None
+        self.deadline: float | None = None  # monotonic time by which the started file must send something
+        self.kill_reason: str | None = None  # set when the pool kills it for a limit: its file's failure reason
+        self.retiring = False  # it said it will exit (after running out of memory)
         self.alive = True
+
+    def kill(self, reason: str) -> None:
+        """Kill the process for breaking a limit; the main loop reports `reason` for its file."""
+        if self.kill_reason is None:
+            self.kill_reason = reason
+        try:
+            self.proc.kill()
+        except (OSError, ValueError):
+            pass
 
 
 class _Pool:
@@ -145,6 +172,9 @@ class _Pool:
         self.buffered_segments = 0
         self.deaths_without_progress = 0
         self.workers = [_Worker(self.ctx, spec) for _ in range(workers)]
+        self._stop = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch_memory, daemon=True, name="gemb2-loader-watchdog")
+        self._watchdog.start()
 
     def run(self) -> Iterator[Event]:
         remaining = len(self.entries)
@@ -162,11 +192,18 @@ class _Pool:
                     break  # go back and read the pipes while there is room
 
     def _assign(self) -> None:
-        for w in self.workers:
-            while self.todo and len(w.assigned) < PREFETCH:
+        for w in list(self.workers):
+            while w.alive and self.todo and len(w.assigned) < PREFETCH:
                 fid = self.todo.popleft()
                 e = self.entries[fid]
-                w.tasks.send((fid, e.path, e.modality))
+                try:
+                    w.tasks.send((fid, e.path, e.modality))
+                except OSError:  # the worker died (or was killed for a limit) since we last looked
+                    self.todo.appendleft(fid)
+                    self._read(w, drain=True)
+                    if w.alive:
+                        self._replace(w)
+                    break
                 w.assigned.append(fid)
 
     def _receive(self, block: bool) -> None:
@@ -175,7 +212,9 @@ class _Pool:
             return
         by_conn = {w.results: w for w in self.workers}
         by_sentinel = {w.proc.sentinel: w for w in self.workers}
-        ready = wait(list(by_conn) + list(by_sentinel), timeout=None if block else 0)
+        timeout = self._until_next_deadline() if block else 0
+        ready = wait(list(by_conn) + list(by_sentinel), timeout=timeout)
+        self._enforce_deadlines()
         for obj in ready:
             w = by_conn.get(obj) or by_sentinel.get(obj)
             if w is None or not w.alive:
@@ -196,18 +235,44 @@ class _Pool:
                 w.proc.join(timeout=5)
                 self._replace(w)
 
+    def _until_next_deadline(self) -> float | None:
+        """Seconds until the earliest file deadline (None: no file is being loaded)."""
+        deadlines = [w.deadline for w in self.workers if w.alive and w.deadline is not None]
+        return max(0.0, min(deadlines) - time.monotonic()) + 0.01 if deadlines else None
+
+    def _enforce_deadlines(self) -> None:
+        """Kill the workers whose file is past its time limit and that have sent nothing we have not read."""
+        now = time.monotonic()
+        for w in self.workers:
+            if w.alive and w.deadline is not None and now > w.deadline and not w.results.poll():
+                w.kill(f"timed out after {self.spec.file_timeout_s:g} s (file_timeout_s)")
+
+    def _watch_memory(self) -> None:
+        """Watchdog thread: kill a worker whose resident memory passes spec.max_worker_memory_mb."""
+        bound = self.spec.max_worker_memory_mb << 20
+        while not self._stop.wait(WATCH_INTERVAL_S):
+            for w in list(self.workers):
+                rss = resident_bytes(w.proc.pid) if w.alive and w.proc.pid else None
+                if rss is not None and rss > bound:
+                    w.kill(f"used more than {self.spec.max_worker_memory_mb} MiB of memory (max_worker_memory_mb)")
+
     def _handle(self, w: _Worker, msg: tuple) -> None:
         kind, fid = msg[0], msg[1]
         if kind == "start":
             w.started = fid
+            w.deadline = time.monotonic() + self.spec.file_timeout_s
             self.deaths_without_progress = 0
             return
         if kind == "seg":
             self.buffer.append(SegmentLoaded(fid, msg[2]))
             self.buffered_segments += 1
+            w.deadline = time.monotonic() + self.spec.file_timeout_s - msg[3]  # msg[3]: seconds it took to load
             return
         w.assigned.remove(fid)
         w.started = None
+        w.deadline = None
+        if kind == "fail" and msg[3]:
+            w.retiring = True  # it exits after an out-of-memory failure; its replacement is not a crash
         self.buffer.append(FileDone(fid, msg[2], msg[3]) if kind == "done" else FileFailed(fid, msg[2]))
 
     def _replace(self, w: _Worker) -> None:
@@ -219,9 +284,10 @@ class _Pool:
         code = w.proc.exitcode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         if w.started is not None:
-            self.buffer.append(FileFailed(w.started, f"loader worker process died ({how}) while loading"))
+            reason = w.kill_reason or f"loader worker process died ({how}) while loading"
+            self.buffer.append(FileFailed(w.started, reason))
             w.assigned.remove(w.started)
-        else:
+        elif not w.retiring:
             self.deaths_without_progress += 1
             if self.deaths_without_progress > 2 * len(self.workers) + 2:
                 raise RuntimeError(f"loader worker processes keep dying before loading anything ({how})")
@@ -230,6 +296,8 @@ class _Pool:
         self.workers[self.workers.index(w)] = _Worker(self.ctx, self.spec)
 
     def shutdown(self) -> None:
+        self._stop.set()
+        self._watchdog.join()
         for w in self.workers:
             if w.alive and w.proc.is_alive():
                 try:
@@ -259,6 +327,8 @@ def _close(w: _Worker) -> None:
 def _worker_main(tasks, results, spec: LoadSpec) -> None:
     """A loader process: (file_id, path, modality) tasks in, ("start"|"seg"|"done"|"fail", file_id, ...) out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    preload_decoders()  # before the cap: the cap is on what loading files adds, not on the libraries
+    limit_address_space(2 * spec.max_worker_memory_mb << 20)
     while True:
         try:
             task = tasks.recv()
@@ -268,10 +338,14 @@ def _worker_main(tasks, results, spec: LoadSpec) -> None:
             return
         fid, path, modality = task
         results.send(("start", fid))
+        since = time.monotonic()  # the end of the previous send: the time limit counts loading, not waiting on us
         for ev in load_file_events(fid, path, modality, spec):
             if isinstance(ev, SegmentLoaded):
-                results.send(("seg", fid, ev.segment))
+                results.send(("seg", fid, ev.segment, time.monotonic() - since))
+                since = time.monotonic()
             elif isinstance(ev, FileDone):
                 results.send(("done", fid, ev.n_segments, ev.content_hash))
             else:
-                results.send(("fail", fid, ev.reason))
+                results.send(("fail", fid, ev.reason, ev.out_of_memory))
+                if ev.out_of_memory:
+                    return  # a codec that met a failed allocation may be left corrupt: start afresh

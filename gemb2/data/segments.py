@@ -12,11 +12,12 @@ file is never held in memory, only the window being built. Every problem with th
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from typing import Iterator
 
 from gemb2.data.spec import LoadSpec
-from gemb2.data.sniff import compatible, sniff
+from gemb2.data.sniff import SNIFF_BYTES, compatible, sniff_bytes
 from gemb2.parts import Part
 
 SNIPPET_CHARS = 1000  # text rows keep this much of their window as a snippet
@@ -79,8 +80,16 @@ def _utf8(path: str) -> bool:
 def check_content(path: str, modality: str) -> None:
     """Raise LoadError when the file is empty, unreadable, or its content is not of `modality`."""
     try:
-        size = os.stat(path).st_size
-        found = sniff(path)
+        # O_NONBLOCK: a FIFO put where a regular file was found by the walk must not block the open
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise LoadError("not a regular file (it changed since the directory walk)")
+            size = st.st_size
+            found = sniff_bytes(os.read(fd, SNIFF_BYTES))
+        finally:
+            os.close(fd)
     except OSError as e:
         raise LoadError(f"cannot read the file: {e.strerror or e}") from None
     if size == 0:

@@ -23,6 +23,12 @@ class LoadSpec:
     text_overlap_tokens: int = 32  # tokens shared by consecutive text windows
     tokenizer_file: str | None = None  # tokenizer.json used for chunking; None chunks by whitespace words
     max_text_bytes: int = 64 * 1024 * 1024  # a larger text file is refused
+    # Per-file limits, enforced by the worker pool (load_parallel with workers >= 1; not in-process):
+    file_timeout_s: float = 120.0  # a file that takes longer than this to give its next segment (or to end;
+    #   time blocked on a full pipe is not counted) has its worker killed and fails "timed out after N s":
+    #   a hostile file cannot hang a run, a long file that makes progress is not cut
+    max_worker_memory_mb: int = 2048  # a worker whose resident memory passes this is killed and its file
+    #   fails; its address space (RLIMIT_AS) may also grow by at most 2x this beyond its size at start-up
 
     def __post_init__(self) -> None:
         if self.image_size < 8:
@@ -35,3 +41,7 @@ class LoadSpec:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
         if not 0 <= self.text_overlap_tokens < self.text_window_tokens:
             raise ValueError("text_overlap_tokens must be in [0, text_window_tokens)")
+        if not self.file_timeout_s > 0:
+            raise ValueError(f"file_timeout_s must be positive, got {self.file_timeout_s}")
+        if self.max_worker_memory_mb < 64:
+            raise ValueError(f"max_worker_memory_mb must be >= 64, got {self.max_worker_memory_mb}")

@@ -7,7 +7,9 @@ Chunking: windows of `spec.text_window_tokens` tokens, consecutive windows shari
 `spec.text_overlap_tokens`, with the tokenizer of `spec.tokenizer_file` (HF `tokenizers`, one per process)
 or whitespace-separated words when it is None. Token offsets map each window back to a [start, end)
 character span of the decoded text; the window's text is that span of the original (not the normalised
-tokens). The text is tokenized in blocks that end at a newline, so memory follows the block, not the file.
+tokens). The text is tokenized in blocks that end at a newline (else at a whitespace, else at
+MAX_BLOCK_CHARS), so memory follows the block, not the file; a run of LONG_RUN_CHARS non-space characters
+(a 50 MB line of one word, a base64 blob) counts as one token and is not tokenized.
 An empty or whitespace-only text gives zero segments (a file with nothing to embed is not an error).
 """
 
@@ -24,6 +26,11 @@ from gemb2.data.spec import LoadSpec
 from gemb2.parts import Text
 
 BLOCK_CHARS = 1 << 16  # tokenize this much text at a time (cut at the next newline)
+MAX_BLOCK_CHARS = 1 << 20  # ... or at a whitespace, or here, when no newline comes within this many
+LONG_RUN_CHARS = 1000  # a run of this many non-space characters is one token, not tokenized (see _token_spans)
+_SPACE = re.compile(r"\s")
+_WORD = re.compile(r"\S+")
+_LONG_RUN = re.compile(r"(?<!\S)\S{%d,}" % LONG_RUN_CHARS)  # tried only where a run starts: linear time
 
 
 def load_text(path: str, spec: LoadSpec) -> Iterator[Segment]:
@@ -83,21 +90,49 @@ def windows(spans: Iterator[tuple[int, int]], size: int, overlap: int) -> Iterat
 
 
 def _token_spans(text: str, tokenizer_file: str | None) -> Iterator[tuple[int, int]]:
-    """Character spans of the tokens of `text`, in order."""
-    if tokenizer_file is None:
-        for m in re.finditer(r"\S+", text):
+    """Character spans of the tokens of `text`, in order.
+
+    A run of LONG_RUN_CHARS or more non-space characters (a base64 blob, a 50 MB line of one word) is not
+    language: it is not tokenized but stands as one token spanning its first LONG_RUN_CHARS characters
+    (WordPiece would make it one [UNK] anyway: words over 100 characters are unknown), so that neither the
+    tokenizer's time nor a window's text grows with it.
+    """
+    tokenizer = None if tokenizer_file is None else _tokenizer(os.path.abspath(tokenizer_file))
+    pos = 0
+    for m in _LONG_RUN.finditer(text):
+        yield from _spans_between(text, pos, m.start(), tokenizer)
+        yield m.start(), m.start() + LONG_RUN_CHARS
+        pos = m.end()
+    yield from _spans_between(text, pos, len(text), tokenizer)
+
+
+def _spans_between(text: str, pos: int, stop: int, tokenizer) -> Iterator[tuple[int, int]]:
+    """Token spans of text[pos:stop], tokenized in blocks (whitespace-separated words without a tokenizer)."""
+    if tokenizer is None:
+        for m in _WORD.finditer(text, pos, stop):
             yield m.span()
         return
-    tokenizer = _tokenizer(os.path.abspath(tokenizer_file))
-    pos = 0
-    while pos < len(text):
-        cut = text.find("\n", pos + BLOCK_CHARS)
-        cut = len(text) if cut < 0 else cut + 1
+    while pos < stop:
+        cut = _block_end(text, pos, stop)
         enc = tokenizer.encode(text[pos:cut], add_special_tokens=False)
         for start, end in enc.offsets:
             if end > start:
                 yield pos + start, pos + end
         pos = cut
+
+
+def _block_end(text: str, pos: int, stop: int) -> int:
+    """End of the block starting at `pos`: after the first newline past BLOCK_CHARS, else after a
+    whitespace, else a hard cut; never more than MAX_BLOCK_CHARS (a word cut there splits in two tokens)."""
+    if stop - pos <= MAX_BLOCK_CHARS:
+        cut = text.find("\n", pos + BLOCK_CHARS, stop)
+        return stop if cut < 0 else cut + 1
+    limit = pos + MAX_BLOCK_CHARS
+    cut = text.find("\n", pos + BLOCK_CHARS, limit)
+    if cut >= 0:
+        return cut + 1
+    m = _SPACE.search(text, pos + BLOCK_CHARS, limit)
+    return m.end() if m else limit
 
 
 @functools.lru_cache(maxsize=4)

@@ -255,8 +255,8 @@ def export_onnx(model, out: str, *, dim: int | None = None, modalities: tuple[st
                      f"zero-padded to a multiple of {spt} samples; the graph computes Whisper's log-mel",
             "video": f"frames sampled at {cfg.video_fps:g} fps, at most {cfg.max_frames} per window (evenly spaced), each as "
                      f"an image; times in seconds from the window start; samples: the window's audio track as for audio. "
-                     f"A video without sound: use the image graph per frame is NOT equivalent; pass 1 s of zeros as samples "
-                     f"only if the model was trained that way (gemb2 embeds such a video without audio tokens)",
+                     f"The graph needs a sound track: gemb2 embeds a silent video with no audio tokens, which this "
+                     f"graph does not reproduce (a silent-video graph is not exported yet)",
         },
     }
     with open(os.path.join(out, "manifest.json"), "w", encoding="utf-8") as f:

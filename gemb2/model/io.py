@@ -114,6 +114,10 @@ def load_pretrained(folder: str | Path, device: torch.device | str | None = None
     return model.to(device) if device is not None else model
 
 
+def _stem(kind: str, encoder: str) -> str:
+    return {"efficientnet": f"efficientnet-{encoder}", "whisper": f"whisper-{encoder}"}.get(kind, kind)
+
+
 def _model_card(model: Gemb2Model, model_id: str) -> str:
     c = model.config
     n = sum(p.numel() for p in model.parameters())
@@ -125,10 +129,13 @@ in one L2-normalised vector space.
 - model id: `{model_id}`
 - parameters: {n:,} (backbone {c.layers} layers x {c.hidden} hidden, {c.heads} heads)
 - output: {c.out_dim} dimensions; Matryoshka prefixes {list(c.matryoshka_dims)} (re-normalise after truncating)
+- embeds: {", ".join(c.modalities)}; image stem `{_stem(c.image_stem, c.image_encoder)}`, audio stem `{_stem(c.audio_stem, c.audio_encoder)}`
 - inputs: text up to {c.max_text_tokens} tokens; images {c.image_size}x{c.image_size} ({c.image_tokens} tokens);
-  audio 16 kHz windows of {c.audio_window_s:g} s; video up to {c.max_frames} frames + audio track
+  audio 16 kHz windows of {c.audio_window_s:g} s ({c.max_audio_tokens} tokens); video up to {c.max_frames} frames + audio track
 - prompts: queries `{c.query_prompt}`, documents `{c.document_prompt}`
 
 Files: `config.json` (the config and model id), `model.safetensors` (weights), `tokenizer.json`
 (WordPiece). Load with `gemb2.model.load_model("<this folder>")`.
-""" + ("\nThis model is randomly initialised (untrained): for testing only.\n" if "random" in c.name else "")
+""" + ("\nThis model is randomly initialised (untrained): for testing only.\n" if "random" in c.name else
+       "\nParts of this model (its new projectors) are untrained: a starting point for `gemb2 train`.\n"
+       if "untrained" in c.name else "")

