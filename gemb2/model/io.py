@@ -75,6 +75,9 @@ def save_pretrained(model: Gemb2Model, folder: str | Path) -> Path:
     return folder
 
 
+PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"})
+
+
 def load_pretrained(folder: str | Path, device: torch.device | str | None = None) -> Gemb2Model:
     """Build the model from a checkpoint folder; every tensor is checked by name, shape and dtype."""
     from safetensors import safe_open
@@ -84,6 +87,10 @@ def load_pretrained(folder: str | Path, device: torch.device | str | None = None
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise FileNotFoundError(f"{folder}: no model.safetensors (gemb2 loads weights only from safetensors)")
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in PICKLE_SUFFIXES:  # refused, never opened: a model folder is safetensors + JSON
+            raise ValueError(f"{folder}: holds {path.name}, a pickle; gemb2 loads only safetensors and JSON "
+                             "(remove the file to load this folder)")
     config = ModelConfig.from_dict(doc.get("config"))
     tok_path = folder / "tokenizer.json"
     model = Gemb2Model(config, TextTokenizer.from_file(tok_path) if tok_path.is_file() else None)

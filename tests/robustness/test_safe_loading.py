@@ -50,9 +50,6 @@ def test_a_folder_with_only_a_pickle_is_refused(saved, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["pytorch_model.bin", "model.pt", "weights.pkl", "optimizer.pth"])
-@pytest.mark.xfail(strict=True, reason="owned by issue 3 (gemb2/model/io.py): load_pretrained ignores extra files; "
-                   "it should refuse a folder that holds a pickle (*.bin, *.pt, *.pth, *.pkl, *.pickle, *.ckpt) "
-                   "with ValueError('<folder>: holds <name>, a pickle; gemb2 loads only safetensors and JSON')")
 def test_a_folder_holding_a_pickle_beside_safetensors_is_refused(saved, tmp_path, name):
     m = copy_of(saved, tmp_path)
     marker = tmp_path / "unpickled"
@@ -72,7 +69,7 @@ def test_a_folder_holding_a_pickle_is_never_unpickled(saved, tmp_path):
     try:
         load_model(str(m))
     except ValueError:
-        pass  # refused: the better answer (see the xfail above)
+        pass  # refused, as test_a_folder_holding_a_pickle_beside_safetensors_is_refused requires
     assert not marker.exists()
 
 
