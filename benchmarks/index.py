@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--clusters", type=int, default=1000)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--nprobes", type=int, nargs="*", default=[], help="also measure these nprobes values")
+    ap.add_argument("--ef", type=int, nargs="*", default=[], help="also measure these HNSW ef values (with refine 5)")
     args = ap.parse_args()
 
     from gemb2.store import LanceStore
@@ -113,7 +114,7 @@ def main() -> None:
                   f"p95 {np.percentile(scan, 95):.2f} ms", flush=True)
             for label, tuning in [("default (refine 5)", QueryTuning()), ("no refine", QueryTuning(refine_factor=None))] + [
                 (f"nprobes {p}", QueryTuning(nprobes=p)) for p in args.nprobes
-            ]:
+            ] + [(f"ef {e}", QueryTuning(ef=e)) for e in args.ef]:
                 timed_queries(store, queries[:5], args.k, tuning=tuning)  # warm the index cache
                 got, lat = timed_queries(store, queries, args.k, tuning=tuning)
                 recall = np.mean([len(set(g) & set(e)) / args.k for g, e in zip(got, exact)])

@@ -150,7 +150,9 @@ def main(argv=None) -> None:
     ap.add_argument("--data", default="data", help="the folder scripts/build_data wrote")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
     ap.add_argument("--out", help="also write the JSON here")
-    ap.add_argument("--no-cascade", action="store_true", help="skip the cascade baseline")
+    ap.add_argument("--no-baselines", action="store_true", help="only the --model rows (chance is always computed)")
+    ap.add_argument("--feature-cache", help="a safetensors file of frozen-encoder features: read if present, "
+                    "written at the end (the features of the same weights and inputs; no number changes)")
     args = ap.parse_args(argv)
 
     from gemb2.eval.retrieval import evaluate
@@ -165,16 +167,20 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     results: dict[str, dict] = {"chance": chance(manifest, tasks)}
     cache = FeatureCache(16 << 30)
+    if args.feature_cache and Path(args.feature_cache).is_file():
+        log(f"feature cache: {cache.load(args.feature_cache)} rows from {args.feature_cache}")
     for name in args.model:
-        model = load_model(name)
+        model = load_model(name).requires_grad_(False)  # evaluation only: every encoder is frozen, so cached
         log(f"{name}: {model.model_id}")
         with cache.attached(model):
             results[name] = evaluate(model, paths, tasks=tasks, log=lambda m: log(f"  {m}"))
         log(f"  {cache.stats()}")
-    minilm = load_model("all-MiniLM-L6-v2")
-    results["all-MiniLM-L6-v2"] = evaluate(minilm, paths, tasks=[t for t in tasks if t in TEXT_TASKS])
+    if args.feature_cache:
+        cache.save(args.feature_cache)
     examples = {}
-    if not args.no_cascade:
+    if not args.no_baselines:
+        minilm = load_model("all-MiniLM-L6-v2")
+        results["all-MiniLM-L6-v2"] = evaluate(minilm, paths, tasks=[t for t in tasks if t in TEXT_TASKS])
         spec = load_spec_for(load_model(args.model[0]))
         results["cascade"], examples = Cascade(spec).evaluate(minilm, manifest, [t for t in tasks if t not in TEXT_TASKS])
     doc = {"seconds": round(time.perf_counter() - t0, 1), "tasks": {t: {"pair": "->".join(PAIRS[t])} for t in tasks},

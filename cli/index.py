@@ -18,10 +18,11 @@ def index(
     table: Annotated[Optional[str], typer.Option(help="Table name. [env: GEMB2_TABLE; default: media]")] = None,
     keep_versions: Annotated[float, typer.Option("--keep-versions", min=0, help="Keep table versions younger than this many seconds; older ones are deleted (0: keep only the latest).")] = 600,
     wait: Annotated[float, typer.Option(min=0, help="Seconds to wait for a running `gemb2 embed` on the table before giving up (exit 4).")] = 0,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild every index, even those that are up to date.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object on stdout.")] = False,
 ) -> None:
-    """Build or refresh the indexes of a table: vector (ANN), scalar (path, modality) and full-text (text), then
-    compact it and delete old versions. Exit codes: 0 done, 2 usage error, 1 fatal, 4 the table is busy."""
+    """Compact a table, delete its old versions and refresh its indexes, then build the ones it lacks: vector (ANN),
+    scalar (path, modality), full-text (text). Exit codes: 0 done, 2 usage error, 1 fatal, 4 the table is busy."""
     from gemb2.store import LanceStore, StoreError
     from gemb2.store.index import VECTOR_KINDS, IndexBuildError, build_indexes
     from gemb2.store.lock import LockBusy, table_lock
@@ -39,7 +40,7 @@ def index(
         with table_lock(uri, name, wait_s=wait):  # the whole table: no embed writes while indexes are rebuilt
             store.refresh()
             rep = build_indexes(store.table, dim=store.dim, kind=type_, name=name,
-                                cleanup_older_than=timedelta(seconds=keep_versions))
+                                cleanup_older_than=timedelta(seconds=keep_versions), rebuild=rebuild)
     except LockBusy as e:
         die(str(e), EXIT_BUSY)
     except IndexBuildError as e:
@@ -51,9 +52,9 @@ def index(
         typer.echo(json.dumps(rep.to_dict(), ensure_ascii=False))
         return
     v = rep.vector
-    if v["built"]:
+    if v.get("present"):
         params = ", ".join(f"{k}={v[k]}" for k in ("num_partitions", "m", "ef_construction", "num_sub_vectors") if k in v)
-        typer.echo(f"vector index: {v['kind']} ({params})")
+        typer.echo(f"vector index: {v['kind']} ({params}){'' if v['built'] else ', kept: up to date'}")
     else:
         typer.echo(f"vector index: none ({v['reason']})")
     typer.echo(f"scalar indexes: {', '.join(rep.scalar) or 'none'}")

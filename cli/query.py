@@ -28,7 +28,7 @@ def query(
     hybrid: Annotated[bool, typer.Option("--hybrid", help="Also full-text search the query text (BM25) and fuse both rankings (reciprocal-rank fusion). Needs `gemb2 index`.")] = False,
     dim: Annotated[Optional[int], typer.Option(help="Query with this Matryoshka prefix of the vectors (re-ranked by prefix cosine).")] = None,
     refine_factor: Annotated[int, typer.Option(min=0, help="With a vector index: re-rank this many x k candidates with the exact vectors (0: off).")] = 5,
-    nprobes: Annotated[Optional[int], typer.Option(min=1, help="With a vector index: IVF partitions to search. [default: LanceDB's]")] = None,
+    nprobes: Annotated[int, typer.Option(min=1, help="With a vector index: IVF partitions to search (more: better recall, slower).")] = 5,
     ef: Annotated[Optional[int], typer.Option(min=1, help="With an HNSW index: candidates per search. [default: max(64, 2k)]")] = None,
 ) -> None:
     """Find the rows nearest to a query made of text and/or files (given together, they form one interleaved query)."""

@@ -41,12 +41,14 @@ def parts_of(config) -> dict:
     return d
 
 
-def low_rank(delta: torch.Tensor, max_rank: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(B (out, r), A (r, in)) with B @ A == delta to 1e-5 of its largest entry, or None."""
+def low_rank(delta: torch.Tensor, weight: torch.Tensor, max_rank: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(B (out, r), A (r, in)) with B @ A == delta, or None. "==": to 1e-5 of delta's largest entry, or to
+    4 float32 roundings of the weight's largest entry (a merged LoRA update carries float32 rounding noise)."""
     u, s, vh = torch.linalg.svd(delta.double(), full_matrices=False)
+    tol = max(1e-5 * float(delta.abs().max()), 4 * torch.finfo(torch.float32).eps * float(weight.abs().max()))
     for r in range(1, max_rank + 1):
         b, a = u[:, :r] * s[:r], vh[:r]
-        if (b @ a - delta.double()).abs().max() <= 1e-5 * delta.abs().max():
+        if (b @ a - delta.double()).abs().max() <= tol:
             return b.float().contiguous(), a.float().contiguous()
     return None
 
@@ -78,7 +80,7 @@ def main(argv=None) -> None:
         if torch.equal(t, t0):
             summary["unchanged"] += 1
             continue
-        factors = low_rank(t - t0, args.max_rank) if t.ndim == 2 and not name.startswith(
+        factors = low_rank(t - t0, t, args.max_rank) if t.ndim == 2 and not name.startswith(
             ("image_stem.proj", "audio_stem.proj", "modality_embeddings", "time_embeddings", "projection")) else None
         if factors is not None:
             adds[f"lowrank_b.{name}"], adds[f"lowrank_a.{name}"] = factors

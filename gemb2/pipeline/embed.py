@@ -202,7 +202,15 @@ def run_embed(
     if todo:
         progress.start(len(todo))
         try:
-            _embed_files(todo, is_new, store, model_id, get_model(), options, progress, report, fail)
+            model = get_model()
+            can = set(model.config.modalities)
+            for e in todo:  # e.g. images under a text-only model: a counted failure, never a crash
+                if e.modality not in can:
+                    fail(storage_path(e.path), f"model {model_id} does not embed {e.modality} files")
+                    progress.advance(1)
+            keep = [i for i, e in enumerate(todo) if e.modality in can]
+            todo, is_new = [todo[i] for i in keep], [is_new[i] for i in keep]
+            _embed_files(todo, is_new, store, model_id, model, options, progress, report, fail)
         finally:
             progress.close()
     report.seconds = time.perf_counter() - t0

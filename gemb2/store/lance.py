@@ -10,8 +10,10 @@ duplicates a row.
 from __future__ import annotations
 
 import os
+import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -60,6 +62,28 @@ def segment_schema(dim: int, model: str, source: str = "") -> pa.Schema:
             "gemb2.dim": str(dim),
         },
     )
+
+
+def _one_line(e: BaseException) -> str:
+    """A LanceDB/Lance error as one line: its innermost cause ("No space left on device (os error 28)") when
+    it names one, else its first line, cut to 300 characters."""
+    text = str(e)
+    m = re.search(r"([A-Z][^:\n]*\(os error \d+\))", text)
+    if m:
+        return m.group(1)
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return first[:300]
+
+
+@contextmanager
+def _writing(what: str) -> Iterator[None]:
+    """Lance I/O failures (disk full, permission denied, a broken object store) -> StoreError with one line."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (OSError, RuntimeError, IOError) as e:
+        raise StoreError(f"{what} failed: {_one_line(e)}") from e
 
 
 def sql_str(value: str) -> str:
@@ -122,14 +146,15 @@ class LanceStore:
         if self.model is None or self.dim is None:
             raise StoreError("the store needs the model id and dimension to create its table")
         try:
-            self._table = self._db.create_table(self.table_name, schema=segment_schema(self.dim, self.model, self.source))
+            with _writing(f"creating table {self.table_name!r} in {self.uri}"):
+                self._table = self._db.create_table(self.table_name, schema=segment_schema(self.dim, self.model, self.source))
         except ValueError:  # another process (a concurrent run, another rank) created it first
             self._table = self._open()
         try:
             self._table.set_unenforced_primary_key("key")
         except Exception as e:  # noqa: BLE001 - lancedb raises a plain runtime error type
             if "already set" not in str(e):  # the creator (another process) set it: the same key
-                raise
+                raise StoreError(f"creating table {self.table_name!r} in {self.uri} failed: {_one_line(e)}") from e
 
     def count(self) -> int:
         return 0 if self._table is None else self._table.count_rows()
@@ -156,6 +181,10 @@ class LanceStore:
         if self._table is None:
             self._create()
         data = self._to_arrow(files)
+        with _writing(f"writing to table {self.table_name!r} in {self.uri}"):
+            self._write(data, files)
+
+    def _write(self, data: pa.Table, files: Sequence[EmbeddedFile]) -> None:
         (
             self._table.merge_insert("key")
             .when_matched_update_all()
@@ -195,8 +224,9 @@ class LanceStore:
     def remove(self, paths: Sequence[str]) -> None:
         if self._table is None or not paths:
             return
-        for i in range(0, len(paths), 512):
-            self._table.delete(_in_list(paths[i : i + 512]))
+        with _writing(f"removing rows from table {self.table_name!r} in {self.uri}"):
+            for i in range(0, len(paths), 512):
+                self._table.delete(_in_list(paths[i : i + 512]))
 
     def search(
         self,

@@ -53,6 +53,25 @@ class FeatureCache:
         return (f"feature cache: {len(self)} rows, {self.used_bytes / 2**20:.0f} MiB, "
                 f"{self.hits} hits, {self.misses} misses")
 
+    def save(self, path: str) -> None:
+        """Write the cached rows to a safetensors file (keys hex-encoded), for another process to `load`."""
+        from safetensors.torch import save_file
+
+        save_file({k.hex(): v.contiguous() for k, v in self._rows.items()}, path)
+
+    def load(self, path: str) -> int:
+        """Add the rows of a file `save` wrote (within max_bytes). Returns how many were added."""
+        from safetensors.torch import load_file
+
+        added = 0
+        for k, v in load_file(path).items():
+            size = v.numel() * v.element_size()
+            if bytes.fromhex(k) not in self._rows and self.used_bytes + size <= self.max_bytes:
+                self._rows[bytes.fromhex(k)] = v
+                self.used_bytes += size
+                added += 1
+        return added
+
     @contextlib.contextmanager
     def attached(self, model: nn.Module):
         """Within the block, the model's frozen stem encoders read through the cache."""

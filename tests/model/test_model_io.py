@@ -111,12 +111,18 @@ def test_a_corrupt_config_is_a_source_error_for_the_id(saved):
         model_source_id(str(saved))
 
 
-def test_the_default_model_is_not_installed_yet():
+def test_the_default_model_is_the_shipped_release_not_a_random_preset():
+    from gemb2.model.release import release_folder
+    from gemb2.model.sources import resolve
+
     assert "gemb2-mini" in PRESETS
-    for call in (load_model, model_source_id):
-        with pytest.raises(ModelSourceError, match="not installed yet") as e:
-            call("gemb2-mini")
-        assert "--model tiny" in str(e.value)
+    if not (release_folder("gemb2-mini") / "adds.safetensors").is_file():  # a checkout without the release
+        for call in (load_model, model_source_id):
+            with pytest.raises(ModelSourceError, match="not installed yet") as e:
+                call("gemb2-mini")
+            assert "--model tiny" in str(e.value)
+    else:  # assembled from its parts + its added weights (tests/model/test_model_release.py loads it)
+        assert resolve("gemb2-mini") == ("release", release_folder("gemb2-mini"))
 
 
 def test_an_unknown_name_lists_the_presets():

@@ -115,3 +115,15 @@ def test_parallel_workers_give_the_same_rows(tmp_path, tiny):
     assert va.keys() == vb.keys()
     for k in va:
         np.testing.assert_allclose(va[k], vb[k], atol=1e-5)
+
+
+def test_a_text_only_model_counts_media_files_as_failures_and_embeds_the_texts(tmp_path, tiny):
+    from gemb2.model import Gemb2Model
+
+    text_only = Gemb2Model(tiny.config.replace(image_stem="none", audio_stem="none"), tiny.tokenizer).eval()
+    files = mixed_tree(tmp_path / "m", n_text=2, n_image=1)
+    store = LanceStore(str(tmp_path / "db"), model=text_only.model_id, dim=text_only.config.out_dim)
+    r = run_embed([str(tmp_path / "m")], store, model_id=text_only.model_id, get_model=lambda: text_only, options=OPTS)
+    assert r.files_added == 2 and r.files_failed == 3
+    assert {f.path for f in r.failures} == {files["i0"], files["a0"], files["v0"]}
+    assert all("does not embed" in f.reason for f in r.failures)

@@ -51,15 +51,7 @@ def embed_on_full_disk(tmp_path, small_fs):
     return tree, db, cmd, ballast, run(cmd, timeout=300)
 
 
-NEEDS_STORE_FIX = (
-    "owned by issue 5 (gemb2/store/lance.py): LanceDB raises RuntimeError('lance error: LanceError(IO): ... No space "
-    "left on device (os error 28) ...') from merge_insert/delete/create_table; LanceStore must re-raise it as "
-    "StoreError with a one-line reason so that cli/embed.py prints `gemb2: error: ...` and exits 1 (today: a traceback)"
-)
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=NEEDS_STORE_FIX)
 def test_disk_full_is_one_clear_line_and_exit_code_1(tmp_path, small_fs):
     *_, full = embed_on_full_disk(tmp_path, small_fs)
     assert full.returncode == 1, (full.returncode, full.stderr[-2000:])

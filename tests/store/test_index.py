@@ -66,6 +66,8 @@ def test_big_table_gets_hnsw_and_queries_stay_exact_at_the_top(tmp_path):
     rep = build_indexes(s.table, dim=dim, kind="auto")
     assert rep.vector["built"] and rep.vector["kind"] == "hnsw"
     assert vector_index_kind(s.table) == "IvfHnswSq"
+    again = build_indexes(s.table, dim=dim, kind="auto")  # a refresh: nothing new, nothing rebuilt
+    assert again.vector["present"] and not again.vector["built"] and "vector" not in again.seconds
     for f in files[:: max(1, n_files // 5)]:
         target = f.rows[7]
         hit = s.search(target.vector, 3, tuning=QueryTuning(refine_factor=5))[0]

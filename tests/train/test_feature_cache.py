@@ -40,7 +40,7 @@ def loss_and_grads(model, cache=None):
     return v.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def test_cached_outputs_and_gradients_equal_the_uncached_ones(model):
+def test_cached_outputs_and_gradients_equal_the_uncached_ones(model, tmp_path):
     ref_v, ref_g = loss_and_grads(model)
     cache = FeatureCache(1 << 30)
     for expect_hits in (False, True):  # first pass fills the cache, the second is served from it
@@ -51,6 +51,12 @@ def test_cached_outputs_and_gradients_equal_the_uncached_ones(model):
             torch.testing.assert_close(g[n], ref_g[n], rtol=1e-5, atol=1e-6)
     # 3 images (one repeated) and 2 audio rows per pass; the repeats hit within the first pass already
     assert cache.misses == 3 and cache.hits == 7 and len(cache) == 3
+    cache.save(str(tmp_path / "features.safetensors"))  # another process picks the rows up
+    other = FeatureCache(1 << 30)
+    assert other.load(str(tmp_path / "features.safetensors")) == 3
+    v, _ = loss_and_grads(model, other)
+    torch.testing.assert_close(v, ref_v, rtol=0, atol=1e-6)
+    assert other.misses == 0 and other.hits == 5
 
 
 def test_attached_leaves_the_model_as_it_was(model):
