@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--files", type=int, default=1200)
+    ap.add_argument("--commit-rows", type=int, default=64, help="the writer's rows per commit (each commit adds a fragment)")
+    ap.add_argument("--nice", type=int, default=0, help="niceness of the writer (cron jobs usually run under nice)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the querying process (a one-query encode gains nothing from more)")
     a = ap.parse_args()
     import torch
@@ -74,16 +77,18 @@ def main() -> None:
             errors.append(repr(keys))
 
     idle = run_queries(db, model, a.queries, check)
-    writer = subprocess.Popen(cli + ["--commit-rows", "8", "--batch-size", "8", os.path.join(tmp, "new")])
+    writer = subprocess.Popen(cli + ["--commit-rows", str(a.commit_rows), "--batch-size", "8", os.path.join(tmp, "new")],
+                              preexec_fn=(lambda: os.nice(a.nice)) if a.nice else None)
     time.sleep(2.0)  # let it load its model and start committing
     busy = run_queries(db, model, a.queries, check)
     still_writing = writer.poll() is None
     writer.wait()
-    print(f"## {a.queries} queries (tiny model, k=10) on a {200}-file table; writer adds {a.files} files in 8-row commits")
+    print(f"## {a.queries} queries (tiny model, k=10) on a {200}-file table; writer adds {a.files} files in {a.commit_rows}-row commits (writer niceness {a.nice})")
     print(f"idle (baseline):  p50 {pct(idle, .5):6.2f} ms   p95 {pct(idle, .95):6.2f} ms")
     print(f"while embedding:  p50 {pct(busy, .5):6.2f} ms   p95 {pct(busy, .95):6.2f} ms   "
           f"({pct(busy, .5) / pct(idle, .5):.2f}x / {pct(busy, .95) / pct(idle, .95):.2f}x idle; goal <= 3x)")
     print(f"writer still running when the queries ended: {still_writing}; errors or torn results: {len(errors)}")
+    shutil.rmtree(tmp)
 
 
 if __name__ == "__main__":
