@@ -39,7 +39,7 @@ def embed(
     db: Annotated[Optional[str], typer.Option(help="LanceDB database folder or URI. [env: GEMB2_DB; default: ~/.local/share/gemb2/lancedb]")] = None,
     table: Annotated[Optional[str], typer.Option(help="Table name. [env: GEMB2_TABLE; default: media]")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write safetensors shards + an index to this folder instead of LanceDB.")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model: a preset name (tiny) or a model folder. [env: GEMB2_MODEL; default: gemb2-mini]")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model: a preset (gemb2-mini, tiny, all-MiniLM-L6-v2), a gemb2 model folder or a Hugging Face BERT folder. [env: GEMB2_MODEL; default: gemb2-mini]")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N. [env: GEMB2_DEVICE]")] = None,
     workers: Annotated[Optional[int], typer.Option(min=0, help="Loader processes (0: load in this process). [default: min(4, CPUs)]")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Segments per model call.")] = 32,

@@ -22,7 +22,7 @@ def query(
     where: Annotated[Optional[str], typer.Option(help="A SQL filter on the table's columns, e.g. \"path LIKE '%/2024/%'\".")] = None,
     db: Annotated[Optional[str], typer.Option(help="LanceDB database folder or URI. [env: GEMB2_DB]")] = None,
     table: Annotated[Optional[str], typer.Option(help="Table name. [env: GEMB2_TABLE; default: media]")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model; by default the one the table was built with.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model (a preset, a gemb2 model folder or a Hugging Face BERT folder); by default the one the table was built with.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N. [env: GEMB2_DEVICE]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of rank, score, path, modality, start, end.")] = False,
     hybrid: Annotated[bool, typer.Option("--hybrid", help="Also full-text search the query text (BM25) and fuse both rankings (reciprocal-rank fusion). Needs `gemb2 index`.")] = False,
