@@ -88,3 +88,20 @@ def stderr_is_tty() -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def open_table(db: str | None, table: str | None):
+    """The existing LanceDB table named by --db/--table (or their environment defaults), as a LanceStore.
+
+    A table that cannot be opened is fatal (exit 1); one that does not exist yet is a usage error (exit 2).
+    """
+    from gemb2.store import LanceStore, StoreError
+
+    uri, name = db_uri(db), table_name(table)
+    try:
+        store = LanceStore(uri, name)
+    except StoreError as e:
+        die(str(e))
+    if store.table is None:
+        die(f"no table {name!r} in {uri}: run `gemb2 embed PATH` first", EXIT_USAGE)
+    return store

@@ -59,17 +59,10 @@ def export_embeddings(
 ) -> None:
     """Stream every row of a table (key, path, modality, segment, start, end, text, vector) into a file."""
     from gemb2.export.embeddings import FORMATS, ExportError, export_embeddings as run
-    from gemb2.store import LanceStore, StoreError
 
     if to not in FORMATS:
         die(f"--to must be one of {', '.join(FORMATS)}, not {to!r}", EXIT_USAGE)
-    uri, name = common.db_uri(db), common.table_name(table)
-    try:
-        store = LanceStore(uri, name)
-    except StoreError as e:
-        die(str(e))
-    if store.table is None:
-        die(f"no table {name!r} in {uri}: run `gemb2 embed PATH` first", EXIT_USAGE)
+    store = common.open_table(db, table)
     try:
         summary = run(store, str(out), to, batch_rows=batch_rows)
     except ExportError as e:

@@ -23,19 +23,13 @@ def index(
 ) -> None:
     """Compact a table, delete its old versions and refresh its indexes, then build the ones it lacks: vector (ANN),
     scalar (path, modality), full-text (text). Exit codes: 0 done, 2 usage error, 1 fatal, 4 the table is busy."""
-    from gemb2.store import LanceStore, StoreError
     from gemb2.store.index import VECTOR_KINDS, IndexBuildError, build_indexes
     from gemb2.store.lock import LockBusy, table_lock
 
     if type_ not in VECTOR_KINDS:
         die(f"--type must be one of {', '.join(VECTOR_KINDS)}, not {type_!r}", EXIT_USAGE)
-    uri, name = common.db_uri(db), common.table_name(table)
-    try:
-        store = LanceStore(uri, name)
-    except StoreError as e:
-        die(str(e))
-    if store.table is None:
-        die(f"no table {name!r} in {uri}: run `gemb2 embed PATH` first", EXIT_USAGE)
+    store = common.open_table(db, table)
+    uri, name = store.uri, store.table_name
     try:
         with table_lock(uri, name, wait_s=wait):  # the whole table: no embed writes while indexes are rebuilt
             store.refresh()

@@ -35,7 +35,7 @@ def query(
     from gemb2.pipeline.query import QueryError, hybrid_search, query_parts, query_vector, search
     from gemb2.store.index import QueryTuning
     from gemb2.pipeline.spec import load_spec_for
-    from gemb2.store import LanceStore, StoreError
+    from gemb2.store import StoreError
 
     if modality is not None and modality not in ("text", "image", "audio", "video", "mixed"):
         die(f"--modality must be text, image, audio, video or mixed, not {modality!r}", EXIT_USAGE)
@@ -46,13 +46,8 @@ def query(
     if not text and not files:
         die("give a query text, or --image/--audio/--video", EXIT_USAGE)
 
-    uri, name = common.db_uri(db), common.table_name(table)
-    try:
-        store = LanceStore(uri, name)
-    except StoreError as e:
-        die(str(e))
-    if store.table is None:
-        die(f"no table {name!r} in {uri}: run `gemb2 embed PATH` first", EXIT_USAGE)
+    store = common.open_table(db, table)
+    name = store.table_name
     source = model or store.source or common.model_name(None)
     if common.model_id_of(source) != store.model:
         die(f"table {name!r} was built with model {store.model!r}, not {source!r}", EXIT_USAGE)

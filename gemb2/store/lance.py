@@ -10,6 +10,7 @@ duplicates a row.
 from __future__ import annotations
 
 import os
+import time
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,13 +149,29 @@ class LanceStore:
         try:
             with _writing(f"creating table {self.table_name!r} in {self.uri}"):
                 self._table = self._db.create_table(self.table_name, schema=segment_schema(self.dim, self.model, self.source))
-        except ValueError:  # another process (a concurrent run, another rank) created it first
+        except (ValueError, StoreError):  # another process (a concurrent run, another rank) may have created it first
             self._table = self._open()
-        try:
-            self._table.set_unenforced_primary_key("key")
-        except Exception as e:  # noqa: BLE001 - lancedb raises a plain runtime error type
-            if "already set" not in str(e):  # the creator (another process) set it: the same key
-                raise StoreError(f"creating table {self.table_name!r} in {self.uri} failed: {_one_line(e)}") from e
+            if self._table is None:
+                raise
+        self._set_primary_key()
+
+    def _set_primary_key(self, attempts: int = 8) -> None:
+        """Declare `key` the primary key. Two processes creating the table at once both try; one commit may conflict
+        with the other's, so retry on the latest version until the key is there."""
+        for attempt in range(attempts):
+            field = self._table.schema.field("key")
+            if any(b"unenforced-primary-key" in k for k in (field.metadata or {})):
+                return
+            try:
+                self._table.set_unenforced_primary_key("key")
+                return
+            except Exception as e:  # noqa: BLE001 - lancedb raises a plain runtime error type
+                if "already set" in str(e):  # the creator (another process) set it: the same key
+                    return
+                if attempt == attempts - 1:
+                    raise StoreError(f"creating table {self.table_name!r} in {self.uri} failed: {_one_line(e)}") from e
+                time.sleep(0.05 * (attempt + 1))
+                self._table.checkout_latest()
 
     def count(self) -> int:
         return 0 if self._table is None else self._table.count_rows()
