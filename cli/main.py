@@ -8,6 +8,8 @@ import typer
 
 os.environ.setdefault("LANCE_LOG", "error")
 
+os.environ.setdefault("LANCEDB_LOG", "error")  # the Rust logger of lancedb (LANCE_LOG is lance's)
+
 from cli.embed import embed  # noqa: E402
 from cli.eval import eval_  # noqa: E402
 from cli.export import export_app  # noqa: E402

@@ -24,6 +24,8 @@ from gemb2.store.records import EmbeddedFile, FileRecord, StoreError, segment_ke
 
 os.environ.setdefault("LANCE_LOG", "error")
 
+os.environ.setdefault("LANCEDB_LOG", "error")  # the Rust logger of lancedb (LANCE_LOG is lance's)
+
 SCHEMA_VERSION = 1
 DEFAULT_TABLE = "media"
 PREFIX_SHORTLIST = 10  # a Matryoshka prefix query re-ranks 10 x k candidates by the true prefix cosine
@@ -307,7 +309,7 @@ class LanceStore:
         filters = self._filters(where, modality)
         if filters:
             q = q.where(filters, prefilter=True)
-        rows = q.select(["key", "path", "modality", "segment", "start", "end", "text"]).to_arrow().to_pylist()
+        rows = q.select(["key", "path", "modality", "segment", "start", "end", "text", "_score"]).to_arrow().to_pylist()
         for r in rows:
             r["score"] = float(r.pop("_score", 0.0))
         return rows
