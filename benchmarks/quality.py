@@ -47,18 +47,10 @@ def log(msg: str) -> None:
 
 
 def task_pairs(manifest, task):
-    """As gemb2.eval.retrieval: distinct queries and documents (by content id) and each query's relevant set."""
-    from gemb2.train.manifest import content_id
+    """As `gemb2 eval`: distinct queries and documents (by content id) and each query's relevant set."""
+    from gemb2.eval.retrieval import retrieval_pool
 
-    queries, docs, relevant = {}, {}, {}
-    for e in manifest.examples(task, range(manifest.tasks[task])):
-        qid, did = content_id(e.query), content_id(e.positive)
-        queries.setdefault(qid, e.query)
-        docs.setdefault(did, e.positive)
-        relevant.setdefault(qid, set()).add(did)
-        for n in e.negatives:
-            docs.setdefault(content_id(n), n)
-    return queries, docs, relevant
+    return retrieval_pool(manifest.examples(task, range(manifest.tasks[task])))
 
 
 def score(qv: np.ndarray, q_ids: list, dv: np.ndarray, d_ids: list, relevant: dict) -> dict:

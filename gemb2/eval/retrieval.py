@@ -19,6 +19,22 @@ from gemb2.train.manifest import Manifest, content_id
 from .metrics import retrieval_metrics
 
 
+def retrieval_pool(examples) -> tuple[dict, dict, dict[int, set]]:
+    """The distinct queries and documents of some examples (by content id), and each query's relevant set:
+    the positives of all its lines. Hard negatives join the document pool."""
+    queries: dict[int, object] = {}
+    docs: dict[int, object] = {}
+    relevant: dict[int, set] = {}
+    for e in examples:
+        qid, did = content_id(e.query), content_id(e.positive)
+        queries.setdefault(qid, e.query)
+        docs.setdefault(did, e.positive)
+        relevant.setdefault(qid, set()).add(did)
+        for n in e.negatives:
+            docs.setdefault(content_id(n), n)
+    return queries, docs, relevant
+
+
 def evaluate(model, manifest_paths, *, dim: int | None = None, batch_size: int = 32,
              tasks: list[str] | None = None, log: Callable[[str], None] = lambda m: None) -> dict[str, dict]:
     """{task: {"queries": n, "documents": m, "recall@1": ..., "recall@5", "recall@10", "ndcg@10", "mrr"}}."""
@@ -31,16 +47,7 @@ def evaluate(model, manifest_paths, *, dim: int | None = None, batch_size: int =
     results = {}
     for task in names:
         examples = manifest.examples(task, range(manifest.tasks[task]))
-        docs: dict[int, object] = {}
-        queries: dict[int, object] = {}
-        relevant: dict[int, set] = {}
-        for e in examples:
-            qid, did = content_id(e.query), content_id(e.positive)
-            queries.setdefault(qid, e.query)
-            docs.setdefault(did, e.positive)
-            relevant.setdefault(qid, set()).add(did)
-            for n in e.negatives:
-                docs.setdefault(content_id(n), n)
+        queries, docs, relevant = retrieval_pool(examples)
         log(f"{task}: {len(queries)} queries, {len(docs)} documents")
         doc_ids = list(docs)
         q_ids = list(queries)
