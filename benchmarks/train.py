@@ -6,7 +6,7 @@ AdamW), and on a GPU the model FLOPs utilisation.
 Inputs are synthetic texts of `--tokens` words (no disk, no loaders: this measures the model side).
 Baseline in the same run: the forward pass alone under inference_mode, so the ratio says what the
 backward pass, the loss and the optimizer cost. MFU uses the usual estimate of 6 * parameters *
-tokens FLOPs per trained sample (Kaplan et al. 2020, section 2.1), against the GPU's bf16 peak
+tokens FLOPs per trained sample, N the non-embedding parameters (Kaplan et al. 2020, section 2.1), against the GPU's bf16 peak
 given by --peak-tflops (default 989 for an H100 SXM dense bf16).
 """
 
@@ -85,8 +85,12 @@ def main(argv=None) -> None:
     for name, rate in results.items():
         print(f"  {name:<24} {rate:10.1f} items/s  {rate / 2:10.1f} pairs/s  ratio {rate / base:.2f}x")
     if device.type == "cuda":
-        flops = 6 * params * tokens * results["train step"]
-        print(f"  MFU {100 * flops / (args.peak_tflops * 1e12):.1f}% (6*N*tokens, peak {args.peak_tflops:g} TFLOP/s)")
+        # non-embedding parameters of the path text takes (Kaplan et al.'s N): backbone layers + projection
+        n = sum(p.numel() for k, p in model.backbone.named_parameters() if not k.startswith("embeddings.")) + \
+            sum(p.numel() for p in model.projection.parameters())
+        flops = 6 * n * tokens * results["train step"]
+        print(f"  MFU {100 * flops / (args.peak_tflops * 1e12):.1f}% (6 * {n / 1e6:.1f}M non-embedding parameters * "
+              f"tokens, peak {args.peak_tflops:g} TFLOP/s)")
 
 
 if __name__ == "__main__":

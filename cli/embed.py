@@ -42,7 +42,7 @@ def embed(
     model: Annotated[Optional[str], typer.Option(help="Model: a preset (gemb2-mini, tiny, all-MiniLM-L6-v2), a gemb2 model folder or a Hugging Face BERT folder. [env: GEMB2_MODEL; default: gemb2-mini]")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N. [env: GEMB2_DEVICE]")] = None,
     workers: Annotated[Optional[int], typer.Option(min=0, help="Loader processes (0: load in this process). [default: min(4, CPUs)]")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Segments per model call.")] = 32,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Segments per model call. [default: 32 on a CPU, 256 on a GPU]")] = None,
     commit_rows: Annotated[int, typer.Option(min=1, help="Rows buffered per store write; a killed run redoes at most this many.")] = 2048,
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symlinks that lead out of the given folders.")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the table (or shard folder) first and embed everything again.")] = False,
@@ -61,6 +61,8 @@ def embed(
     Exit codes: 0 done, 3 some files failed (the rest were done), 2 usage error, 1 fatal error,
     4 another run holds the table (after --wait seconds).
     """
+    if batch_size is None:  # a GPU needs large batches to stay busy; a CPU gains nothing from them
+        batch_size = 256 if common.resolve_device(device).startswith("cuda") else 32
     if "-" in paths:
         if len(paths) > 1:
             die("`-` (stdin) cannot be combined with other paths", EXIT_USAGE)

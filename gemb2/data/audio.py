@@ -103,7 +103,9 @@ def _av_blocks(container) -> Iterator[np.ndarray]:
 
     with container:
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        # frame_size: 1 s output blocks instead of one per codec frame (~23 ms for AAC): the same samples, a
+        # fortieth of the Python calls; 30 % less time on a video's audio track (benchmarks/media_throughput.py)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE, frame_size=SAMPLE_RATE)
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):

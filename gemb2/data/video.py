@@ -1,12 +1,20 @@
 """Video files -> windows of sampled frames with their audio, streamed.
 
-Frames: OpenCV's `VideoCapture` (FFmpeg backend). Each window of `spec.video_window_s` seconds is sampled
-on a grid starting at the window's start with a step of 1 / `spec.video_fps` seconds, widened to
-window / `spec.max_frames` when that would give more than `max_frames` frames (the cap is spread evenly
-over the window). Every frame is `grab()`bed (demuxed and decoded, not converted); only the frame
-nearest each grid time is `retrieve()`d, converted and resized (`fit_image`). Frame times come from
-the frame index and the stream's frame rate (constant-frame-rate video; the timestamps of variable-rate
-video are used when the rate is unknown).
+Frames: PyAV (FFmpeg's libavcodec, one decoder thread: the loader processes are the parallelism). Each
+window of `spec.video_window_s` seconds is sampled on a grid starting at the window's start with a step of
+1 / `spec.video_fps` seconds, widened to window / `spec.max_frames` when that would give more than
+`max_frames` frames (the cap is spread evenly over the window). The frame taken for a grid time is the
+first one at or after it (within half a frame); only taken frames are converted to RGB, rotated upright
+(the stream's display matrix, as phones write it) and resized (`fit_image`). Frame times are the
+frames' timestamps from the stream's start.
+
+Skipping: between grid times the decoder is told to drop non-reference frames (`skip_frame = NONREF`:
+B-frames nothing else is predicted from, which are ~half the frames of a typical H.264 file); near a
+grid time (within 2.5 frames) it decodes everything, so the frame taken is the very frame a full decode
+would take (tests/data/test_video_skip.py). That halves the decoding work at 1 frame/s
+(benchmarks/media_throughput.py). `skip_nonref=False` decodes every frame.
+
+Corrupt packets are skipped (as players do); a file with no decodable frame is a LoadError.
 
 Audio: the first audio stream, decoded lazily by a second (PyAV) demuxer of the same file, resampled to
 16 kHz mono and cut in step with the frame windows; a video without one gives Video(audio=None), and so
@@ -18,6 +26,7 @@ Memory: one window of frames (at most max_frames small images) and one window of
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Iterator
 
 import numpy as np
@@ -27,18 +36,24 @@ from gemb2.data.segments import LoadError, Segment
 from gemb2.data.spec import LoadSpec
 from gemb2.parts import SAMPLE_RATE, Audio, Video, fit_image
 
+MAX_BAD_PACKETS = 200  # corrupt packets tolerated per file before it is called unreadable
 
-def load_video(path: str, spec: LoadSpec) -> Iterator[Segment]:
-    import cv2
 
-    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
-    if not cap.isOpened():
-        raise LoadError("cannot open the video: no decodable video stream")
-    audio = _audio_track(path)
+def load_video(path: str, spec: LoadSpec, *, skip_nonref: bool = True) -> Iterator[Segment]:
+    import av
+
     try:
-        yield from _windows(cap, audio, spec)
+        container = av.open(path, metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise LoadError(f"cannot open the video: {getattr(e, 'strerror', None) or e}") from None
+    audio = None
+    try:
+        if not container.streams.video:
+            raise LoadError("cannot open the video: no decodable video stream")
+        audio = _audio_track(path)
+        yield from _windows(_frames(container, spec, skip_nonref), audio, spec)
     finally:
-        cap.release()
+        container.close()
         if audio is not None:
             audio.close()
 
@@ -48,19 +63,91 @@ def sample_step(spec: LoadSpec) -> float:
     return max(1.0 / spec.video_fps, spec.video_window_s / spec.max_frames)
 
 
-def _windows(cap, audio: PcmReader | None, spec: LoadSpec) -> Iterator[Segment]:
-    import cv2
+def _frames(container, spec: LoadSpec, skip_nonref: bool) -> Iterator[tuple[float, float, Callable[[], np.ndarray]]]:
+    """(time s, frame duration s, pixels()) of the decoded frames in presentation order; pixels() gives
+    (H, W, 3) uint8 RGB, upright."""
+    import av
 
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = fps if math.isfinite(fps) and 0 < fps < 1000 else None
-    half = 0.5 / fps if fps else 0.0  # a frame "at" a grid time may be up to half a frame before it
+    stream = container.streams.video[0]
+    cc = stream.codec_context
+    if cc is None:
+        raise LoadError("cannot decode the video: FFmpeg has no decoder for its codec")
+    cc.thread_count = 1
+    tb = float(stream.time_base) if stream.time_base else None
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate and 0 < float(rate) < 1000 else None
+    frame_s = 1.0 / fps if fps else 0.04
+    origin = stream.start_time if stream.start_time is not None else None
     span, step = spec.video_window_s, sample_step(spec)
-    window, index, n = 0, 0, 0  # current window, segments emitted, frames grabbed
+    margin = 2.5 * frame_s
+    mode, bad, n = "DEFAULT", 0, 0
+
+    def near_grid(t: float) -> bool:
+        if t < margin:
+            return True
+        w = math.floor(t / span)
+        r = (t - w * span) % step
+        return min(r, step - r, (w + 1) * span - t) <= margin
+
+    def frame_time(frame, i: int) -> float:
+        nonlocal origin
+        if frame.pts is None or tb is None:
+            return i * frame_s
+        if origin is None:
+            origin = frame.pts
+        return (frame.pts - origin) * tb
+
+    def pixels(frame) -> Callable[[], np.ndarray]:
+        def get() -> np.ndarray:
+            rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3)
+            turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+            return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+        return get
+
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.FFmpegError:  # a damaged container: what was read so far stands (as players do)
+            packet = None
+        if packet is None:  # flush the frames the decoder still holds, then stop
+            try:
+                held = cc.decode(None)
+            except av.FFmpegError:
+                held = []
+            for frame in held:
+                n += 1
+                yield max(0.0, frame_time(frame, n - 1)), frame_s, pixels(frame)
+            if n == 0:
+                raise LoadError("cannot read the video: the container is damaged before its first frame")
+            return
+        if skip_nonref and packet.pts is not None and tb is not None:
+            want = "DEFAULT" if near_grid((packet.pts - (origin or 0)) * tb) else "NONREF"
+            if want != mode:
+                cc.skip_frame = mode = want
+        try:
+            decoded = packet.decode()
+        except av.FFmpegError:
+            bad += 1
+            if bad > MAX_BAD_PACKETS:
+                raise LoadError(f"more than {MAX_BAD_PACKETS} undecodable video packets") from None
+            continue
+        for frame in decoded:
+            n += 1
+            yield max(0.0, frame_time(frame, n - 1)), frame_s, pixels(frame)
+
+
+def _windows(frames: Iterator[tuple[float, float, Callable[[], np.ndarray]]], audio: PcmReader | None,
+             spec: LoadSpec) -> Iterator[Segment]:
+    span, step = spec.video_window_s, sample_step(spec)
+    window, index = 0, 0  # current window, segments emitted
     next_t = 0.0
-    frames: list[np.ndarray] = []  # (S, S, 3) uint8 each
+    taken: list[np.ndarray] = []  # (S, S, 3) uint8 each
     times: list[float] = []
     audio_done = 0  # samples of audio consumed
-    t = 0.0
+    t, last, seen = 0.0, 0.0, 0
 
     def emit(end: float) -> Segment | None:
         nonlocal audio_done
@@ -70,31 +157,31 @@ def _windows(cap, audio: PcmReader | None, spec: LoadSpec) -> Iterator[Segment]:
             samples = audio.read(want)  # (<= want,) float32
             audio_done += want
             clip = Audio(samples) if len(samples) else None
-        if not frames:
+        if not taken:
             return None
         return Segment(index=index, start=float(window * span), end=float(end),
-                       parts=(Video(np.stack(frames), np.asarray(times, np.float32), clip),))
+                       parts=(Video(np.stack(taken), np.asarray(times, np.float32), clip),))
 
-    while cap.grab():
-        t = n / fps if fps else cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-        n += 1
+    for t, dur, get in frames:
+        seen += 1
+        half = 0.5 * dur  # a frame "at" a grid time may be up to half a frame before it
+        last = max(last, t + dur)
         while int((t + half) // span) > window:  # this frame opens a later window: close the current one
             seg = emit((window + 1) * span)
             if seg is not None:
                 yield seg
                 index += 1
-            frames, times = [], []
+            taken, times = [], []
             window += 1
             next_t = window * span
-        if t + half >= next_t and len(frames) < spec.max_frames:
-            ok, bgr = cap.retrieve()
-            if ok and bgr is not None:
-                frames.append(np.ascontiguousarray(fit_image(bgr, spec.image_size)[:, :, ::-1]))  # BGR -> RGB
-                times.append(max(0.0, t - window * span))
+        if t + half >= next_t and len(taken) < spec.max_frames:
+            taken.append(fit_image(get(), spec.image_size))
+            times.append(max(0.0, t - window * span))
             while next_t <= t + half:
                 next_t += step
-    duration = n / fps if fps else t
-    seg = emit(max(duration, window * span))
+    if seen == 0:
+        raise LoadError("no decodable video frames")
+    seg = emit(max(last, window * span))
     if seg is not None:
         yield seg
         index += 1

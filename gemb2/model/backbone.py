@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from . import fast
 from .config import ModelConfig
 
 
@@ -51,8 +52,12 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         B, T, H = x.shape
-        q, k, v = (f(x).view(B, T, self.heads, H // self.heads).transpose(1, 2)  # (B, nh, T, hs)
-                   for f in (self.query, self.key, self.value))
+        qkv = (self.query, self.key, self.value)
+        if fast.eligible(x, qkv):  # one oneDNN GEMM for all three (gemb2/model/fast.py)
+            q, k, v = fast.linear(self, qkv, x).view(B, T, 3, self.heads, H // self.heads).permute(2, 0, 3, 1, 4)
+        else:
+            q, k, v = (f(x).view(B, T, self.heads, H // self.heads).transpose(1, 2)  # (B, nh, T, hs)
+                       for f in qkv)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                            dropout_p=self.p if self.training else 0.0)  # (B, nh, T, hs)
         return y.transpose(1, 2).reshape(B, T, H)
@@ -68,7 +73,7 @@ class DenseNorm(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(h)) + residual)
+        return self.LayerNorm(self.dropout(fast.linear(self, (self.dense,), h)) + residual)
 
 
 class Attention(nn.Module):
@@ -87,7 +92,7 @@ class Intermediate(nn.Module):
         self.dense = nn.Linear(cfg.hidden, cfg.intermediate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(self.dense(x))  # exact erf GELU, as BERT's "gelu"
+        return fast.linear(self, (self.dense,), x, gelu=True)  # exact erf GELU, as BERT's "gelu"
 
 
 class Layer(nn.Module):

@@ -128,3 +128,55 @@ def test_non_utf8_video_path(tmp_path):
     os.rename(tmp_path / "v.avi", path)
     segs = load(os.fsdecode(path), "video", image_size=16)
     assert len(segs) == 1 and segs[0].parts[0].frames.shape == (2, 16, 16, 3)
+
+
+def _bframe_video(path, seconds: int = 8) -> str:
+    """H.264 with B-frames (x264 veryfast: 3 B-frames, pyramid) and an AAC track: the common web/camera mix."""
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-f", "lavfi", "-i", "sine=frequency=500",
+           "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+           "-shortest", str(path))
+    return str(path)
+
+
+def test_skipping_non_reference_frames_takes_the_same_frames_as_a_full_decode(tmp_path):
+    import av
+
+    from gemb2.data.video import _frames, load_video
+
+    path = _bframe_video(tmp_path / "b.mp4")
+    spec = LoadSpec(video_fps=1.0, video_window_s=3.0, image_size=32)
+    fast = list(load_video(path, spec, skip_nonref=True))
+    full = list(load_video(path, spec, skip_nonref=False))
+    assert [(s.start, s.end) for s in fast] == [(s.start, s.end) for s in full] == [(0.0, 3.0), (3.0, 6.0), (6.0, 8.0)]
+    for a, b in zip(fast, full):
+        va, vb = a.parts[0], b.parts[0]
+        np.testing.assert_array_equal(va.times, vb.times)
+        np.testing.assert_array_equal(va.frames, vb.frames)  # the very same frames, bit for bit
+        np.testing.assert_array_equal(va.audio.samples, vb.audio.samples)
+    assert fast[0].parts[0].times.tolist() == [0.0, 1.0, 2.0]
+
+    def decoded(skip: bool) -> int:
+        with av.open(path) as c:
+            return sum(1 for _ in _frames(c, spec, skip))
+
+    assert decoded(False) == 200  # 8 s at 25 fps
+    assert decoded(True) < 0.8 * decoded(False)  # non-reference frames far from the 1 s grid were dropped
+
+
+def test_rotated_phone_video_is_upright_as_opencv_shows_it(tmp_path):
+    import cv2
+
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10", "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(tmp_path / "plain.mp4"))
+    ffmpeg("-i", str(tmp_path / "plain.mp4"), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(tmp_path / "rot.mp4"))
+    cap = cv2.VideoCapture(str(tmp_path / "rot.mp4"))  # OpenCV applies the display matrix
+    ok, bgr = cap.read()
+    cap.release()
+    assert ok and bgr.shape[:2] == (160, 90)  # portrait
+    from gemb2.parts import fit_image
+
+    [seg] = load(tmp_path / "rot.mp4", "video", image_size=32)
+    expected = fit_image(np.ascontiguousarray(bgr[:, :, ::-1]), 32)
+    assert np.abs(seg.parts[0].frames[0].astype(int) - expected.astype(int)).mean() < 1.0
+    [plain] = load(tmp_path / "plain.mp4", "video", image_size=32)
+    assert np.abs(plain.parts[0].frames[0].astype(int) - expected.astype(int)).mean() > 10  # rotation mattered
