@@ -180,3 +180,21 @@ def test_rotated_phone_video_is_upright_as_opencv_shows_it(tmp_path):
     assert np.abs(seg.parts[0].frames[0].astype(int) - expected.astype(int)).mean() < 1.0
     [plain] = load(tmp_path / "plain.mp4", "video", image_size=32)
     assert np.abs(plain.parts[0].frames[0].astype(int) - expected.astype(int)).mean() > 10  # rotation mattered
+
+
+def test_audio_track_in_one_second_blocks_has_the_samples_of_per_frame_resampling(tmp_path):
+    import av
+
+    from gemb2.data.audio import av_pcm_blocks
+
+    path = _bframe_video(tmp_path / "b.mp4", seconds=3)
+    ours = np.concatenate(list(av_pcm_blocks(path)))
+    ref = []
+    with av.open(path) as c:  # the plain way: one resampler call and one block per codec frame
+        r = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        for frame in c.decode(c.streams.audio[0]):
+            ref += [o.to_ndarray().reshape(-1) for o in r.resample(frame)]
+        ref += [o.to_ndarray().reshape(-1) for o in r.resample(None)]
+    ref = np.clip(np.concatenate(ref), -1, 1)
+    assert len(ours) == len(ref) and abs(len(ours) - 3 * SAMPLE_RATE) < 0.05 * SAMPLE_RATE
+    np.testing.assert_array_equal(ours, ref)
