@@ -57,6 +57,9 @@ class TrainSettings:
     matryoshka_dims: tuple[int, ...] | None = None  # None = the model config's
     prompt_dropout: float = 0.0  # probability that an item is trained without its prompt
     freeze: tuple[str, ...] = ()  # parameter-name prefixes kept frozen ("backbone.", "image_stem.")
+    # True: text keeps the exact path of the (frozen) backbone: the text row of modality_embeddings gets no
+    # gradient, so with a frozen backbone and projection, text vectors stay the starting model's
+    freeze_text: bool = False
     lora_rank: int = 0  # 0 = full fine-tuning of the unfrozen parts
     lora_alpha: float = 16.0
     lora_targets: tuple[str, ...] = DEFAULT_TARGETS
@@ -86,6 +89,10 @@ def prepare_model(init: str, s: TrainSettings, device: torch.device):
             raise ValueError(f"freeze prefix {prefix!r} matches no parameter (e.g. {next(iter(names))!r})")
         for n in hit:
             names[n].requires_grad_(False)
+    if s.freeze_text:
+        text_row = model.modality_embeddings.weight
+        if text_row.requires_grad:  # zero the gradient of the text row (KINDS["text"] == 0)
+            text_row.register_hook(lambda g: g.index_fill(0, torch.tensor([0], device=g.device), 0.0))
     if s.lora_rank:
         apply_lora(model.backbone, s.lora_rank, s.lora_alpha, s.lora_targets)
     if s.gradient_checkpointing:

@@ -54,3 +54,14 @@ def test_gemb2_mini_is_assembled_from_parts_plus_its_added_weights(mini):
                     task="document")
     assert q @ d[0] > q @ d[1]  # a trained text space, not a random one
     assert np.allclose(np.linalg.norm(d, axis=1), 1.0, atol=1e-5)
+
+
+def test_gemb2_mini_embeds_text_exactly_as_all_minilm_l6_v2(mini):
+    """Its align stage froze the text path and it has no prompts: text retrieval is MiniLM's to the last digit."""
+    from gemb2.model.weights import minilm_folder
+
+    texts = ["a small domestic cat", "flag: Kiribati", "def parse(s): return json.loads(s)", "Grüße, 東京"]
+    minilm = load_model(str(minilm_folder()))
+    for task in ("query", "document"):
+        np.testing.assert_allclose(mini.encode(texts, task=task), minilm.encode(texts, task=None), atol=1e-6)
+

@@ -107,3 +107,34 @@ def test_a_tiny_recipe_improves_held_out_recall_through_the_cli(tmp_path):
     assert r1["ndcg@10"] > r0["ndcg@10"]
     table = gemb2("eval", str(data / "test.jsonl"), "--model", model)
     assert "recall@1" in table.stdout and "docstring-code" in table.stdout
+
+
+def test_freeze_text_keeps_text_vectors_exact_while_media_learns(tmp_path):
+    """An align stage with freeze_text and a frozen backbone/projection: text embeds exactly as before (the
+    text row of the modality embeddings gets no gradient); images move."""
+    import numpy as np
+
+    from gemb2.model import load_model
+    from gemb2.train.loop import TrainSettings, train_stage
+    from gemb2.train.tasks import TaskSpec
+    from tests.media import write_image
+
+    rows = []
+    for i in range(12):
+        write_image(tmp_path / "img" / f"{i}.png", seed=i, size=(32, 32))
+        rows.append({"task": "pic-caption", "query": [{"path": f"img/{i}.png"}], "positive": [{"text": f"picture {i}"}]})
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    settings = TrainSettings(steps=4, batch_size=6, lr=5e-2, freeze=("backbone.", "projection."), freeze_text=True,
+                             log_every=100)
+    out = train_stage("tiny", tmp_path / "run", {"pic-caption": TaskSpec(name="pic-caption", symmetric=True)},
+                      [str(tmp_path / "m.jsonl")], settings)
+    before, after = load_model("tiny"), load_model(str(out))
+    texts = ["picture 3", "an unseen sentence"]
+    np.testing.assert_array_equal(after.encode(texts), before.encode(texts))
+    assert after.modality_embeddings.weight[0].abs().max().item() == 0.0
+    assert after.modality_embeddings.weight[1].abs().max().item() > 0.0  # the image row trained
+    from gemb2.parts import Image
+    from PIL import Image as PILImage
+
+    pic = [Image(np.asarray(PILImage.open(tmp_path / "img" / "0.png").convert("RGB")))]
+    assert np.abs(after.encode(pic) - before.encode(pic)).max() > 1e-3
