@@ -81,3 +81,12 @@ def log_mel(samples: torch.Tensor, n_mels: int = 80) -> torch.Tensor:
     peak = logs.amax(dim=(-2, -1), keepdim=True)  # per clip
     logs = torch.maximum(logs, peak - 8.0)
     return (logs + 4.0) / 4.0
+
+
+def audio_token_count(n_samples: int, samples_per_token: int, max_tokens: int) -> int:
+    """Tokens an audio stem makes of `n_samples`; a ValueError unless it is a whole number in 1..max_tokens."""
+    m = n_samples // samples_per_token
+    if n_samples % samples_per_token or not 1 <= m <= max_tokens:
+        raise ValueError(f"audio stem expects a multiple of {samples_per_token} samples, "
+                         f"at most {max_tokens * samples_per_token}; got {n_samples}")
+    return m

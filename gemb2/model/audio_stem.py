@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .audio_features import HOP_LENGTH, log_mel
+from .audio_features import HOP_LENGTH, audio_token_count, log_mel
 from .config import ModelConfig
 
 
@@ -28,10 +28,7 @@ class MelStem(nn.Module):
 
     def forward(self, samples: torch.Tensor) -> torch.Tensor:
         B, N = samples.shape
-        m = N // self.samples_per_token
-        if N % self.samples_per_token or not 1 <= m <= self.max_tokens:
-            raise ValueError(f"audio stem expects a multiple of {self.samples_per_token} samples, "
-                             f"at most {self.max_tokens * self.samples_per_token}; got {N}")
+        m = audio_token_count(N, self.samples_per_token, self.max_tokens)
         mel = log_mel(samples, self.n_mels).to(self.proj.weight.dtype)  # (B, n_mels, m * k), float32 math
         x = self.proj(mel).transpose(1, 2)  # (B, m, H)
         return x + self.position[:m]

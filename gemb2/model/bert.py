@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from .config import ModelConfig
+from .weights import check_exact_state
 
 log = logging.getLogger("gemb2")
 
@@ -158,17 +159,8 @@ def load_bert_weights(backbone: torch.nn.Module, folder: str | Path) -> None:
     folder = Path(folder)
     state = read_bert_state(folder)
     expected = backbone.state_dict()
-    missing = [k for k in expected if k not in state]
-    if missing:
-        raise BertImportError(f"{folder}: BERT tensor {missing[0]!r} is missing ({len(missing)} missing)")
-    unexpected = [k for k in state if k not in expected]
-    if unexpected:
-        raise BertImportError(f"{folder}: unexpected tensor {unexpected[0]!r} ({len(unexpected)} unexpected)")
-    for name, want in expected.items():
-        got = state[name]
-        if tuple(got.shape) != tuple(want.shape):
-            raise BertImportError(f"{folder}: tensor {name!r} has shape {tuple(got.shape)}, "
-                                  f"the backbone needs {tuple(want.shape)}")
+    check_exact_state(expected, state, str(folder), "BERT", BertImportError)
+    for name, got in state.items():
         if not got.is_floating_point():
             raise BertImportError(f"{folder}: tensor {name!r} has dtype {got.dtype}, expected a float tensor")
     backbone.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)

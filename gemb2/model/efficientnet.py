@@ -183,7 +183,7 @@ def load_efficientnet_lite(
         WeightsFileError: wrong file type, or a pickle that is not a plain tensor state dict.
         ValueError: a missing, unexpected or wrongly shaped tensor (named in the message).
     """
-    from gemb2.model.weights import efficientnet_lite_file, load_foreign_state_dict
+    from gemb2.model.weights import check_exact_state, efficientnet_lite_file, load_foreign_state_dict
 
     path = Path(path) if path is not None else efficientnet_lite_file(variant)
     state = load_foreign_state_dict(path)
@@ -195,19 +195,6 @@ def load_efficientnet_lite(
         state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
     model = efficientnet_lite(variant, num_classes)
     expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    missing = [k for k in expected if k not in state]
-    if missing:
-        raise ValueError(f"{path}: EfficientNet-{variant} tensor {missing[0]!r} is missing ({len(missing)} missing)")
-    unexpected = [k for k in state if k not in expected]
-    if unexpected:
-        raise ValueError(
-            f"{path}: unexpected tensor {unexpected[0]!r} for EfficientNet-{variant} ({len(unexpected)} unexpected)"
-        )
-    for name, want in expected.items():
-        got = state[name]
-        if tuple(got.shape) != tuple(want.shape):
-            raise ValueError(
-                f"{path}: tensor {name!r} has shape {tuple(got.shape)}, EfficientNet-{variant} needs {tuple(want.shape)}"
-            )
+    check_exact_state(expected, state, str(path), f"EfficientNet-{variant}")
     model.load_state_dict(state, strict=False)  # strict on our own terms above; num_batches_tracked stay 0
     return model.eval()

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .weights import check_exact_state
+
 __all__ = ["WhisperEncoderConfig", "WhisperEncoder", "pad_or_trim", "sinusoids", "N_SAMPLES", "N_FRAMES"]
 
 N_SAMPLES = 480_000  # 30 s at 16 kHz: Whisper's window
@@ -214,16 +216,5 @@ def _ct2_to_hf(v: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tenso
 
 def _load_exact(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Copy every tensor, naming the first missing, unexpected or wrongly shaped one."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    if missing:
-        raise ValueError(f"{source}: Whisper encoder tensor {missing[0]!r} is missing ({len(missing)} missing)")
-    unexpected = [k for k in state if k not in expected]
-    if unexpected:
-        raise ValueError(f"{source}: unexpected Whisper encoder tensor {unexpected[0]!r} ({len(unexpected)} unexpected)")
-    for name, want in expected.items():
-        if tuple(state[name].shape) != tuple(want.shape):
-            raise ValueError(
-                f"{source}: tensor {name!r} has shape {tuple(state[name].shape)}, expected {tuple(want.shape)}"
-            )
+    check_exact_state(model.state_dict(), state, source, "Whisper encoder")
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .audio_features import HOP_LENGTH, log_mel
+from .audio_features import HOP_LENGTH, audio_token_count, log_mel
 from .config import WHISPER_SIZES, ModelConfig
 from .whisper import N_SAMPLES, WhisperEncoder, WhisperEncoderConfig, pad_or_trim
 
@@ -65,10 +65,7 @@ class WhisperStem(nn.Module):
 
     def forward(self, samples: torch.Tensor) -> torch.Tensor:
         B, N = samples.shape
-        m = N // self.samples_per_token
-        if N % self.samples_per_token or not 1 <= m <= self.max_tokens:
-            raise ValueError(f"audio stem expects a multiple of {self.samples_per_token} samples, "
-                             f"at most {self.max_tokens * self.samples_per_token}; got {N}")
+        m = audio_token_count(N, self.samples_per_token, self.max_tokens)
         mel = log_mel(pad_or_trim(samples.float(), N_SAMPLES))  # (B, 80, 3000), float32 math
         h = self.encoder(mel.to(self.proj.weight.dtype))  # (B, 1500, D)
         h = F.avg_pool1d(h.transpose(1, 2), self.pool, ceil_mode=True)  # (B, D, 1500 / pool)

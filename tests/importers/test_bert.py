@@ -140,7 +140,7 @@ def test_a_missing_tensor_is_named(bert_folder):
 
 def test_an_unexpected_tensor_is_named(bert_folder):
     _edit(bert_folder, lambda s: s.__setitem__("encoder.layer.2.output.dense.weight", torch.zeros(16, 32)))
-    with pytest.raises(BertImportError, match="unexpected tensor 'encoder.layer.2.output.dense.weight'"):
+    with pytest.raises(BertImportError, match="unexpected BERT tensor 'encoder.layer.2.output.dense.weight'"):
         load_bert_text_model(bert_folder)
 
 

@@ -59,7 +59,7 @@ def test_wrong_shape_is_named(random_lite0_file, tmp_path):
 
 def test_unexpected_tensor_is_named(random_lite0_file, tmp_path):
     path = _edited(random_lite0_file, tmp_path / "u.pth", lambda s: s.update({"_blocks.99._se.weight": torch.zeros(1)}))
-    with pytest.raises(ValueError, match=r"unexpected tensor '_blocks\.99\._se\.weight'"):
+    with pytest.raises(ValueError, match=r"unexpected EfficientNet-lite0 tensor '_blocks\.99\._se\.weight'"):
         load_efficientnet_lite(path)
 
 
