@@ -330,9 +330,9 @@ class Gemb2Model(nn.Module):
         Runs in eval mode under inference_mode. Items are tokenized in bulk, sorted by sequence length and
         cut into batches of at most `batch_size` items and `max_tokens` padded positions (defaults: 32 items
         on a CPU; 1024 items / 65,536 positions on a GPU, where small batches starve it). `precision`:
-        "auto" (fp16 autocast on a GPU, fp32 elsewhere), "fp32", "fp16" or "bf16" (bf16 autocast on a CPU is ~2.4x faster on all-MiniLM-L6-v2 with
-        avx512_bf16, min cosine 0.99993 to fp32 over 1,500 varied sentences; fp32 is exact). On a GPU, batches go through
-        pinned memory with non-blocking copies and the vectors stay on the device until one copy at the end,
+        "auto" (fp16 autocast on a GPU, fp32 elsewhere), "fp32", "fp16" or "bf16" (bf16 autocast on a CPU
+        is ~2.4x faster on all-MiniLM-L6-v2 with avx512_bf16, min cosine 0.99993 to fp32 over 1,500 varied
+        sentences; fp32 is exact). On a GPU, batches go through pinned memory with non-blocking copies and the vectors stay on the device until one copy at the end,
         so the CPU collates the next batch while the GPU runs this one. `device` moves the model there first.
         """
         dim = self.check_dim(dim)

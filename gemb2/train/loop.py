@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from gemb2.model import load_model, save_pretrained
+from gemb2.model import fast, load_model, save_pretrained
 
 from . import checkpoint as ckpt
 from .batches import TrainBatch, build_batch
@@ -165,29 +165,31 @@ def train_stage(init: str, out: str | Path, tasks: dict[str, TaskSpec], data: li
     cache = shared_cache(s.feature_cache_mb) if s.feature_cache_mb > 0 else None
     attached = (lambda: cache.attached(model)) if cache is not None else contextlib.nullcontext
     t0, seen = time.perf_counter(), 0
-    for step in range(start, s.steps):
-        plan = sampler.next()
-        batch = build_batch(plan, manifest, tasks[plan.task], spec, model.config, rank, world)
-        lr = lr_at(step, total=s.steps, warmup=s.warmup, peak=s.lr, floor_ratio=s.lr_floor)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        with attached():
-            loss = _objective(batch, encode, losses[plan.task], s.cache_chunk)
-        all_reduce_grads(params)
-        norm = torch.nn.utils.clip_grad_norm_(params, s.clip) if s.clip > 0 else torch.tensor(0.0)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"step {step}: the loss is {loss.item()} (task {plan.task}); lower the lr?")
-        opt.step()
-        seen += s.batch_size
-        done = step + 1
-        if s.log_every and (done % s.log_every == 0 or done == s.steps):
-            rate = seen / max(time.perf_counter() - t0, 1e-9)
-            log(f"step {done}/{s.steps} task {plan.task} loss {loss.item():.4f} lr {lr:.2e} "
-                f"grad-norm {float(norm):.3f} {rate:.1f} samples/s" + (f"; {cache.stats()}" if cache else ""))
-        if s.checkpoint_every and done % s.checkpoint_every == 0 and done < s.steps:
-            _save_checkpoint(root, done, model, trainable, opt, sampler, meta, rank, s.keep_checkpoints, save_file)
-            log(f"checkpoint {ckpt.step_dir(root, done)}")
+    fast_cpu = fast.onednn_matmul() if device.type == "cpu" else contextlib.nullcontext()
+    with fast_cpu:  # fp32 oneDNN matmuls on CPUs where they are exact (gemb2/model/fast.py)
+        for step in range(start, s.steps):
+            plan = sampler.next()
+            batch = build_batch(plan, manifest, tasks[plan.task], spec, model.config, rank, world)
+            lr = lr_at(step, total=s.steps, warmup=s.warmup, peak=s.lr, floor_ratio=s.lr_floor)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            with attached():
+                loss = _objective(batch, encode, losses[plan.task], s.cache_chunk)
+            all_reduce_grads(params)
+            norm = torch.nn.utils.clip_grad_norm_(params, s.clip) if s.clip > 0 else torch.tensor(0.0)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"step {step}: the loss is {loss.item()} (task {plan.task}); lower the lr?")
+            opt.step()
+            seen += s.batch_size
+            done = step + 1
+            if s.log_every and (done % s.log_every == 0 or done == s.steps):
+                rate = seen / max(time.perf_counter() - t0, 1e-9)
+                log(f"step {done}/{s.steps} task {plan.task} loss {loss.item():.4f} lr {lr:.2e} "
+                    f"grad-norm {float(norm):.3f} {rate:.1f} samples/s" + (f"; {cache.stats()}" if cache else ""))
+            if s.checkpoint_every and done % s.checkpoint_every == 0 and done < s.steps:
+                _save_checkpoint(root, done, model, trainable, opt, sampler, meta, rank, s.keep_checkpoints, save_file)
+                log(f"checkpoint {ckpt.step_dir(root, done)}")
 
     final = out / "final"
     if rank == 0:

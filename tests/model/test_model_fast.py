@@ -131,3 +131,27 @@ def test_encode_batching_and_precision_choices_keep_the_vectors(model):
         model.encode(texts, precision="fp16")
     with pytest.raises(ValueError, match="batch_size"):
         model.encode(texts, batch_size=0)
+
+
+def test_onednn_matmul_for_training_is_fp32_exact_and_restores_the_setting():
+    torch.manual_seed(0)
+    lin = nn.Sequential(nn.Linear(384, 1536), nn.GELU(), nn.Linear(1536, 384))
+    x = torch.randn(64, 384)
+
+    def run():
+        lin.zero_grad()
+        y = lin(x)
+        y.pow(2).sum().backward()
+        return y.detach(), [p.grad.clone() for p in lin.parameters()]
+
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    y0, g0 = run()
+    with fast.onednn_matmul() as on:
+        assert on == (torch.backends.mkldnn.matmul.fp32_precision == "bf16")
+        y1, g1 = run()
+    assert torch.backends.mkldnn.matmul.fp32_precision == before
+    torch.testing.assert_close(y1, y0, rtol=1e-5, atol=1e-5)
+    for a, b in zip(g1, g0):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)  # sums over 64 rows: fp32 rounding only
+    with fast.disabled(), fast.onednn_matmul() as on:
+        assert on is False and torch.backends.mkldnn.matmul.fp32_precision == before
