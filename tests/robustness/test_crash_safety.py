@@ -97,15 +97,20 @@ def kill_repeatedly(cmd: list[str], clean_s: float, after_each) -> None:
         after_each()
 
 
-@pytest.mark.slow
-def test_lancedb_table_survives_repeated_sigkill(tmp_path):
+def uninterrupted(tmp_path, store_flag: str, rows):
+    """The reference: the tree embedded by one run that nobody kills. -> (tree, its rows, its seconds)."""
     tree = tmp_path / "tree"
     cheap_tree(tree)
     t0 = time.monotonic()
-    clean = run(embed_args(tree, ["--db", str(tmp_path / "clean")]), timeout=600)
+    clean = run(embed_args(tree, [store_flag, str(tmp_path / "clean")]), timeout=600)
     clean_s = time.monotonic() - t0
     assert clean.returncode == 0, clean.stderr[-2000:]
-    want = lance_rows(str(tmp_path / "clean"))
+    return tree, rows(str(tmp_path / "clean")), clean_s
+
+
+@pytest.mark.slow
+def test_lancedb_table_survives_repeated_sigkill(tmp_path):
+    tree, want, clean_s = uninterrupted(tmp_path, "--db", lance_rows)
 
     db = str(tmp_path / "db")
     cmd = embed_args(tree, ["--db", db])
@@ -123,13 +128,7 @@ def test_lancedb_table_survives_repeated_sigkill(tmp_path):
 
 @pytest.mark.slow
 def test_shard_folder_survives_repeated_sigkill(tmp_path):
-    tree = tmp_path / "tree"
-    cheap_tree(tree)
-    t0 = time.monotonic()
-    clean = run(embed_args(tree, ["--out", str(tmp_path / "clean")]), timeout=600)
-    clean_s = time.monotonic() - t0
-    assert clean.returncode == 0, clean.stderr[-2000:]
-    want = shard_rows(str(tmp_path / "clean"))
+    tree, want, clean_s = uninterrupted(tmp_path, "--out", shard_rows)
 
     out = str(tmp_path / "out")
     cmd = embed_args(tree, ["--out", out])
