@@ -11,7 +11,7 @@ frames' timestamps from the stream's start.
 Skipping: between grid times the decoder is told to drop non-reference frames (`skip_frame = NONREF`:
 B-frames nothing else is predicted from, which are ~half the frames of a typical H.264 file); near a
 grid time (within 2.5 frames) it decodes everything, so the frame taken is the very frame a full decode
-would take (tests/data/test_video_skip.py). That halves the decoding work at 1 frame/s
+would take (tests/data/test_audio_video_loaders.py). That halves the decoding work at 1 frame/s
 (benchmarks/media_throughput.py). `skip_nonref=False` decodes every frame.
 
 Corrupt packets are skipped (as players do); a file with no decodable frame is a LoadError.
@@ -89,13 +89,17 @@ def _frames(container, spec: LoadSpec, skip_nonref: bool) -> Iterator[tuple[floa
         r = (t - w * span) % step
         return min(r, step - r, (w + 1) * span - t) <= margin
 
-    def frame_time(frame, i: int) -> float:
-        nonlocal origin
-        if frame.pts is None or tb is None:
-            return i * frame_s
-        if origin is None:
-            origin = frame.pts
-        return (frame.pts - origin) * tb
+    def out(decoded) -> Iterator[tuple[float, float, Callable[[], np.ndarray]]]:
+        nonlocal origin, n
+        for frame in decoded:
+            if frame.pts is None or tb is None:
+                t = n * frame_s
+            else:
+                if origin is None:
+                    origin = frame.pts
+                t = (frame.pts - origin) * tb
+            n += 1
+            yield max(0.0, t), frame_s, pixels(frame)
 
     def pixels(frame) -> Callable[[], np.ndarray]:
         def get() -> np.ndarray:
@@ -117,9 +121,7 @@ def _frames(container, spec: LoadSpec, skip_nonref: bool) -> Iterator[tuple[floa
                 held = cc.decode(None)
             except av.FFmpegError:
                 held = []
-            for frame in held:
-                n += 1
-                yield max(0.0, frame_time(frame, n - 1)), frame_s, pixels(frame)
+            yield from out(held)
             if n == 0:
                 raise LoadError("cannot read the video: the container is damaged before its first frame")
             return
@@ -134,9 +136,7 @@ def _frames(container, spec: LoadSpec, skip_nonref: bool) -> Iterator[tuple[floa
             if bad > MAX_BAD_PACKETS:
                 raise LoadError(f"more than {MAX_BAD_PACKETS} undecodable video packets") from None
             continue
-        for frame in decoded:
-            n += 1
-            yield max(0.0, frame_time(frame, n - 1)), frame_s, pixels(frame)
+        yield from out(decoded)
 
 
 def _windows(frames: Iterator[tuple[float, float, Callable[[], np.ndarray]]], audio: PcmReader | None,
@@ -147,7 +147,7 @@ def _windows(frames: Iterator[tuple[float, float, Callable[[], np.ndarray]]], au
     taken: list[np.ndarray] = []  # (S, S, 3) uint8 each
     times: list[float] = []
     audio_done = 0  # samples of audio consumed
-    t, last, seen = 0.0, 0.0, 0
+    last, seen = 0.0, 0
 
     def emit(end: float) -> Segment | None:
         nonlocal audio_done

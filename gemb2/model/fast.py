@@ -17,6 +17,7 @@ the fast path off; the test suite checks that both paths give the same vectors (
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 from collections.abc import Iterator, Sequence
@@ -66,9 +67,8 @@ def eligible(x: torch.Tensor, mods: Sequence[nn.Module]) -> bool:
 
 
 def _key(mods: Sequence[nn.Linear]) -> tuple:
-    return tuple((m.weight._version, m.weight.data_ptr(), None if m.bias is None else (m.bias._version,
-                                                                                          m.bias.data_ptr()))
-                 for m in mods)
+    """What the packed copy depends on: each weight's and bias's version counter and storage."""
+    return tuple((p._version, p.data_ptr()) for m in mods for p in (m.weight, m.bias) if p is not None)
 
 
 def _packed(owner: nn.Module, mods: Sequence[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -78,14 +78,9 @@ def _packed(owner: nn.Module, mods: Sequence[nn.Linear]) -> tuple[torch.Tensor, 
     if cached is not None and cached[0] == key:
         return cached[1], cached[2]
     with torch.no_grad():
-        w = mods[0].weight if len(mods) == 1 else torch.cat([m.weight for m in mods])
-        if any(m.bias is None for m in mods):
-            b = None if all(m.bias is None for m in mods) else torch.cat(
-                [m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in mods])
-        else:
-            b = mods[0].bias if len(mods) == 1 else torch.cat([m.bias for m in mods])
-        packed = torch.ops.mkldnn._reorder_linear_weight(w.detach().contiguous(), None)
-        b = None if b is None else b.detach().contiguous()
+        packed = torch.ops.mkldnn._reorder_linear_weight(torch.cat([m.weight for m in mods]).contiguous(), None)
+        b = None if all(m.bias is None for m in mods) else torch.cat(
+            [m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in mods])
     owner.__dict__["_gemb2_packed"] = (key, packed, b)  # not a buffer: never saved, never moved
     return packed, b
 
@@ -107,15 +102,11 @@ def linear(owner: nn.Module, mods: Sequence[nn.Linear], x: torch.Tensor, gelu: b
     return F.gelu(y) if gelu else y
 
 
-_MATMUL_EXACT: dict[str, bool] = {}
-
-
+@functools.cache
 def _onednn_matmul_is_exact() -> bool:
     """Whether fp32 matmuls through oneDNN (torch's mkldnn.matmul.fp32_precision = "bf16", which PERMITS
     implicit bf16) stay fp32-accurate on this CPU. On CPUs whose oneDNN kernels do down-convert (e.g. with
     AMX) the relative error is ~1e-3 and the answer is no. Measured once per process, forward and backward."""
-    if "ok" in _MATMUL_EXACT:
-        return _MATMUL_EXACT["ok"]
     ok = False
     knob = getattr(getattr(torch.backends.mkldnn, "matmul", None), "fp32_precision", None)
     if _SUPPORTED and knob is not None:
@@ -136,7 +127,6 @@ def _onednn_matmul_is_exact() -> bool:
             ok = False
         finally:
             torch.backends.mkldnn.matmul.fp32_precision = before
-    _MATMUL_EXACT["ok"] = ok
     return ok
 
 
