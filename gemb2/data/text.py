@@ -5,11 +5,13 @@ latin-1 (which decodes any byte). A NUL byte in a text without a UTF-16 BOM mean
 
 Chunking: windows of `spec.text_window_tokens` tokens, consecutive windows sharing
 `spec.text_overlap_tokens`, with the tokenizer of `spec.tokenizer_file` (HF `tokenizers`, one per process)
-or whitespace-separated words when it is None. Token offsets map each window back to a [start, end)
-character span of the decoded text; the window's text is that span of the original (not the normalised
-tokens). The text is tokenized in blocks that end at a newline (else at a whitespace, else at
-MAX_BLOCK_CHARS), so memory follows the block, not the file; a run of LONG_RUN_CHARS non-space characters
-(a 50 MB line of one word, a base64 blob) counts as one token and is not tokenized.
+or whitespace-separated words when it is None. The tokenizer file's own truncation and padding are turned
+off: a window, not the file's max_length, bounds what is embedded, and every token of the text is in one.
+Token offsets map each window back to a [start, end) character span of the decoded text; the window's text
+is that span of the original (not the normalised tokens). The text is tokenized in blocks that end at a
+newline (else at a whitespace, else at MAX_BLOCK_CHARS), so memory follows the block, not the file; a run
+of LONG_RUN_CHARS non-space characters (a 50 MB line of one word, a base64 blob) counts as one token and
+is not tokenized.
 An empty or whitespace-only text gives zero segments (a file with nothing to embed is not an error).
 """
 
@@ -141,6 +143,12 @@ def _tokenizer(path: str):
     from tokenizers import Tokenizer
 
     try:
-        return Tokenizer.from_file(path)
+        tokenizer = Tokenizer.from_file(path)
     except Exception as e:  # tokenizers raises plain Exception for a missing or malformed file
         raise ValueError(f"cannot load tokenizer_file {path!r}: {e}") from e
+    # A tokenizer.json may carry the model's input budget (all-MiniLM-L6-v2's: truncation to 128 tokens, padding
+    # to 128): here it would cut each block to its first 128 tokens and lose the rest of the text. The windows
+    # are the budget; the tokenizer only splits.
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer

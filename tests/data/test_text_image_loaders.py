@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
 
@@ -42,6 +44,65 @@ def test_text_windows_by_tokenizer_cut_the_original_text(tmp_path):
     assert all(s.parts[0].text == text[int(s.start):int(s.end)] for s in segs)
     assert "Ünïcode" in segs[0].text  # the original, not the tokenizer's lower-cased, accent-stripped form
     assert segs[0].start == 0 and segs[-1].end == len(text.rstrip())
+    assert all(a.start < b.start < a.end for a, b in zip(segs, segs[1:]))  # overlapping, advancing
+
+
+def _minilm_tokenizer() -> str:
+    from gemb2.model.weights import MissingWeightsError, minilm_folder
+
+    try:
+        return str(minilm_folder() / "tokenizer.json")
+    except MissingWeightsError as e:
+        pytest.skip(str(e))
+
+
+def _truncating_padding_tokenizer(tmp_path) -> str:
+    """The test WordPiece tokenizer with what all-MiniLM-L6-v2's tokenizer.json carries: truncation to a
+    max_length and fixed-length padding (here 16, so that any text longer than 16 tokens shows it)."""
+    spec = json.loads(Path(TOKENIZER).read_text())
+    spec["truncation"] = {"max_length": 16, "strategy": "LongestFirst", "stride": 0}
+    spec["padding"] = {"strategy": {"Fixed": 16}, "direction": "Right", "pad_to_multiple_of": None,
+                       "pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]"}
+    (tmp_path / "tok.json").write_text(json.dumps(spec))
+    return str(tmp_path / "tok.json")
+
+
+def _long_text(n_words: int, words_per_line: int) -> str:
+    rng = np.random.default_rng(0)
+    syllables = ["ka", "lo", "mi", "tre", "sun", "vel", "or", "pix", "dan", "qu"]
+    words = ["".join(rng.choice(syllables, rng.integers(1, 4))) + rng.choice(["", "", ",", ".", "!"])
+             for _ in range(n_words)]
+    lines = [" ".join(words[i:i + words_per_line]) for i in range(0, n_words, words_per_line)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("which", ["all-MiniLM-L6-v2", "truncation+padding"])
+@pytest.mark.parametrize("n_words,words_per_line", [(700, 700), (40_000, 12)])  # one block; ~250 KB, 4+ blocks
+def test_text_windows_cover_a_long_file_whatever_the_tokenizer_files_truncation(tmp_path, which, n_words,
+                                                                                 words_per_line):
+    tokenizer = _minilm_tokenizer() if which == "all-MiniLM-L6-v2" else _truncating_padding_tokenizer(tmp_path)
+    text = _long_text(n_words, words_per_line)
+    (tmp_path / "long.txt").write_text(text)
+    segs = load(tmp_path / "long.txt", "text", text_window_tokens=256, text_overlap_tokens=32,
+                tokenizer_file=tokenizer)
+    covered = np.zeros(len(text), bool)
+    for s in segs:
+        covered[int(s.start):int(s.end)] = True
+    gaps = [i for i, c in enumerate(text) if not c.isspace() and not covered[i]]
+    assert not gaps, f"{len(gaps)} characters in no window, first at {gaps[0]}"
+    assert segs[-1].end == len(text.rstrip())
+    # and no window spans more than its 256 tokens (a block cut to its first tokens would make the window
+    # that follows reach into the next block, over all the text between)
+    from tokenizers import Tokenizer
+
+    full = Tokenizer.from_file(tokenizer)
+    full.no_truncation()
+    full.no_padding()
+    n_tokens = len(full.encode(text, add_special_tokens=False).ids)
+    assert len(segs) == math.ceil((n_tokens - 32) / (256 - 32))
+    # a window's text re-tokenized alone may differ by a token where it starts inside a word ("##lo" -> "lo")
+    sizes = [len(full.encode(s.parts[0].text, add_special_tokens=False).ids) for s in segs]
+    assert max(sizes) <= 256 + 2, sizes
     assert all(a.start < b.start < a.end for a, b in zip(segs, segs[1:]))  # overlapping, advancing
 
 
