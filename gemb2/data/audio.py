@@ -1,10 +1,17 @@
 """Audio files -> windows of mono float32 16 kHz samples, streamed block by block.
 
-Decoders: libsndfile (`soundfile`) for WAV/FLAC/Ogg/Opus/MP3; PyAV (FFmpeg) for M4A/AAC, and as the fallback
-when libsndfile cannot open a file. Any sample rate and channel count comes out mono (mean of the channels)
-at 16 kHz; resampling is FFmpeg's libswresample (windowed-sinc polyphase filter), driven through
-`av.AudioResampler` for PyAV's frames and for soundfile's numpy blocks alike. Only one window plus one
-decoded block is in memory at a time, so a 2-hour file streams.
+Decoders: libsndfile (`soundfile`) for WAV/AIFF/FLAC/Ogg (.ogg, .oga, .opus); PyAV (FFmpeg) for everything
+else (MP3, M4A/AAC, audio-only video containers), and as the fallback whenever libsndfile fails: it cannot
+open the file, reports no frames or no seeking (a GSM 6.10 WAV, a damaged MP3 header), gives no samples, or
+fails in the middle (PyAV then takes over where libsndfile stopped, by sample count). MP3 goes to PyAV
+first: libsndfile trusts the first LAME/Xing header's frame count, so MP3s joined with `cat` lost all but
+their first part. PyAV skips a corrupt packet (as players do; MAX_BAD_PACKETS per file).
+
+Any sample rate and channel count comes out mono (mean of the channels) at 16 kHz; resampling is FFmpeg's
+libswresample (windowed-sinc polyphase filter), driven through `av.AudioResampler` for PyAV's frames and
+for soundfile's numpy blocks alike. A file shorter than the filter (a WAV of 4 samples) would come out
+empty from it: that is padded with silence through the filter and cut to its length. Only one window plus
+one decoded block is in memory at a time, so a 2-hour file streams.
 
 Windows are `spec.audio_window_s` long; the last one is shorter. A tail shorter than MIN_TAIL_S after at
 least one full window is dropped (resampler rounding, not content). NaN and inf samples are replaced by 0
@@ -25,9 +32,11 @@ from gemb2.data.segments import LoadError, Segment
 from gemb2.data.spec import LoadSpec
 from gemb2.parts import SAMPLE_RATE, Audio
 
-SOUNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".opus", ".mp3"})
+SOUNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".aifc"})
 BLOCK_FRAMES = 1 << 16  # frames read from libsndfile at a time
 MIN_TAIL_S = 0.01
+MAX_BAD_PACKETS = 200  # corrupt audio packets skipped per file before it is called undecodable
+SHORT_INPUT = 4096  # input samples kept to resample again when the filter gave nothing (see Resampler.flush)
 
 
 def load_audio(path: str, spec: LoadSpec) -> Iterator[Segment]:
@@ -53,31 +62,76 @@ def load_audio(path: str, spec: LoadSpec) -> Iterator[Segment]:
 def pcm_blocks(path: str) -> Iterator[np.ndarray]:
     """Mono float32 16 kHz blocks of an audio file, by libsndfile when it can, else by PyAV."""
     if os.path.splitext(path)[1].lower() in SOUNDFILE_EXTENSIONS:
-        import soundfile as sf
-
-        try:
-            f = sf.SoundFile(path)
-        except (sf.LibsndfileError, RuntimeError, TypeError):
-            pass  # e.g. an MP3 that libsndfile rejects: FFmpeg may still read it
-        else:
-            return _soundfile_blocks(f)
+        f = _soundfile_open(path)
+        if f is not None:
+            return _with_fallback(_soundfile_blocks(f), path)
     blocks = av_pcm_blocks(path)
     if blocks is None:
         raise LoadError("no audio stream in the file")
     return blocks
 
 
-def _soundfile_blocks(f) -> Iterator[np.ndarray]:
+def _soundfile_open(path: str):
+    """A `soundfile.SoundFile` ready for block reading, or None when libsndfile cannot give one."""
     import soundfile as sf
 
+    try:
+        f = sf.SoundFile(path)
+    except MemoryError:
+        raise
+    except Exception:  # LibsndfileError, RuntimeError, TypeError ...: FFmpeg may still read it
+        return None
+    # no length or no seeking (GSM 6.10 in WAV; an MP3 whose LAME header is off): blocks() cannot read it
+    if not (0 < f.frames < 1 << 62) or not f.seekable():
+        f.close()
+        return None
+    return f
+
+
+def _soundfile_blocks(f) -> Iterator[np.ndarray]:
     with f:
         resample = Resampler(f.samplerate)
-        try:
-            for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):  # (N, C)
-                yield _clean(resample(_clean(block.mean(axis=1))))
-        except (sf.LibsndfileError, RuntimeError) as e:
-            raise LoadError(f"cannot decode audio: {e}") from None
+        for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):  # (N, C)
+            yield _clean(resample(_clean(block.mean(axis=1))))
         yield _clean(resample.flush())
+
+
+def _with_fallback(blocks: Iterator[np.ndarray], path: str) -> Iterator[np.ndarray]:
+    """`blocks` (libsndfile's), continued by PyAV if they fail or give nothing: PyAV's samples past those
+    already given (the two resample alike, so the seam is within a few samples)."""
+    done = 0
+    cause: Exception | None = None
+    try:
+        for block in blocks:
+            done += len(block)
+            yield block
+    except MemoryError:
+        raise
+    except Exception as e:  # any libsndfile failure: its own errors, ValueError, RuntimeError, ...
+        cause = e
+    finally:
+        blocks.close()
+    if cause is None and done:
+        return
+    try:
+        rest = av_pcm_blocks(path)
+    except LoadError:
+        if cause is None:
+            return  # libsndfile read it, and it holds no samples
+        rest = None
+    if rest is None:
+        if cause is None:
+            return
+        raise LoadError(f"cannot decode audio: {_short_reason(cause)}")
+    try:
+        for block in rest:
+            if done >= len(block):
+                done -= len(block)
+                continue
+            yield block[done:]
+            done = 0
+    finally:
+        rest.close()
 
 
 def av_pcm_blocks(path: str) -> Iterator[np.ndarray] | None:
@@ -106,14 +160,56 @@ def _av_blocks(container) -> Iterator[np.ndarray]:
         # frame_size: 1 s output blocks instead of one per codec frame (~23 ms for AAC): the same samples, a
         # fortieth of the Python calls; 30 % less time on a video's audio track (benchmarks/media_throughput.py)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE, frame_size=SAMPLE_RATE)
-        try:
-            for frame in container.decode(stream):
+        head: list | None = []  # the first decoded frames, while they are short (see _short_input)
+        n_in = n_out = bad = 0
+        error: Exception | None = None
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.FFmpegError as e:  # a damaged container: what was read so far stands, then flush
+                error = e
+                packet = None
+            try:
+                frames = packet.decode() if packet is not None else stream.codec_context.decode(None)
+            except av.FFmpegError as e:  # a corrupt packet (the ID3 tag of a second MP3 joined by cat)
+                error, bad = e, bad + 1
+                if bad > MAX_BAD_PACKETS:
+                    raise LoadError(f"cannot decode audio: more than {MAX_BAD_PACKETS} corrupt packets "
+                                    f"({_av_reason(e)})") from None
+                frames = []
+            for frame in frames:
+                n_in += frame.samples
+                if head is not None:
+                    head = head + [frame] if n_in <= SHORT_INPUT else None
                 for out in resampler.resample(frame):
+                    n_out += out.samples
                     yield _clean(out.to_ndarray().reshape(-1))
+            if packet is None:
+                break
+        try:
             for out in resampler.resample(None):
+                n_out += out.samples
                 yield _clean(out.to_ndarray().reshape(-1))
         except av.FFmpegError as e:
             raise LoadError(f"cannot decode audio: {_av_reason(e)}") from None
+        if n_out == 0 and head:
+            yield _clean(_short_input(head))
+        elif n_in == 0 and error is not None:
+            raise LoadError(f"cannot decode audio: {_av_reason(error)}")
+
+
+def _short_input(frames: list) -> np.ndarray:
+    """PyAV frames too short for the resampler to give anything -> (M,) float32 at 16 kHz."""
+    import av
+
+    mono = av.AudioResampler(format="flt", layout="mono")  # channels only: no rate change, no filter delay
+    x = _concat(out.to_ndarray().reshape(-1) for f in frames for out in mono.resample(f))
+    x = _concat([x, *(out.to_ndarray().reshape(-1) for out in mono.resample(None))])
+    r = Resampler(frames[0].sample_rate)
+    return _concat([r(x), r.flush()])
 
 
 class Resampler:
@@ -125,6 +221,8 @@ class Resampler:
     def __init__(self, rate: int):
         self.rate = int(rate)
         self._pts = 0
+        self._out = 0  # samples given so far
+        self._head: list[np.ndarray] | None = []  # the input, while it is at most SHORT_INPUT samples
         self._r = None
         if self.rate != SAMPLE_RATE:
             import av
@@ -135,6 +233,30 @@ class Resampler:
         """(N,) float32 at self.rate -> (M,) float32 at 16 kHz (M ~ N * 16000 / rate, may lag a little)."""
         if self._r is None or len(block) == 0:
             return block if self._r is None else np.zeros(0, np.float32)
+        if self._head is not None:
+            self._head = self._head + [block.copy()] if self._pts + len(block) <= SHORT_INPUT else None
+        out = _concat(out.to_ndarray().reshape(-1) for out in self._r.resample(self._frame(block)))
+        self._out += len(out)
+        return out
+
+    def flush(self) -> np.ndarray:
+        """The samples still held in the filter's delay line.
+
+        An input shorter than the filter comes out of libswresample as nothing at all, flush or not: it is
+        then resampled again, followed by 0.1 s of silence, and cut to its length at 16 kHz."""
+        if self._r is None or self._pts == 0:
+            return np.zeros(0, np.float32)
+        out = _concat(out.to_ndarray().reshape(-1) for out in self._r.resample(None))
+        if self._out + len(out) == 0 and self._head:
+            x = _concat(self._head)
+            again = Resampler(self.rate)
+            again._head = None
+            y = _concat([again(x), again(np.zeros(self.rate // 10, np.float32)), again.flush()])
+            out = y[: max(1, round(len(x) * SAMPLE_RATE / self.rate))]
+        self._out += len(out)
+        return out
+
+    def _frame(self, block: np.ndarray):
         import av
 
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block, np.float32)[None, :], format="flt",
@@ -143,13 +265,7 @@ class Resampler:
         frame.time_base = Fraction(1, self.rate)
         frame.pts = self._pts
         self._pts += len(block)
-        return _concat(out.to_ndarray().reshape(-1) for out in self._r.resample(frame))
-
-    def flush(self) -> np.ndarray:
-        """The samples still held in the filter's delay line."""
-        if self._r is None or self._pts == 0:
-            return np.zeros(0, np.float32)
-        return _concat(out.to_ndarray().reshape(-1) for out in self._r.resample(None))
+        return frame
 
 
 class PcmReader:
@@ -199,3 +315,9 @@ def _concat(blocks) -> np.ndarray:
 
 def _av_reason(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e)
+
+
+def _short_reason(e: BaseException) -> str:
+    """A decoder's exception as a short reason for a person: its message's first line, no Python type name."""
+    text = (getattr(e, "strerror", None) or str(e)).strip()
+    return text.splitlines()[0] if text else "the decoder failed"

@@ -33,7 +33,8 @@ from typing import Iterator, Sequence
 EXTENSIONS: dict[str, str] = {
     **dict.fromkeys((".txt", ".md", ".markdown"), "text"),
     **dict.fromkeys((".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"), "image"),
-    **dict.fromkeys((".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac"), "audio"),
+    **dict.fromkeys((".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif", ".aifc"),
+                    "audio"),
     **dict.fromkeys((".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v"), "video"),
 }
 

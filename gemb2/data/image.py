@@ -3,7 +3,8 @@
 Pillow decodes; the steps, in order:
 1. The header gives width x height; more than `spec.max_image_pixels` is refused *before* decoding
    (a decompression bomb: a small PNG may declare 30000x30000). Pillow's own guard
-   (`Image.MAX_IMAGE_PIXELS`) is set to the same limit.
+   (`Image.MAX_IMAGE_PIXELS`) is set to the same limit. A big-endian BigTIFF, which Pillow cannot
+   read, is decoded by OpenCV after the same check on its first image directory.
 2. JPEGs are decoded at a reduced scale with `draft` (DCT scaling: 1/2, 1/4, 1/8), never below the
    target size: most of the decode time of a large photo is saved.
 3. A truncated or corrupt file is a LoadError (Pillow's LOAD_TRUNCATED_IMAGES is never turned on).
@@ -15,6 +16,7 @@ Pillow decodes; the steps, in order:
 
 from __future__ import annotations
 
+import struct
 import warnings
 from typing import Iterator
 
@@ -43,6 +45,7 @@ def read_rgb(path: str, max_pixels: int, min_side: int | None = None) -> np.ndar
     try:
         with warnings.catch_warnings():  # between 1x and 2x the limit Pillow only warns; our check below refuses
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", "Corrupt EXIF data", UserWarning)  # Pillow misreading "MM\0+"
             img = PILImage.open(path)
         with img:
             fmt = img.format or fmt
@@ -63,9 +66,49 @@ def read_rgb(path: str, max_pixels: int, min_side: int | None = None) -> np.ndar
     except PILImage.DecompressionBombError as e:
         raise LoadError(f"image too large (decompression-bomb guard): {e}") from None
     except UnidentifiedImageError:
+        if _is_big_endian_bigtiff(path):
+            return _read_big_endian_bigtiff(path, max_pixels)
         raise LoadError("cannot identify the image format") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise LoadError(f"truncated or corrupt {fmt}: {e}") from None
+
+
+def _is_big_endian_bigtiff(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"MM\x00+"
+
+
+def _read_big_endian_bigtiff(path: str, max_pixels: int) -> np.ndarray:
+    """Pillow reads little-endian BigTIFF ("II+\\0") only: a big-endian one ("MM\\0+") is decoded by
+    OpenCV's libtiff, after the same pixel-count guard on its first IFD's ImageWidth and ImageLength."""
+    import cv2
+
+    try:
+        with open(path, "rb") as f:
+            (ifd_at,) = struct.unpack(">Q", f.read(16)[8:16])
+            f.seek(ifd_at)
+            (count,) = struct.unpack(">Q", f.read(8))
+            entries = f.read(20 * min(count, 4096))  # tag H, type H, count Q, value or offset 8 bytes
+    except (OSError, struct.error):
+        raise LoadError("truncated or corrupt BigTIFF: no image directory") from None
+    size = {}
+    for at in range(0, len(entries) - 19, 20):
+        tag, kind = struct.unpack_from(">HH", entries, at)
+        if tag in (256, 257) and kind in _TIFF_INTS:
+            size[tag] = struct.unpack_from(_TIFF_INTS[kind], entries, at + 12)[0]
+    if len(size) < 2:
+        raise LoadError("truncated or corrupt BigTIFF: no image size")
+    w, h = size[256], size[257]
+    if w * h > max_pixels:
+        raise LoadError(f"image too large: {w}x{h} = {w * h} pixels > max_image_pixels {max_pixels} "
+                        "(decompression-bomb guard)")
+    bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)  # (H, W, 3), 8 bits, oriented
+    if bgr is None:
+        raise LoadError("truncated or corrupt BigTIFF")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+_TIFF_INTS = {3: ">H", 4: ">I", 16: ">Q"}  # SHORT, LONG, LONG8
 
 
 def _to_rgb(img) -> np.ndarray:

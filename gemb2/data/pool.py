@@ -107,9 +107,10 @@ def failure_reason(e: BaseException, path: str) -> str:
         reason = e.strerror
     elif isinstance(e, MemoryError):  # RLIMIT_AS of a worker (max_worker_memory_mb), or the machine's
         reason = f"out of memory{': ' + str(e) if str(e) else ''}"
-    else:
-        reason = f"{type(e).__name__}: {e}"
-    return reason.replace(path, "<file>").splitlines()[0] if reason else type(e).__name__
+    else:  # a decoder's own exception (soundfile's ValueError, ...): its message, never a Python type name
+        cause = str(e).strip().replace(path, "<file>")
+        reason = f"cannot decode: {cause}" if cause else "cannot decode the file"
+    return reason.replace(path, "<file>").splitlines()[0] if reason.strip() else "cannot decode the file"
 
 
 def load_parallel(entries: Sequence[FileEntry], spec: LoadSpec, *, workers: int,

@@ -29,12 +29,15 @@ def sniff_bytes(head: bytes) -> str | None:
         return None
     if head.startswith(_BOMS):  # before MPEG audio: a UTF-16 LE BOM (FF FE) looks like an MPEG frame sync
         return "text"
-    if (head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*"))
+    if (head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*",
+                         b"II+\x00", b"MM\x00+"))  # TIFF, BigTIFF
             or (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or _bmp(head)):
         return "image"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "video"
     if (head[:4] == b"RIFF" and head[8:12] == b"WAVE") or head[:4] in (b"RIFX", b"RF64", b"fLaC", b"OggS"):
+        return "audio"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
         return "audio"
     if head[4:8] == b"ftyp":
         brand = head[8:12]

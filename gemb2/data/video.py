@@ -14,7 +14,9 @@ grid time (within 2.5 frames) it decodes everything, so the frame taken is the v
 would take (tests/data/test_audio_video_loaders.py). That halves the decoding work at 1 frame/s
 (benchmarks/media_throughput.py). `skip_nonref=False` decodes every frame.
 
-Corrupt packets are skipped (as players do); a file with no decodable frame is a LoadError.
+Corrupt packets are skipped (as players do); a file with no decodable frame is a LoadError. A file with no
+video stream but an audio one (a voice note saved as .mp4, Opus alone in .webm, a song whose only picture
+is its cover) is loaded as audio (audio.py): its segments hold Audio parts, so its rows are audio rows.
 
 Audio: the first audio stream, decoded lazily by a second (PyAV) demuxer of the same file, resampled to
 16 kHz mono and cut in step with the frame windows; a video without one gives Video(audio=None), and so
@@ -48,14 +50,28 @@ def load_video(path: str, spec: LoadSpec, *, skip_nonref: bool = True) -> Iterat
         raise LoadError(f"cannot open the video: {getattr(e, 'strerror', None) or e}") from None
     audio = None
     try:
-        if not container.streams.video:
-            raise LoadError("cannot open the video: no decodable video stream")
+        if _picture_stream(container) is None:
+            if not container.streams.audio:
+                raise LoadError("cannot open the video: no video or audio stream")
+            container.close()  # an audio-only file under a video extension (a voice note .mp4, Opus in .webm)
+            from gemb2.data.audio import load_audio
+
+            yield from load_audio(path, spec)
+            return
         audio = _audio_track(path)
         yield from _windows(_frames(container, spec, skip_nonref), audio, spec)
     finally:
         container.close()
         if audio is not None:
             audio.close()
+
+
+def _picture_stream(container):
+    """The first video stream that is moving pictures, not an attached cover image; None if there is none."""
+    import av
+
+    cover = av.stream.Disposition.attached_pic
+    return next((s for s in container.streams.video if not s.disposition & cover), None)
 
 
 def sample_step(spec: LoadSpec) -> float:
@@ -68,7 +84,7 @@ def _frames(container, spec: LoadSpec, skip_nonref: bool) -> Iterator[tuple[floa
     (H, W, 3) uint8 RGB, upright."""
     import av
 
-    stream = container.streams.video[0]
+    stream = _picture_stream(container)
     cc = stream.codec_context
     if cc is None:
         raise LoadError("cannot decode the video: FFmpeg has no decoder for its codec")

@@ -116,12 +116,6 @@ def test_h264_mp4_with_aac_audio_track(tmp_path):
     assert segs[0].parts[0].frames.shape == (3, 32, 32, 3)
 
 
-def test_audio_only_file_named_mp4_has_no_frames(tmp_path):
-    ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", "-f", "mp4", str(tmp_path / "a.mp4"))
-    with pytest.raises(LoadError, match="no decodable video|cannot open the video"):
-        load(tmp_path / "a.mp4", "video")
-
-
 def test_non_utf8_video_path(tmp_path):
     path = os.path.join(os.fsencode(tmp_path), b"v\xe9.avi")
     write_video(tmp_path / "v.avi", seconds=2, fps=5, fourcc="MJPG")  # OpenCV cannot write to that name
