@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import unicodedata
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -19,14 +21,41 @@ ENV_DB, ENV_TABLE, ENV_MODEL, ENV_DEVICE = "GEMB2_DB", "GEMB2_TABLE", "GEMB2_MOD
 DEFAULT_MODEL = "gemb2-mini"
 
 
+def printable(text: str) -> str:
+    r"""`text` for a human-readable line: control characters escaped, so a file name holding a newline, a tab or
+    a carriage return cannot break a line in two or overwrite it (--json output stays exact).
+
+    \n \t \r are written so; other control characters (C0, DEL, C1) and the line and paragraph separators as
+    \xNN or \uNNNN; a byte that was not UTF-8 (Python's surrogate escape) as \xNN, as the stores keep it.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif 0xDC80 <= o <= 0xDCFF:  # os.fsdecode's surrogate for the byte o - 0xDC00
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs"):
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
 def die(message: str, code: int = EXIT_FATAL) -> NoReturn:
-    """Print one line on stderr and exit with `code`."""
-    typer.echo(f"gemb2: error: {message}", err=True)
+    """Print one line on stderr (control characters escaped, see printable) and exit with `code`."""
+    typer.echo(f"gemb2: error: {printable(message)}", err=True)
     raise typer.Exit(code)
 
 
 def warn(message: str) -> None:
-    typer.echo(f"gemb2: {message}", err=True)
+    """One line on stderr, control characters escaped (see printable)."""
+    typer.echo(f"gemb2: {printable(message)}", err=True)
 
 
 def resolve_device(name: str | None) -> str:
@@ -94,10 +123,16 @@ def open_table(db: str | None, table: str | None):
     """The existing LanceDB table named by --db/--table (or their environment defaults), as a LanceStore.
 
     A table that cannot be opened is fatal (exit 1); one that does not exist yet is a usage error (exit 2).
+    The commands that call this only read, so a missing local database folder is reported, never created
+    (lancedb.connect would create the whole path).
     """
     from gemb2.store import LanceStore, StoreError
 
     uri, name = db_uri(db), table_name(table)
+    local = local_db_path(uri)
+    if local is not None and not local.is_dir():
+        why = "no such database folder" if not local.exists() else "not a database folder"
+        die(f"no table {name!r} in {uri} ({why}): run `gemb2 embed PATH` first", EXIT_USAGE)
     try:
         store = LanceStore(uri, name)
     except StoreError as e:
@@ -105,3 +140,24 @@ def open_table(db: str | None, table: str | None):
     if store.table is None:
         die(f"no table {name!r} in {uri}: run `gemb2 embed PATH` first", EXIT_USAGE)
     return store
+
+
+def version() -> str:
+    """The installed package's version (its metadata), else the source tree's gemb2.__version__."""
+    from importlib.metadata import PackageNotFoundError, version as dist_version
+
+    try:
+        return dist_version("gemb2")
+    except PackageNotFoundError:
+        from gemb2 import __version__
+
+        return __version__
+
+
+def local_db_path(uri: str) -> Path | None:
+    """The folder of a local database URI (a plain path or file://...), None for an object store (s3://, gs://, ...)."""
+    if uri.startswith("file://"):
+        return Path(uri[len("file://"):]).expanduser()
+    if "://" in uri:
+        return None
+    return Path(uri).expanduser()

@@ -46,8 +46,8 @@ def eval_(  # registered as `gemb2 eval`
     if as_json:
         typer.echo(json.dumps({"model": m.model_id, "tasks": results}))
         return
-    width = max(len(t) for t in results) if results else 4
+    width = max(len(common.printable(t)) for t in results) if results else 4
     typer.echo(f"{'task':<{width}}  {'queries':>7}  {'docs':>6}  " + "  ".join(f"{c:>9}" for c in COLUMNS))
     for t, r in results.items():
-        typer.echo(f"{t:<{width}}  {r['queries']:>7}  {r['documents']:>6}  "
+        typer.echo(f"{common.printable(t):<{width}}  {r['queries']:>7}  {r['documents']:>6}  "
                    + "  ".join(f"{100 * r[c]:>9.2f}" for c in COLUMNS))

@@ -42,8 +42,8 @@ def export_model(
         typer.echo(json.dumps(manifest, ensure_ascii=False))
     else:
         for name, g in manifest["graphs"].items():
-            typer.echo(f"{name}\t{out / g['file']}")
-        typer.echo(f"manifest\t{out / 'manifest.json'}")
+            typer.echo(f"{name}\t{common.printable(str(out / g['file']))}")
+        typer.echo(f"manifest\t{common.printable(str(out / 'manifest.json'))}")
     for name, why in manifest["not_exported"].items():
         common.warn(f"no {name} graph: {why}")
 

@@ -71,6 +71,6 @@ def init(
         typer.echo(json.dumps({"path": str(out), "model_id": model.model_id, "config": model.config.to_dict()}))
     else:
         c = model.config
-        typer.echo(f"{out}\t{model.model_id}")
+        typer.echo(f"{common.printable(str(out))}\t{model.model_id}")
         common.warn(f"wrote {out}: {c.layers}-layer backbone, image {c.image_stem}, audio {c.audio_stem}, "
                     f"{c.out_dim} dims {list(c.matryoshka_dims)}; embeds {', '.join(c.modalities)}")

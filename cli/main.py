@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Annotated
 
 import typer
 
@@ -10,6 +11,7 @@ os.environ.setdefault("LANCE_LOG", "error")
 
 os.environ.setdefault("LANCEDB_LOG", "error")  # the Rust logger of lancedb (LANCE_LOG is lance's)
 
+from cli.common import version  # noqa: E402
 from cli.embed import embed  # noqa: E402
 from cli.eval import eval_  # noqa: E402
 from cli.export import export_app  # noqa: E402
@@ -24,7 +26,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: rich markup ate "[env: GEMB2_DB; default: ...]" and "gemb2[onnx]"
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every subcommand's context
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"gemb2 {version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    _version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                           help="Print the version (gemb2 X.Y.Z) and exit.")] = False,
+) -> None:
+    pass
+
+
 app.command()(embed)
 app.command()(query)
 app.command()(train)

@@ -74,5 +74,5 @@ def query(
         return
     for h in hits:
         where_in = f" [{h.start:.1f}-{h.end:.1f}s]" if h.modality in ("audio", "video") else ""
-        typer.echo(f"{h.rank:>3}  {h.score:.4f}  {h.modality:<5}  {h.path}{where_in}")
+        typer.echo(f"{h.rank:>3}  {h.score:.4f}  {h.modality:<5}  {common.printable(h.path)}{where_in}")
 

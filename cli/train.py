@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import EXIT_FATAL, EXIT_USAGE, die, warn
+from cli.common import EXIT_FATAL, EXIT_USAGE, die, printable, warn
 
 
 def train(
@@ -36,7 +36,7 @@ def train(
         if as_json:
             typer.echo(json.dumps({"recipe": str(recipe), "ok": True, "stages": stages}))
         else:
-            typer.echo(f"{recipe}: ok ({len(stages)} stage(s): {', '.join(s['name'] for s in stages)})")
+            typer.echo(f"{printable(str(recipe))}: ok ({len(stages)} stage(s): {', '.join(s['name'] for s in stages)})")
         return
     log = (lambda m: None) if quiet else (lambda m: warn(m))
     try:
@@ -51,4 +51,4 @@ def train(
         if as_json:
             typer.echo(json.dumps({"recipe": str(recipe), "model": str(final)}))
         else:
-            typer.echo(str(final))
+            typer.echo(printable(str(final)))

@@ -9,7 +9,7 @@ seed): unchanged tensors are not stored (they come from the installed weight pac
 2-D weight of a pretrained part (the merged LoRA update of the backbone) is stored as its exact
 low-rank factors when its update has rank <= --max-rank (SVD; checked to 1e-5 of the largest
 entry); every other changed tensor (new projectors, positions, modality and time embeddings) is
-stored whole. Writes parts.json, config.json and adds.safetensors (the format of
+stored whole. Writes parts.json, config.json, adds.safetensors and model_id.json (the format of
 gemb2.model.release), then rebuilds the model from them and checks its vectors against the trained
 model's on a few texts (max abs difference printed).
 """
@@ -104,6 +104,9 @@ def main(argv=None) -> None:
           file=sys.stderr)
     if diff > 1e-4:
         raise SystemExit(f"the rebuilt model differs from the trained one by {diff:.2e}")
+    from gemb2.model.release import write_model_id
+
+    print(f"{out / 'model_id.json'}: {write_model_id(out)}", file=sys.stderr)  # the id, resolved without a load
 
 
 if __name__ == "__main__":

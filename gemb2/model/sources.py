@@ -9,7 +9,8 @@
                                       a text-only model, mean pooling, identity projection, no prompts (bert.py)
     load_model("hf:org/name")         the same, fetched from the Hugging Face Hub: the ONLY source that may use
                                       the network, and only because the user wrote "hf:" (HF_HUB_OFFLINE=1 is honoured)
-    model_source_id(source)           the model id, without reading weights where possible (gemb2 folders)
+    model_source_id(source)           the model id, without reading weights where possible (gemb2 folders,
+                                      releases with their model_id.json)
 
 A source that names nothing usable raises ModelSourceError (a ValueError): a user error, one line.
 """
@@ -115,11 +116,19 @@ def model_source_id(source: str) -> str:
     """The id `load_model(source).model_id` would have, cheaply where possible.
 
     For a gemb2 folder: the model_id that save_pretrained stored in config.json (no weights read).
+    For a release (gemb2-mini): the id in its model_id.json, when the installed part packages are the versions
+    it was computed with (no weights read, no model built; release.release_model_id).
     For a preset, a Hugging Face folder (or a folder without a stored id): builds the model and hashes it.
     """
     from .io import read_config_json
 
     what = resolve(str(source))
+    if isinstance(what, tuple) and what[0] == "release":
+        from .release import release_model_id
+
+        stored = release_model_id(str(source))
+        if stored is not None:
+            return stored
     if isinstance(what, Path):
         try:
             stored = read_config_json(what).get("model_id")
