@@ -29,6 +29,13 @@ class _Bar:
         if self.bar:
             self.bar.update(n)
 
+    def write(self, line: str) -> None:
+        """A line on stderr above the bar (never glued onto it)."""
+        if self.bar:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            typer.echo(line, err=True)
+
     def close(self) -> None:
         if self.bar:
             self.bar.close()
@@ -51,6 +58,7 @@ def embed(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be added, updated and removed; change nothing.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Decode again the files that failed in an earlier run and have not changed since (they are skipped by default).")] = False,
     wait: Annotated[float, typer.Option(min=0, help="If another run is writing the table, wait up to this many seconds, then exit 4.")] = 0,
     rank: Annotated[Optional[int], typer.Option(min=0, help="This process's rank: it embeds the files whose path hash falls in its share. [env: RANK, as set by torchrun; default 0]")] = None,
     world_size: Annotated[Optional[int], typer.Option(min=1, help="How many ranks share the files. [env: WORLD_SIZE; default 1]")] = None,
@@ -58,8 +66,10 @@ def embed(
     """Embed files (text, images, audio, video) into a LanceDB table or safetensors shards.
 
     A rerun skips unchanged files, re-embeds changed ones and removes the rows of deleted ones.
-    Exit codes: 0 done, 3 some files failed (the rest were done), 2 usage error, 1 fatal error,
-    4 another run holds the table (after --wait seconds).
+    A file that failed is remembered and not decoded again until it changes (or --retry-failed).
+    Exit codes: 0 done, 3 some files failed in this run (the rest were done), 2 usage error, 1 fatal error,
+    4 another run holds the table (after --wait seconds), 130/143 interrupted by SIGINT/SIGTERM after
+    committing the files embedded so far.
     """
     if batch_size is None:  # a GPU needs large batches to stay busy; a CPU gains nothing from them
         batch_size = 256 if common.resolve_device(device).startswith("cuda") else 32
@@ -79,7 +89,8 @@ def embed(
     device = _rank_device(device)
 
     from gemb2.pipeline.embed import EmbedOptions, run_embed
-    from gemb2.store import LanceStore, ShardStore, StoreError
+    from gemb2.pipeline.interrupt import StopSignal
+    from gemb2.store import LanceStore, ShardStore, StoreError, WrongModelError
 
     source = common.model_name(model)
     model_id = common.model_id_of(source)
@@ -102,32 +113,29 @@ def embed(
         if store.model is None or store.dim is None:  # a new table or folder: it takes this model's id and dimension
             store.model, store.dim = model_id, get_model().config.out_dim
             store.source = _source_path(source)
+    except WrongModelError as e:
+        die(str(e), EXIT_USAGE)
     except StoreError as e:
         die(str(e))
 
+    bar = _Bar(enabled=not quiet and common.stderr_is_tty())
+
     def on_failure(f) -> None:
         if not quiet:
-            common.warn(f"failed: {f.path}: {f.reason}")
+            bar.write("gemb2: failed: " + common.printable(f"{f.path}: {f.reason}"))
 
     from gemb2.store.lock import LockBusy, table_lock
 
     opts = EmbedOptions(follow_symlinks=follow_symlinks, workers=workers, batch_size=batch_size, commit_rows=commit_rows,
-                        rank=rank, world_size=world_size)
+                        rank=rank, world_size=world_size, retry_failed=retry_failed)
     lock_at = (str(out), "") if out is not None else (common.db_uri(db), common.table_name(table))
     try:
         if dry_run:  # reads only: no lock, no model
             report = run_embed(paths, store, model_id=model_id, get_model=get_model, options=opts, dry_run=True)
         else:
-            with table_lock(*lock_at, wait_s=wait, rank=rank, world_size=world_size):
-                report = run_embed(
-                    paths,
-                    store,
-                    model_id=model_id,
-                    get_model=get_model,
-                    options=opts,
-                    progress=_Bar(enabled=not quiet and common.stderr_is_tty()),
-                    on_failure=on_failure,
-                )
+            with table_lock(*lock_at, wait_s=wait, rank=rank, world_size=world_size), StopSignal() as stop:
+                report = run_embed(paths, store, model_id=model_id, get_model=get_model, options=opts, progress=bar,
+                                   on_failure=on_failure, stop=stop)
     except LockBusy as e:
         die(str(e), EXIT_BUSY)
     except StoreError as e:
@@ -143,19 +151,33 @@ def embed(
         if not as_json:
             for tag, group in (("add", report.would_add), ("update", report.would_update), ("remove", report.would_remove)):
                 for path in group:
-                    typer.echo(f"{tag}\t{path}")
+                    typer.echo(f"{tag}\t{common.printable(path)}")
         if not quiet:
             common.warn(f"dry run: {len(report.would_add)} to add, {len(report.would_update)} to update, "
                         f"{len(report.would_remove)} to remove, {report.files_unchanged} unchanged; nothing was changed")
         raise typer.Exit(EXIT_PARTIAL if report.files_failed else EXIT_OK)
     if not quiet:
-        r = report
-        common.warn(
-            f"{r.files_added} added, {r.files_updated} updated, {r.files_unchanged} unchanged, "
-            f"{r.files_removed} removed, {r.files_failed} failed files; "
-            f"{r.rows_added + r.rows_updated} rows written, {r.rows_removed} removed in {r.seconds:.1f}s"
-        )
+        common.warn(_summary(report))
+    if report.interrupted:
+        common.warn(f"interrupted by {report.interrupted}: the files embedded so far are committed; "
+                    f"run the same command again to continue")
+        raise typer.Exit(stop.exit_code)
     raise typer.Exit(EXIT_PARTIAL if report.files_failed else EXIT_OK)
+
+
+def _summary(r) -> str:
+    """One line: what the run did, where, and what it passed over."""
+    line = (f"{r.files_added} added, {r.files_updated} updated, {r.files_unchanged} unchanged, "
+            f"{r.files_removed} removed, {r.files_failed} failed")
+    if r.files_failed_known:
+        line += f", {r.files_failed_known} failed before and unchanged (--retry-failed to try them again)"
+    line += (f"; {r.rows_added + r.rows_updated} rows written, {r.rows_removed} removed in {r.seconds:.1f}s"
+             f" ({r.store})")
+    if r.files_unsupported:
+        kinds = ", ".join(f"{n} {ext or 'without extension'}" for ext, n in
+                          sorted(r.unsupported.items(), key=lambda kv: (-kv[1], kv[0])))
+        line += f"; {r.files_unsupported} files of unsupported types not embedded ({kinds})"
+    return line
 
 
 def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -210,18 +232,13 @@ def _peek_dim(out: Path) -> int | None:
 
 
 def _embed_stdin(source: str, device: str | None, batch_size: int, task: str, dim: int | None) -> None:
-    """Texts on stdin, one per line -> JSON lines {"line", "text", "vector"} on stdout, as lines arrive."""
-    from gemb2.pipeline.embed import iter_lines
+    """Texts on stdin, one per line -> JSON lines {"line", "text", "vector"} on stdout (gemb2/pipeline/stdin.py)."""
+    from gemb2.pipeline.stdin import embed_lines
 
     if task not in ("document", "query", "none"):
         die(f"--task must be document, query or none, not {task!r}", EXIT_USAGE)
     m = common.load_model(source, device)
     if dim is not None and dim not in m.config.matryoshka_dims:
         die(f"--dim {dim}: this model's dimensions are {', '.join(map(str, m.config.matryoshka_dims))}", EXIT_USAGE)
-    n = 0
-    for lines in iter_lines(sys.stdin, batch_size):
-        vecs = m.encode(lines, task=None if task == "none" else task, dim=dim, batch_size=batch_size)
-        out = [json.dumps({"line": n + i + 1, "text": t, "vector": [round(float(x), 7) for x in v]}, ensure_ascii=False) for i, (t, v) in enumerate(zip(lines, vecs))]
-        sys.stdout.write("\n".join(out) + "\n")
-        sys.stdout.flush()
-        n += len(lines)
+    embed_lines(m, sys.stdin, sys.stdout, task=None if task == "none" else task, dim=dim, batch_size=batch_size,
+                warn=common.warn)

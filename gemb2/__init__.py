@@ -12,3 +12,10 @@ The package is importable without the CLI:
 """
 
 __version__ = "0.1.0"
+
+
+def read_shards(folder: str):
+    """The live rows of a `gemb2 embed --out` folder: (records, (N, dim) float32 vectors); see gemb2.store.shards."""
+    from gemb2.store.shards import read_shards as _read
+
+    return _read(folder)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -65,11 +66,15 @@ def is_ignored_name(name: str) -> bool:
     return name.startswith(".") or name.startswith("._") or name.lower() in JUNK_NAMES
 
 
-def discover(roots: Sequence[str], *, follow_symlinks: bool = False) -> Iterator[FileEntry | Skipped]:
-    """Walk `roots` in order and yield their supported files, and the problems met, in sorted order."""
+def discover(roots: Sequence[str], *, follow_symlinks: bool = False,
+             unsupported: Counter[str] | None = None) -> Iterator[FileEntry | Skipped]:
+    """Walk `roots` in order and yield their supported files, and the problems met, in sorted order.
+
+    `unsupported`, when given, counts the regular files passed over for their type, by lower-cased
+    extension ("" for none), so that a caller can say what it did not embed."""
     if isinstance(roots, (str, bytes)):
         raise TypeError(f"roots must be a sequence of paths, got the single string {roots!r}")
-    walker = _Walker([os.path.abspath(r) for r in roots], follow_symlinks)
+    walker = _Walker([os.path.abspath(r) for r in roots], follow_symlinks, unsupported)
     for root in walker.roots:
         yield from walker.walk_root(root)
 
@@ -83,7 +88,8 @@ class _Dir:
 
 
 class _Walker:
-    def __init__(self, roots: list[str], follow_symlinks: bool):
+    def __init__(self, roots: list[str], follow_symlinks: bool, unsupported: Counter[str] | None = None):
+        self.unsupported = unsupported
         self.roots = roots
         self.real_roots = [os.path.realpath(r) for r in roots]
         self.follow_symlinks = follow_symlinks
@@ -158,6 +164,8 @@ class _Walker:
         if stat.S_ISDIR(st.st_mode):
             return _Dir(path, st)
         if modality_of(path) is None:
+            if self.unsupported is not None and stat.S_ISREG(st.st_mode):
+                self.unsupported[os.path.splitext(path)[1].lower()] += 1
             return None
         if stat.S_ISREG(st.st_mode):
             return next(self._file(path, st), None)

@@ -71,6 +71,8 @@ class FileFailed:
     file_id: int
     reason: str  # without the path
     out_of_memory: bool = field(default=False, compare=False)  # the worker that loaded it is then replaced
+    # not about the file's content (a time limit, the memory bound, a worker that died): worth trying again
+    transient: bool = field(default=False, compare=False)
 
 
 Event = SegmentLoaded | FileDone | FileFailed
@@ -94,7 +96,8 @@ def load_file_events(file_id: int, path: str, modality: str, spec: LoadSpec) -> 
             n += 1
         digest = content_hash(path)
     except Exception as e:  # any loader exception is this file's failure, never the run's
-        yield FileFailed(file_id, failure_reason(e, path), out_of_memory=isinstance(e, MemoryError))
+        oom = isinstance(e, MemoryError)
+        yield FileFailed(file_id, failure_reason(e, path), out_of_memory=oom, transient=oom)
         return
     yield FileDone(file_id, n, digest)
 
@@ -274,7 +277,7 @@ class _Pool:
         w.deadline = None
         if kind == "fail" and msg[3]:
             w.retiring = True  # it exits after an out-of-memory failure; its replacement is not a crash
-        self.buffer.append(FileDone(fid, msg[2], msg[3]) if kind == "done" else FileFailed(fid, msg[2]))
+        self.buffer.append(FileDone(fid, msg[2], msg[3]) if kind == "done" else FileFailed(fid, msg[2], transient=msg[3]))
 
     def _replace(self, w: _Worker) -> None:
         """A worker died: fail its started file, requeue the rest, start a replacement."""
@@ -286,7 +289,7 @@ class _Pool:
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         if w.started is not None:
             reason = w.kill_reason or f"loader worker process died ({how}) while loading"
-            self.buffer.append(FileFailed(w.started, reason))
+            self.buffer.append(FileFailed(w.started, reason, transient=True))
             w.assigned.remove(w.started)
         elif not w.retiring:
             self.deaths_without_progress += 1

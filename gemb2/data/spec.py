@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# How the loaders cut files into segments, versioned per modality (the modality an extension claims). A store
+# keeps the version each file's rows were cut with; a rerun re-embeds files cut by an older version. Bump a
+# modality's number when its windows change.
+#   text 2: windows cover the whole text (version 1 let a tokenizer.json's own truncation cut each block).
+SEGMENTATION = {"text": 2, "image": 1, "audio": 1, "video": 1}
+
+
+def segmentation_version(modality: str) -> int:
+    """The current segmentation version of files of `modality` (1 for any modality not listed)."""
+    return SEGMENTATION.get(modality, 1)
+
 
 @dataclass(frozen=True)
 class LoadSpec:

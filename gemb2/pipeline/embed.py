@@ -17,20 +17,26 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, ContextManager, Protocol, Sequence
 
+from gemb2 import __version__
 from gemb2.data.discover import FileEntry, Skipped, discover
 from gemb2.data.pool import FileDone, FileFailed, SegmentLoaded, load_parallel
+from gemb2.data.spec import segmentation_version
 from gemb2.parts import item_modality
+from gemb2.pipeline.interrupt import Interrupted
 from gemb2.store.lock import owner
-from gemb2.store.records import EmbeddedFile, FileRecord, SegmentRow, Store, storage_path
+from gemb2.store.records import EmbeddedFile, FailureRecord, FileRecord, SegmentRow, Store, storage_path
 
 
 @dataclass
 class Failure:
     path: str
     reason: str
+    transient: bool = False  # not about the content (time limit, memory bound, dead worker): not remembered
 
 
 @dataclass
@@ -42,12 +48,17 @@ class EmbedReport:
     files_updated: int = 0
     files_unchanged: int = 0
     files_removed: int = 0
-    files_failed: int = 0
+    files_failed: int = 0  # failed in this run (each in `failures`)
+    files_failed_known: int = 0  # failed in an earlier run and unchanged since: not decoded again
+    files_unsupported: int = 0  # passed over for their type (counted by extension in `unsupported`)
     rows_added: int = 0
     rows_updated: int = 0
     rows_removed: int = 0
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    unsupported: dict[str, int] = field(default_factory=dict)  # extension ("" for none) -> files
+    store: str = ""  # where the rows went, for a person: "table 'media' in /path/to/db"
+    interrupted: str | None = None  # "SIGINT" / "SIGTERM" when a signal ended the run early
     rank: int = 0
     world_size: int = 1
     dry_run: bool = False
@@ -59,6 +70,7 @@ class EmbedReport:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["seconds"] = round(self.seconds, 3)
+        d["failures"] = [{"path": f.path, "reason": f.reason} for f in self.failures]
         if not self.dry_run:
             for key in ("would_add", "would_update", "would_remove"):
                 del d[key]
@@ -71,8 +83,9 @@ class EmbedOptions:
     workers: int | None = None  # loader processes; None = min(4, cpu count); 0 = load in this process
     batch_size: int = 32  # segments per model call
     commit_rows: int = 2048  # rows buffered before a store write (fewer, larger LanceDB versions)
-    commit_seconds: float = 30.0  # ... or this long since the last write, so a killed run loses little
+    commit_seconds: float = 5.0  # ... or this long since the last write, so a killed run loses little
     max_pending_segments: int = 256  # loaded, not yet embedded segments in flight: bounds memory
+    retry_failed: bool = False  # decode again the files whose failure is remembered
     rank: int = 0  # this process's share of the files: those with owner(path, world_size) == rank
     world_size: int = 1
 
@@ -93,6 +106,13 @@ class _NoProgress:
     def close(self) -> None: ...
 
 
+class StopFlag(Protocol):
+    """What the run polls to end early (`gemb2.pipeline.interrupt.StopSignal`)."""
+
+    def is_set(self) -> bool: ...
+    def waiting(self) -> ContextManager[None]: ...
+
+
 @dataclass
 class Plan:
     """The diff of a tree against a store."""
@@ -100,41 +120,71 @@ class Plan:
     new: list[FileEntry] = field(default_factory=list)
     changed: list[FileEntry] = field(default_factory=list)
     unchanged: int = 0
+    failed_known: int = 0  # unchanged files whose failure is remembered
     deleted: list[FileRecord] = field(default_factory=list)
+    gone_failures: list[str] = field(default_factory=list)  # remembered failures of paths gone from the roots
     skipped: list[Failure] = field(default_factory=list)
+    skipped_stat: dict[str, tuple[int, int]] = field(default_factory=dict)  # skipped path -> (size, mtime_ns) by lstat
+    unsupported: Counter[str] = field(default_factory=Counter)
 
 
 def _under(path: str, roots: Sequence[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
+def _lstat(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def plan(roots: Sequence[str], known: dict[str, FileRecord], model_id: str, *, follow_symlinks: bool = False,
-         rank: int = 0, world_size: int = 1) -> Plan:
-    """Walk `roots` and sort the files `rank` owns into new / changed / unchanged, and its known files gone
-    from the roots. Skipped paths (broken links, FIFOs...) are reported by their owner too."""
+         rank: int = 0, world_size: int = 1, failures: dict[str, FailureRecord] | None = None,
+         retry_failed: bool = False) -> Plan:
+    """Walk `roots` and sort the files `rank` owns into new / changed / unchanged / failed before and unchanged,
+    and its known files gone from the roots. Skipped paths (broken links, FIFOs...) are reported by their owner
+    too, unless they are remembered failures that have not changed."""
     p = Plan()
     seen: set[str] = set()
+    failures = failures or {}
+    version = __version__
 
     def mine(path: str) -> bool:
         return world_size == 1 or owner(path, world_size) == rank
 
-    for found in discover(roots, follow_symlinks=follow_symlinks):
+    def failed_before(key: str, size: int, mtime_ns: int) -> bool:
+        f = failures.get(key)
+        return not retry_failed and f is not None and f.matches(size, mtime_ns, model_id, version)
+
+    for found in discover(roots, follow_symlinks=follow_symlinks, unsupported=p.unsupported):
         key = storage_path(found.path)
         if not mine(key):
             continue
-        if isinstance(found, Skipped):
-            p.skipped.append(Failure(key, found.reason))
-            continue
         seen.add(key)
+        if isinstance(found, Skipped):
+            st = _lstat(found.path)
+            if st is not None and failed_before(key, *st):
+                p.failed_known += 1
+            else:
+                p.skipped.append(Failure(key, found.reason, transient=st is None))
+                if st is not None:
+                    p.skipped_stat[key] = st
+            continue
         rec = known.get(key)
-        if rec is None:
-            p.new.append(found)
-        elif rec.matches(found.size, found.mtime_ns, model_id):
+        if rec is not None and rec.matches(found.size, found.mtime_ns, model_id, segmentation_version(found.modality)):
             p.unchanged += 1
+        elif failed_before(key, found.size, found.mtime_ns):
+            p.failed_known += 1
+        elif rec is None:
+            p.new.append(found)
         else:
             p.changed.append(found)
     abs_roots = [storage_path(os.path.abspath(r)) for r in roots]
     p.deleted = [rec for path, rec in known.items() if path not in seen and mine(path) and _under(path, abs_roots)]
+    p.gone_failures = [path for path in failures if path not in seen and path not in known and mine(path)
+                       and _under(path, abs_roots)]
     return p
 
 
@@ -154,6 +204,24 @@ class _Pending:
         return self.n_segments is not None and self.missing == 0
 
 
+class _Run:
+    """The state of one run: its report, the failures to remember, and what to tell the caller."""
+
+    def __init__(self, report: EmbedReport, model_id: str, progress: Progress,
+                 on_failure: Callable[[Failure], None] | None):
+        self.report, self.model_id, self.progress, self.on_failure = report, model_id, progress, on_failure
+        self.remember: list[FailureRecord] = []  # content failures not yet written to the store
+
+    def fail(self, f: Failure, stat: tuple[int, int] | None = None) -> None:
+        """Count a failure of this run; remember it with the file's (size, mtime_ns) unless it is transient."""
+        self.report.failures.append(f)
+        self.report.files_failed += 1
+        if not f.transient and stat is not None:
+            self.remember.append(FailureRecord(f.path, stat[0], stat[1], self.model_id, f.reason, __version__))
+        if self.on_failure:
+            self.on_failure(f)
+
+
 def run_embed(
     roots: Sequence[str],
     store: Store,
@@ -164,36 +232,40 @@ def run_embed(
     progress: Progress | None = None,
     on_failure: Callable[[Failure], None] | None = None,
     dry_run: bool = False,
+    stop: StopFlag | None = None,
 ) -> EmbedReport:
     """Bring `store` up to date with the files under `roots`. The model is loaded only if a file needs it.
 
     `dry_run`: plan only: the report lists what would be added, updated and removed; nothing is written
-    and the model is not loaded.
+    and the model is not loaded. `stop`: polled between steps; once set, the run commits the files it has
+    embedded completely and returns early with `report.interrupted` set.
     """
     t0 = time.perf_counter()
     progress = progress or _NoProgress()
-    report = EmbedReport(model=model_id, rank=options.rank, world_size=options.world_size, dry_run=dry_run)
-
-    def fail(path: str, reason: str) -> None:
-        f = Failure(path, reason)
-        report.failures.append(f)
-        report.files_failed += 1
-        if on_failure:
-            on_failure(f)
+    report = EmbedReport(model=model_id, rank=options.rank, world_size=options.world_size, dry_run=dry_run,
+                         store=getattr(store, "where", ""))
+    run = _Run(report, model_id, progress, on_failure)
 
     p = plan(roots, store.known_files(), model_id, follow_symlinks=options.follow_symlinks,
-             rank=options.rank, world_size=options.world_size)
-    for s in p.skipped:
-        fail(s.path, s.reason)
-    report.files_unchanged = p.unchanged
+             rank=options.rank, world_size=options.world_size, failures=store.known_failures(),
+             retry_failed=options.retry_failed)
+    report.files_unchanged, report.files_failed_known = p.unchanged, p.failed_known
+    report.unsupported = dict(sorted(p.unsupported.items()))
+    report.files_unsupported = sum(p.unsupported.values())
     if dry_run:
+        report.failures = list(p.skipped)
+        report.files_failed = len(p.skipped)
         report.would_add = [storage_path(e.path) for e in p.new]
         report.would_update = [storage_path(e.path) for e in p.changed]
         report.would_remove = [r.path for r in p.deleted]
         report.seconds = time.perf_counter() - t0
         return report
-    if p.deleted:
-        store.remove([r.path for r in p.deleted])
+    if stop is not None and stop.is_set():
+        return _interrupted(report, stop, t0)
+    for s in p.skipped:
+        run.fail(s, p.skipped_stat.get(s.path))
+    if p.deleted or p.gone_failures:
+        store.remove([r.path for r in p.deleted] + p.gone_failures)
         report.files_removed = len(p.deleted)
         report.rows_removed = sum(r.n_segments for r in p.deleted)
 
@@ -206,21 +278,37 @@ def run_embed(
             can = set(model.config.modalities)
             for e in todo:  # e.g. images under a text-only model: a counted failure, never a crash
                 if e.modality not in can:
-                    fail(storage_path(e.path), f"model {model_id} does not embed {e.modality} files")
+                    run.fail(Failure(storage_path(e.path), f"model {model_id} does not embed {e.modality} files"),
+                             (e.size, e.mtime_ns))
                     progress.advance(1)
             keep = [i for i, e in enumerate(todo) if e.modality in can]
             todo, is_new = [todo[i] for i in keep], [is_new[i] for i in keep]
-            _embed_files(todo, is_new, store, model_id, model, options, progress, report, fail)
+            if not (stop is not None and stop.is_set()):
+                _embed_files(todo, is_new, store, model, options, run, stop)
         finally:
             progress.close()
+    store.write([], run.remember)  # what is left to remember (each commit also writes what it has)
+    run.remember.clear()
+    if stop is not None and stop.is_set():
+        return _interrupted(report, stop, t0)
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _embed_files(todo, is_new, store, model_id, model, options, progress, report, fail) -> None:
+def _interrupted(report: EmbedReport, stop: StopFlag, t0: float) -> EmbedReport:
+    report.interrupted = getattr(stop, "name", "") or "signal"
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _embed_files(todo: list[FileEntry], is_new: list[bool], store: Store, model, options: EmbedOptions, run: _Run,
+                 stop: StopFlag | None) -> None:
+    """Load `todo` in worker processes, embed their segments in per-modality batches, and commit whole files
+    every `commit_rows` rows or `commit_seconds` seconds. A file counts as done (progress) once embedded."""
     from gemb2.pipeline.spec import load_spec_for
 
     spec = load_spec_for(model)
+    report, progress = run.report, run.progress
     workers = options.workers if options.workers is not None else min(4, os.cpu_count() or 1)
     pending: dict[int, _Pending] = {}
     batches: dict[str, list[tuple[int, object]]] = {}  # modality -> [(file_id, Segment)]
@@ -245,15 +333,19 @@ def _embed_files(todo, is_new, store, model_id, model, options, progress, report
             return
         del pending[fid]
         e = pf.entry
-        rec = FileRecord(storage_path(e.path), e.size, e.mtime_ns, pf.content_hash, model_id, pf.n_segments)
+        rec = FileRecord(storage_path(e.path), e.size, e.mtime_ns, pf.content_hash, run.model_id, pf.n_segments,
+                         segmentation_version(e.modality))
         ready.append((fid, EmbeddedFile(rec, [pf.rows[i] for i in range(pf.n_segments)])))
+        progress.advance(1)
 
     def commit(force: bool = False) -> None:
         nonlocal last_commit
         rows = sum(len(f.rows) for _, f in ready)
-        if not ready or not (force or rows >= options.commit_rows or time.monotonic() - last_commit > options.commit_seconds):
+        due = force or rows >= options.commit_rows or time.monotonic() - last_commit > options.commit_seconds
+        if not due or not (ready or run.remember):
             return
-        store.write([f for _, f in ready])
+        store.write([f for _, f in ready], run.remember)
+        run.remember.clear()
         for fid, f in ready:
             if is_new[fid]:
                 report.files_added += 1
@@ -261,13 +353,20 @@ def _embed_files(todo, is_new, store, model_id, model, options, progress, report
             else:
                 report.files_updated += 1
                 report.rows_updated += len(f.rows)
-        progress.advance(len(ready))
         ready.clear()
         last_commit = time.monotonic()
 
+    def stopping() -> bool:
+        return stop is not None and stop.is_set()
+
     events = load_parallel(todo, spec, workers=workers, max_pending_segments=options.max_pending_segments)
     try:
-        for ev in events:
+        while not stopping():
+            try:
+                with stop.waiting() if stop is not None else nullcontext():
+                    ev = next(events)
+            except (StopIteration, Interrupted):
+                break
             if isinstance(ev, SegmentLoaded):
                 pf = pending.setdefault(ev.file_id, _Pending(todo[ev.file_id]))
                 pf.missing += 1
@@ -280,12 +379,16 @@ def _embed_files(todo, is_new, store, model_id, model, options, progress, report
                 pf.n_segments, pf.content_hash = ev.n_segments, ev.content_hash
                 finish_if_complete(ev.file_id)
             elif isinstance(ev, FileFailed):
-                pf = pending.pop(ev.file_id, None)
+                pending.pop(ev.file_id, None)
                 for mod in list(batches):  # drop its segments still waiting for a batch
                     batches[mod] = [(fid, s) for fid, s in batches[mod] if fid != ev.file_id]
-                fail(storage_path(todo[ev.file_id].path), ev.reason)
+                e = todo[ev.file_id]
+                run.fail(Failure(storage_path(e.path), ev.reason, transient=ev.transient), (e.size, e.mtime_ns))
                 progress.advance(1)
             commit()
+        if stopping():  # finish only the files whose loading is done: the others could not be committed
+            for mod in list(batches):
+                batches[mod] = [(fid, s) for fid, s in batches[mod] if pending[fid].n_segments is not None]
         for mod in list(batches):
             embed(mod)
         commit(force=True)
@@ -293,15 +396,3 @@ def _embed_files(todo, is_new, store, model_id, model, options, progress, report
         close = getattr(events, "close", None)
         if close:
             close()
-
-
-def iter_lines(stream: Iterable[str], batch_size: int) -> Iterable[list[str]]:
-    """Lines of a text stream in batches, newline stripped, so `gemb2 embed -` answers as lines arrive."""
-    batch: list[str] = []
-    for line in stream:
-        batch.append(line.rstrip("\r\n"))
-        if len(batch) >= batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

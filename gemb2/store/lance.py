@@ -19,15 +19,19 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
+from gemb2 import __version__
 from gemb2.store.index import QueryTuning
-from gemb2.store.records import EmbeddedFile, FileRecord, StoreError, segment_key
+from gemb2.store.records import EmbeddedFile, FailureRecord, FileRecord, StoreError, WrongModelError, segment_key
 
 os.environ.setdefault("LANCE_LOG", "error")
 
 os.environ.setdefault("LANCEDB_LOG", "error")  # the Rust logger of lancedb (LANCE_LOG is lance's)
 
-SCHEMA_VERSION = 1
+# Version 2 added the `segmentation` column; a version-1 table is migrated on its first write (the column is
+# added with 1, the old segmentation, so its text files are re-embedded once) and reads as it is until then.
+SCHEMA_VERSION = 2
 DEFAULT_TABLE = "media"
+NOROWS_SUFFIX = "__norows"  # the side table of files without rows: empty ones and remembered failures
 PREFIX_SHORTLIST = 10  # a Matryoshka prefix query re-ranks 10 x k candidates by the true prefix cosine
 
 
@@ -57,6 +61,7 @@ def segment_schema(dim: int, model: str, source: str = "") -> pa.Schema:
             pa.field("dim", pa.int32(), nullable=False),
             pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),  # L2-normalised
             pa.field("text", pa.string(), nullable=True),  # the segment's text, where it has text
+            pa.field("segmentation", pa.int32(), nullable=False),  # the loaders' version that cut the file
         ],
         metadata={
             "gemb2.schema_version": str(SCHEMA_VERSION),
@@ -64,6 +69,30 @@ def segment_schema(dim: int, model: str, source: str = "") -> pa.Schema:
             "gemb2.model_source": source,  # how to load it again: a preset name or a model folder
             "gemb2.dim": str(dim),
         },
+    )
+
+
+def norows_schema() -> pa.Schema:
+    """The side table `<table>__norows`: one row per file that has no segment rows, keyed by path.
+
+    status "empty": the file has nothing to embed (an empty or whitespace-only text) and is up to date;
+    status "failed": its content could not be embedded (`reason`); it is not decoded again while its size,
+    mtime, the model and the gemb2 `version` stay the same. A file's row here is replaced or deleted in
+    the same transaction that records it again.
+    """
+    return pa.schema(
+        [
+            pa.field("path", pa.string(), nullable=False),  # primary key
+            pa.field("size", pa.int64(), nullable=False),
+            pa.field("mtime_ns", pa.int64(), nullable=False),
+            pa.field("content_hash", pa.string(), nullable=False),  # "" for a failure
+            pa.field("model", pa.string(), nullable=False),
+            pa.field("status", pa.string(), nullable=False),  # empty | failed
+            pa.field("reason", pa.string(), nullable=False),  # why it failed ("" when empty)
+            pa.field("segmentation", pa.int32(), nullable=False),
+            pa.field("version", pa.string(), nullable=False),  # the gemb2 version that recorded it
+        ],
+        metadata={"gemb2.schema_version": "1"},
     )
 
 
@@ -99,79 +128,112 @@ def _in_list(paths: Sequence[str]) -> str:
 
 
 class LanceStore:
-    """Segment rows in a LanceDB table. The table is tied to one model: its id and dimension are in the schema."""
+    """Segment rows in a LanceDB table. The table is tied to one model: its id and dimension are in the schema.
+
+    Files without rows (empty texts, remembered failures) are kept in the side table `<table>__norows`.
+    """
 
     def __init__(self, uri: str, table: str = DEFAULT_TABLE, *, model: str | None = None, dim: int | None = None, source: str = ""):
         import lancedb
 
-        if not table or not all(c.isalnum() or c in "_-." for c in table):
-            raise StoreError(f"invalid table name {table!r}: use letters, digits, '_', '-' and '.'")
+        if not table or not all(c.isalnum() or c in "_-." for c in table) or table.endswith(NOROWS_SUFFIX):
+            raise StoreError(f"invalid table name {table!r}: use letters, digits, '_', '-' and '.' "
+                             f"(not ending in {NOROWS_SUFFIX!r})")
         self.uri, self.table_name = uri, table
+        self.where = f"table {table!r} in {uri if '://' in uri else os.path.abspath(uri)}"
         try:
             self._db = lancedb.connect(uri)
         except Exception as e:  # noqa: BLE001 - lancedb raises several types; the message is what matters
             raise StoreError(f"cannot open database {uri}: {e}") from e
-        self._table = self._open()
+        self._table = self._open(table)
+        self._norows = self._open(table + NOROWS_SUFFIX)
         self.model, self.dim, self.source = model, dim, source
         if self._table is not None:
             meta = self._table.schema.metadata or {}
-            version = int(meta.get(b"gemb2.schema_version", b"0"))
-            if version != SCHEMA_VERSION:
+            version = self.schema_version
+            if version not in (1, SCHEMA_VERSION):
                 raise StoreError(
-                    f"table {table!r} in {uri} has schema version {version}; this gemb2 reads version {SCHEMA_VERSION}"
+                    f"table {table!r} in {uri} has schema version {version}; this gemb2 reads versions 1 and {SCHEMA_VERSION}"
                 )
             stored_model = meta.get(b"gemb2.model", b"").decode()
             if model is not None and stored_model != model:
-                raise StoreError(
+                raise WrongModelError(
                     f"table {table!r} in {uri} holds vectors of model {stored_model!r}, not {model!r}: "
                     f"pass --table NAME for a table of its own, or --rebuild to drop it and embed again"
                 )
             self.model, self.dim = stored_model, int(meta[b"gemb2.dim"])
             self.source = meta.get(b"gemb2.model_source", b"").decode()
 
-    def _open(self):
-        if self.table_name not in self._db.list_tables().tables:
+    def _open(self, name: str):
+        if name not in self._db.list_tables().tables:
             return None
-        return self._db.open_table(self.table_name)
+        return self._db.open_table(name)
 
     @property
     def table(self):
         """The LanceDB table, or None if nothing was written yet."""
         return self._table
 
+    @property
+    def schema_version(self) -> int:
+        """The table's schema version: 2 once it has the `segmentation` column (a migrated version-1 table keeps
+        "1" in its metadata: LanceDB cannot rewrite it), else what its metadata says."""
+        if self._table is None:
+            return SCHEMA_VERSION
+        if "segmentation" in self._table.schema.names:
+            return SCHEMA_VERSION
+        return int((self._table.schema.metadata or {}).get(b"gemb2.schema_version", b"0"))
+
     def drop(self) -> None:
-        """Drop the table (for --rebuild)."""
-        if self._table is not None:
-            self._db.drop_table(self.table_name)
-            self._table = None
+        """Drop the table and its side table (for --rebuild)."""
+        for name, t in ((self.table_name, self._table), (self.table_name + NOROWS_SUFFIX, self._norows)):
+            if t is not None:
+                self._db.drop_table(name)
+        self._table = self._norows = None
 
-    def _create(self) -> None:
-        if self.model is None or self.dim is None:
-            raise StoreError("the store needs the model id and dimension to create its table")
+    def _create(self, name: str, schema: pa.Schema, key: str):
+        """Create table `name` with primary key `key`, or open it when another process created it first."""
         try:
-            with _writing(f"creating table {self.table_name!r} in {self.uri}"):
-                self._table = self._db.create_table(self.table_name, schema=segment_schema(self.dim, self.model, self.source))
+            with _writing(f"creating table {name!r} in {self.uri}"):
+                table = self._db.create_table(name, schema=schema)
         except (ValueError, StoreError):  # another process (a concurrent run, another rank) may have created it first
-            self._table = self._open()
-            if self._table is None:
+            table = self._open(name)
+            if table is None:
                 raise
-        self._set_primary_key()
+        self._set_primary_key(table, name, key)
+        return table
 
-    def _set_primary_key(self, attempts: int = 8) -> None:
+    def _set_primary_key(self, table, name: str, key: str, attempts: int = 8) -> None:
         """Declare `key` the primary key. Two processes creating the table at once both try; one commit may conflict
         with the other's, so retry on the latest version until the key is there."""
         for attempt in range(attempts):
-            field = self._table.schema.field("key")
+            field = table.schema.field(key)
             if any(b"unenforced-primary-key" in k for k in (field.metadata or {})):
                 return
             try:
-                self._table.set_unenforced_primary_key("key")
+                table.set_unenforced_primary_key(key)
                 return
             except Exception as e:  # noqa: BLE001 - lancedb raises a plain runtime error type
                 if "already set" in str(e):  # the creator (another process) set it: the same key
                     return
                 if attempt == attempts - 1:
-                    raise StoreError(f"creating table {self.table_name!r} in {self.uri} failed: {_one_line(e)}") from e
+                    raise StoreError(f"creating table {name!r} in {self.uri} failed: {_one_line(e)}") from e
+                time.sleep(0.05 * (attempt + 1))
+                table.checkout_latest()
+
+    def _migrate(self, attempts: int = 8) -> None:
+        """Bring a version-1 table to version 2: add `segmentation` = 1 to every row (the old text windows), so
+        the next run re-embeds the text files those rows came from. Safe when two processes try at once."""
+        for attempt in range(attempts):
+            if self.schema_version == SCHEMA_VERSION:
+                return
+            try:
+                with _writing(f"migrating table {self.table_name!r} in {self.uri} to schema version {SCHEMA_VERSION}"):
+                    self._table.add_columns({"segmentation": "CAST(1 AS INT)"})
+                return
+            except StoreError:
+                if attempt == attempts - 1:
+                    raise
                 time.sleep(0.05 * (attempt + 1))
                 self._table.checkout_latest()
 
@@ -180,37 +242,98 @@ class LanceStore:
 
     def refresh(self) -> None:
         """See the latest version: the table another process created, or the rows it committed since we opened."""
-        if self._table is None:
-            self._table = self._open()
-        else:
-            self._table.checkout_latest()
+        for attr, name in (("_table", self.table_name), ("_norows", self.table_name + NOROWS_SUFFIX)):
+            t = getattr(self, attr)
+            if t is None:
+                setattr(self, attr, self._open(name))
+            else:
+                t.checkout_latest()
 
     def known_files(self) -> dict[str, FileRecord]:
         self.refresh()
+        known: dict[str, FileRecord] = {}
+        for rec in self._norows_records("empty"):
+            known[rec["path"]] = FileRecord(rec["path"], rec["size"], rec["mtime_ns"], rec["content_hash"], rec["model"],
+                                            0, rec["segmentation"])
         if self._table is None:
-            return {}
+            return known
         cols = ["path", "size", "mtime_ns", "content_hash", "model", "n_segments"]
-        t = self._table.search().where("segment = 0").select(cols).limit(None).to_arrow()
+        has_seg = "segmentation" in self._table.schema.names
+        t = self._table.search().where("segment = 0").select(cols + (["segmentation"] if has_seg else [])).limit(None).to_arrow()
         columns = [t.column(c).to_pylist() for c in cols]
-        return {rec[0]: FileRecord(*rec) for rec in zip(*columns)}
+        segs = t.column("segmentation").to_pylist() if has_seg else [1] * t.num_rows
+        for rec, seg in zip(zip(*columns), segs):  # rows win over a stale side-table record of the same path
+            known[rec[0]] = FileRecord(*rec, segmentation=seg)
+        return known
 
-    def write(self, files: Sequence[EmbeddedFile]) -> None:
-        if not files:
+    def known_failures(self) -> dict[str, FailureRecord]:
+        self.refresh()
+        return {r["path"]: FailureRecord(r["path"], r["size"], r["mtime_ns"], r["model"], r["reason"], r["version"])
+                for r in self._norows_records("failed")}
+
+    def _norows_records(self, status: str) -> list[dict]:
+        if self._norows is None:
+            return []
+        return self._norows.search().where(f"status = {sql_str(status)}").limit(None).to_arrow().to_pylist()
+
+    def write(self, files: Sequence[EmbeddedFile], failures: Sequence[FailureRecord] = ()) -> None:
+        """Rows first (one merge_insert that also drops the written files' other rows), then the side table (one
+        merge_insert that records the files without rows and forgets the side records of the others). A kill
+        between the two leaves a stale side record that the rows outrank (`known_files`) or that no longer
+        matches the file; nothing is lost and nothing duplicated."""
+        if not files and not failures:
             return
-        if self._table is None:
-            self._create()
-        data = self._to_arrow(files)
-        with _writing(f"writing to table {self.table_name!r} in {self.uri}"):
-            self._write(data, files)
+        if files:
+            if self._table is None:
+                if self.model is None or self.dim is None:
+                    raise StoreError("the store needs the model id and dimension to create its table")
+                self._table = self._create(self.table_name, segment_schema(self.dim, self.model, self.source), "key")
+            else:
+                self._migrate()
+            paths = [f.record.path for f in files]
+            with _writing(f"writing to table {self.table_name!r} in {self.uri}"):
+                if any(f.rows for f in files):
+                    self._write(self._to_arrow([f for f in files if f.rows]), paths)
+                else:  # files with nothing to embed: only their old rows go
+                    self._delete(self._table, paths)
+        self._write_norows(files, failures)
 
-    def _write(self, data: pa.Table, files: Sequence[EmbeddedFile]) -> None:
+    def _write(self, data: pa.Table, paths: Sequence[str]) -> None:
         (
             self._table.merge_insert("key")
             .when_matched_update_all()
             .when_not_matched_insert_all()
-            .when_not_matched_by_source_delete(_in_list([f.record.path for f in files]))
+            .when_not_matched_by_source_delete(_in_list(paths))
             .execute(data)
         )
+
+    def _write_norows(self, files: Sequence[EmbeddedFile], failures: Sequence[FailureRecord]) -> None:
+        records = [
+            {"path": f.record.path, "size": f.record.size, "mtime_ns": f.record.mtime_ns, "content_hash": f.record.content_hash,
+             "model": f.record.model, "status": "empty", "reason": "", "segmentation": f.record.segmentation, "version": __version__}
+            for f in files if not f.rows
+        ] + [
+            {"path": r.path, "size": r.size, "mtime_ns": r.mtime_ns, "content_hash": "", "model": r.model, "status": "failed",
+             "reason": r.reason, "segmentation": 0, "version": r.version}
+            for r in failures
+        ]
+        name = self.table_name + NOROWS_SUFFIX
+        if self._norows is None:
+            if not records:
+                return
+            self._norows = self._create(name, norows_schema(), "path")
+        with _writing(f"writing to table {name!r} in {self.uri}"):
+            if not records:  # every file written has rows: forget their side records
+                self._delete(self._norows, [f.record.path for f in files])
+                return
+            paths = [f.record.path for f in files] + [r.path for r in failures]
+            (
+                self._norows.merge_insert("path")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .when_not_matched_by_source_delete(_in_list(paths))
+                .execute(pa.Table.from_pylist(records, schema=norows_schema()))
+            )
 
     def _to_arrow(self, files: Sequence[EmbeddedFile]) -> pa.Table:
         cols: dict[str, list] = {name: [] for name in segment_schema(1, "").names}
@@ -231,6 +354,7 @@ class LanceStore:
                 cols["model"].append(rec.model)
                 cols["dim"].append(self.dim)
                 cols["text"].append(r.text)
+                cols["segmentation"].append(rec.segmentation)
                 vectors.append(r.vector)
         schema = segment_schema(self.dim, self.model)
         flat = np.ascontiguousarray(np.stack(vectors).astype(np.float32, copy=False)).reshape(-1)  # (N * dim,)
@@ -240,12 +364,18 @@ class LanceStore:
         arrays = [cols[n] if isinstance(cols[n], pa.Array) else pa.array(cols[n], schema.field(n).type) for n in schema.names]
         return pa.Table.from_arrays(arrays, schema=schema)
 
+    @staticmethod
+    def _delete(table, paths: Sequence[str]) -> None:
+        for i in range(0, len(paths), 512):
+            table.delete(_in_list(paths[i : i + 512]))
+
     def remove(self, paths: Sequence[str]) -> None:
-        if self._table is None or not paths:
+        if not paths:
             return
         with _writing(f"removing rows from table {self.table_name!r} in {self.uri}"):
-            for i in range(0, len(paths), 512):
-                self._table.delete(_in_list(paths[i : i + 512]))
+            for t in (self._table, self._norows):
+                if t is not None:
+                    self._delete(t, paths)
 
     def search(
         self,
@@ -331,4 +461,4 @@ class LanceStore:
         yield from q.limit(None).to_batches(batch_rows)
 
     def close(self) -> None:
-        self._table = None
+        self._table = self._norows = None

@@ -10,7 +10,11 @@ import numpy as np
 
 
 class StoreError(Exception):
-    """A store cannot be opened or written (wrong model for the table, unreadable manifest, disk full...)."""
+    """A store cannot be opened or written (unreadable manifest, disk full...)."""
+
+
+class WrongModelError(StoreError):
+    """The table or shard folder holds vectors of another model: a usage error (another --table, or --rebuild)."""
 
 
 def storage_path(path: str) -> str:
@@ -30,7 +34,7 @@ def segment_key(path: str, segment: int) -> str:
 
 @dataclass(frozen=True)
 class FileRecord:
-    """What a store remembers of a file it has embedded."""
+    """What a store remembers of a file it has embedded (n_segments 0: a file with nothing to embed)."""
 
     path: str  # as stored (see storage_path)
     size: int
@@ -38,9 +42,30 @@ class FileRecord:
     content_hash: str
     model: str
     n_segments: int
+    segmentation: int = 1  # the loaders' segmentation version its rows were cut with (see data/spec.py)
 
-    def matches(self, size: int, mtime_ns: int, model: str) -> bool:
-        return self.size == size and self.mtime_ns == mtime_ns and self.model == model
+    def matches(self, size: int, mtime_ns: int, model: str, segmentation: int = 1) -> bool:
+        """Whether rows made from this record still stand for a file of `size` and `mtime_ns`: same file,
+        same model, and cut by the current segmentation (rows cut by an older one are re-embedded)."""
+        return (self.size == size and self.mtime_ns == mtime_ns and self.model == model
+                and self.segmentation >= segmentation)
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """A file whose content could not be embedded, remembered so that an unchanged rerun does not decode it
+    again. Only content failures are remembered (not a time limit, the memory bound or a dead worker), and
+    only until the file, the model or the gemb2 version changes."""
+
+    path: str  # as stored
+    size: int
+    mtime_ns: int
+    model: str
+    reason: str
+    version: str  # the gemb2 version that failed on it: a newer gemb2 tries again
+
+    def matches(self, size: int, mtime_ns: int, model: str, version: str) -> bool:
+        return self.size == size and self.mtime_ns == mtime_ns and self.model == model and self.version == version
 
 
 @dataclass
@@ -66,16 +91,30 @@ class EmbeddedFile:
 class Store(Protocol):
     """A place for vectors. `write` and `remove` are idempotent, so a killed run is finished by rerunning it."""
 
+    model: str | None  # the id of the model whose vectors it holds (None: nothing written yet)
+    dim: int | None
+    source: str  # how to load that model again: a preset name or a model folder
+    where: str  # for a person: "table 'media' in /data/gemb2/lancedb", "shards in ./out"
+
     def known_files(self) -> dict[str, FileRecord]:
-        """Every file the store holds rows for, by stored path."""
+        """Every file the store holds a record for (rows, or none for a file with nothing to embed), by path."""
         ...
 
-    def write(self, files: Sequence[EmbeddedFile]) -> None:
-        """Add or replace the rows of these files (a file's old rows beyond its new count are dropped)."""
+    def known_failures(self) -> dict[str, FailureRecord]:
+        """The remembered content failures, by stored path."""
+        ...
+
+    def write(self, files: Sequence[EmbeddedFile], failures: Sequence[FailureRecord] = ()) -> None:
+        """Add or replace the rows of these files (a file's old rows beyond its new count are dropped; a file
+        with no rows is recorded as such) and remember these failures. A file written forgets its failure."""
         ...
 
     def remove(self, paths: Sequence[str]) -> None:
-        """Drop every row of these (stored) paths."""
+        """Drop every row, record and remembered failure of these (stored) paths."""
+        ...
+
+    def drop(self) -> None:
+        """Drop everything (for --rebuild)."""
         ...
 
     def close(self) -> None: ...

@@ -1,0 +1,81 @@
+"""Stopping a long run cleanly on SIGINT (Ctrl-C) or SIGTERM (kill, systemd, cron's timeout).
+
+    with StopSignal() as stop:
+        report = run_embed(..., stop=stop)      # the run polls `stop` and ends early when it is set
+    if stop.signum: ...                          # exit 128 + signum (130 for SIGINT, 143 for SIGTERM)
+
+The first signal only sets a flag: the run finishes the batch in hand, commits what is complete, and
+returns. While the run is blocked waiting for its loader processes (`with stop.waiting():`), the signal
+also breaks that wait by raising `Interrupted` there, so a file that takes minutes to decode does not
+delay the stop. A second signal acts at once, as if no handler were installed (the default action).
+Handlers are installed only in the main thread; elsewhere `StopSignal` is a flag nobody sets.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(Exception):
+    """Raised inside `StopSignal.waiting()` when a stop signal comes while the run waits."""
+
+
+class StopSignal:
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._waiting = False
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "StopSignal":
+        if threading.current_thread() is threading.main_thread():
+            for s in SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)  # type: ignore[arg-type]
+        self._previous.clear()
+
+    def is_set(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else ""
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process ended by it: 130 (SIGINT), 143 (SIGTERM)."""
+        return 128 + (self.signum or 0)
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """A block during which a stop signal raises `Interrupted` (it is blocked waiting for input)."""
+        if self.signum is not None:
+            raise Interrupted()
+        self._waiting = True
+        try:
+            yield
+        finally:
+            self._waiting = False
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum is not None:  # the second signal: act as if we had no handler
+            for s, handler in self._previous.items():
+                signal.signal(s, handler)  # type: ignore[arg-type]
+            self._previous.clear()
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+            return
+        self.signum = signum
+        if self._waiting:
+            self._waiting = False
+            raise Interrupted()
