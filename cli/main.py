@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+import sys
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -54,8 +55,33 @@ app.add_typer(export_app, name="export")
 app.command()(init)
 
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the status the shell shows for `seq`, `cat`, `yes` when `head` stops reading
+
+
 def main() -> None:
-    app()
+    """Run the app; a reader that closed our stdout (`gemb2 ... | head -1`) ends it quietly with 141, as Unix tools."""
+    stdout = sys.stdout
+    try:
+        try:
+            app()
+        finally:
+            sys.stdout.flush()  # what is still buffered, while a broken pipe can still be caught here
+    except BrokenPipeError:
+        _stdout_gone(stdout)
+    except SystemExit:
+        if sys.stdout is not stdout:  # click's EPIPE handler swapped in a quiet stdout: the reader went away
+            _stdout_gone(stdout)
+        raise
+
+
+def _stdout_gone(stdout) -> NoReturn:
+    """Exit 141 with nothing said: later flushes (at interpreter exit too) write to /dev/null, not to the closed pipe."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.stdout = stdout
+    raise SystemExit(EXIT_BROKEN_PIPE)
 
 
 if __name__ == "__main__":

@@ -200,7 +200,27 @@ def _warn_if_not_mean_pooled(folder: Path) -> None:
         doc = json.loads(pooling.read_text(encoding="utf-8")) if pooling.is_file() else {}
     except ValueError:
         return
-    if doc and not doc.get("pooling_mode_mean_tokens", False):
-        modes = [k[len("pooling_mode_"):] for k, v in doc.items() if k.startswith("pooling_mode_") and v]
+    modes = pooling_modes(doc) if isinstance(doc, dict) and doc else ("mean",)
+    if modes != ("mean",):
         log.warning("%s was trained with %s pooling; gemb2 mean-pools, so its vectors will differ from "
-                    "sentence-transformers' until fine-tuned", folder, "/".join(modes) or "another")
+                    "sentence-transformers' until fine-tuned", folder, "+".join(modes))
+
+
+# sentence-transformers' older 1_Pooling/config.json: one bool per mode (the order it concatenates them in)
+_LEGACY_POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
+                        "pooling_mode_mean_tokens": "mean", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+                        "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
+
+
+def pooling_modes(doc: dict) -> tuple[str, ...]:
+    """The pooling modes a sentence-transformers 1_Pooling/config.json names, read as sentence-transformers does.
+
+    Current folders say `"pooling_mode": "mean"` (or a list of modes); older ones set one bool per mode
+    (`"pooling_mode_mean_tokens": true`). A config with neither means mean pooling, as it does there.
+    """
+    mode = doc.get("pooling_mode")
+    if isinstance(mode, str):
+        return (mode,)
+    if isinstance(mode, (list, tuple)) and mode and all(isinstance(m, str) for m in mode):
+        return tuple(mode)
+    return tuple(name for key, name in _LEGACY_POOLING_KEYS.items() if doc.get(key)) or ("mean",)
