@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,27 +19,41 @@ export_app = typer.Typer(help="Export the model (ONNX) or a table's embeddings (
 
 @export_app.command("model")
 def export_model(
-    out: Annotated[Path, typer.Argument(help="Folder to write the graphs, tokenizer.json and manifest.json into.")],
+    out: Annotated[Path, typer.Argument(help="Folder to write the graphs, tokenizer.json and manifest.json into (must not exist, or be empty, unless --force).")],
     format_: Annotated[str, typer.Option("--format", help="Only onnx for now.")] = "onnx",
     model: Annotated[Optional[str], typer.Option(help="Model: a preset name (tiny) or a model folder. [env: GEMB2_MODEL]")] = None,
     dim: Annotated[Optional[int], typer.Option(help="Bake in a Matryoshka truncation to this many dimensions (one of the model's).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists (the new folder is renamed in once complete).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest on stdout.")] = False,
 ) -> None:
-    """One ONNX graph per modality encoder (text, image, audio, video) with dynamic batch and length, and a
-    manifest.json saying how to feed each one. Needs `pip install 'gemb2[onnx]'`."""
+    """One ONNX graph per input kind (text, image, audio, video, video_frames) with dynamic batch and length, and a
+    manifest.json saying how to prepare and feed each one. Each graph is checked against the model with
+    onnxruntime when it is installed; a graph that cannot be exported is listed in the manifest's not_exported
+    with its reason, and the others are written. OUT appears complete or not at all. Needs `pip install 'gemb2[onnx]'`.
+    Exit codes: 0 written (some graphs may be listed as not exported), 1 export failed, 2 bad options or OUT exists."""
     from gemb2.export.onnx import ExportError, export_onnx
 
     if format_ != "onnx":
         die(f"--format must be onnx, not {format_!r}", EXIT_USAGE)
+    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+        die(f"{out} exists and is not empty (use --force to replace it)", EXIT_USAGE)
     m = common.load_model(common.model_name(model), "cpu")
     if dim is not None and dim not in m.config.matryoshka_dims:
         die(f"--dim {dim}: this model's dimensions are {', '.join(map(str, m.config.matryoshka_dims))}", EXIT_USAGE)
     try:
-        manifest = export_onnx(m, str(out), dim=dim)
+        with _terminate_as_interrupt():
+            manifest = export_onnx(m, str(out), dim=dim, force=force)
     except ExportError as e:
         die(str(e), EXIT_USAGE)
-    except (OSError, RuntimeError) as e:
-        die(f"ONNX export failed: {e}")
+    except OSError as e:
+        die(f"ONNX export failed, nothing written to {out}: {e}")
+    except KeyboardInterrupt:
+        die(f"interrupted, nothing written to {out}", EXIT_INTERRUPTED)
+    except _Terminated:
+        die(f"terminated, nothing written to {out}", EXIT_TERMINATED)
+    except Exception as e:  # never a traceback: one line, nothing half-written (export_onnx removed its temp folder)
+        first = next((line for line in str(e).splitlines() if line.strip()), "")
+        die(f"ONNX export failed, nothing written to {out}: {type(e).__name__}: {first}")
     if as_json:
         typer.echo(json.dumps(manifest, ensure_ascii=False))
     else:
@@ -46,6 +62,29 @@ def export_model(
         typer.echo(f"manifest\t{common.printable(str(out / 'manifest.json'))}")
     for name, why in manifest["not_exported"].items():
         common.warn(f"no {name} graph: {why}")
+
+
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM
+
+
+class _Terminated(BaseException):
+    """SIGTERM during an export, raised like KeyboardInterrupt so that the temporary folder is removed."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    def raise_terminated(signum, frame):
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread: leave SIGTERM as it is
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @export_app.command("embeddings")

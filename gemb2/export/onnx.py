@@ -1,26 +1,39 @@
-"""The model as ONNX graphs for serving: one graph per modality encoder, plus a manifest saying how to feed them.
+"""The model as ONNX graphs for serving: one graph per input kind, plus a manifest a client in any language can follow.
 
-    export_onnx(model, "out/", dim=None)  ->  out/{text,image,audio,video}.onnx, tokenizer.json, manifest.json
+    export_onnx(model, "out/", dim=None, force=False)
+        -> out/{text,image,audio,video,video_frames}.onnx, tokenizer.json, manifest.json
 
-Each graph is the whole model for items of one modality, from model-ready inputs to the L2-normalised
-vector, the task prompt baked in where the model would add one:
+Each graph is the whole model for items of one kind, from model-ready inputs to the L2-normalised vector,
+the task prompt baked in where the model would add one:
 
-    text   input_ids (B, T) int64, attention_mask (B, T) int64  ->  embedding (B, D)
-           the caller tokenises: [CLS] + prompt ids + text ids + [SEP], right-padded with [PAD] (manifest)
-    image  pixels (B, 3, S, S) uint8 RGB  ->  embedding (B, D)            sequence [CLS] doc-prompt <image> [SEP]
-    audio  samples (B, N) float32, 16 kHz mono, N a multiple of samples_per_token  ->  embedding (B, D)
-    video  frames (B, F, 3, S, S) uint8, times (B, F) float32 seconds, samples (B, N) float32 -> embedding (B, D)
-           the frames through the image stem, pooled per frame + their time embedding, then the audio
-           track through the audio stem, in one sequence: the graph composes the two stems as the model does.
+    text          input_ids (B, T) int64, attention_mask (B, T) int64  ->  embedding (B, D)
+                  the caller tokenises: [CLS] + prompt ids + text ids + [SEP], right-padded with [PAD] (manifest)
+    image         pixels (B, 3, S, S) uint8 RGB  ->  embedding (B, D)     sequence [CLS] doc-prompt <image> [SEP]
+    audio         samples (B, N) float32, 16 kHz mono, N a multiple of samples_per_token  ->  embedding (B, D)
+    video         frames (B, F, 3, S, S) uint8, times (B, F) float32 s, samples (B, N) float32  ->  embedding (B, D)
+    video_frames  frames, times  ->  embedding (B, D): a video window without sound (no audio track, or past
+                  its end), and every video of a model without an audio stem
 
-Batch, text length, audio length and frame count are dynamic axes. `dim` bakes in a Matryoshka
-truncation and re-normalisation (Kusupati et al. 2022), so the graph outputs (B, dim).
+The graphs call the model's own pieces (`image_stem`, `audio_stem`, `Gemb2Model.frame_tokens`,
+`Gemb2Model.head`), so a new stem exports if it traces. Two pieces are swapped while exporting for
+ONNX-friendly equals: torch.stft (the TorchScript exporter has none) by `onnx_log_mel`, the DFT as a strided
+convolution against cos/sin kernels; and adaptive average pooling of a frame's grid (model.pool_grid, 7x7 ->
+2x2 has overlapping bins the exporter cannot convert) by two matmuls with a constant bin matrix.
 
-Stems: a graph calls `model.image_stem` / `model.audio_stem` through their contract ((B, 3, S, S) uint8
--> (B, k, H); (B, N) -> (B, N / samples_per_token, H)), so a new stem exports if it traces. torch.stft
-does not export with the TorchScript exporter; while exporting, the log-mel front end
-(`gemb2.model.audio_features.log_mel`) is swapped for `onnx_log_mel`, the same computation with the
-DFT as a strided convolution against cos/sin kernels (numerically equal within float32 rounding).
+What a client must do before the graphs (decode, resize, resample, sample frames, tokenise) is written in
+manifest.json as numbers and exact rules, taken from gemb2's loaders; tests/export/client.py is a client built
+from the manifest alone (numpy, OpenCV, PyAV, tokenizers) that matches `gemb2 embed`.
+
+Every graph is checked after export: onnxruntime (when installed) runs it on inputs of other shapes than the
+traced ones and it must match `model.encode` on the same items (max abs difference <= CHECK_TOL); the
+difference is in the manifest. A graph that fails to export or to match is left out and named, with the
+reason, in the manifest's `not_exported`; the others are written.
+
+Writing is all or nothing: everything goes into a hidden temporary folder beside OUT
+(`.OUT.<random>.tmp`), renamed to OUT at the end. An existing non-empty OUT is refused unless `force`;
+with `force` the old folder is moved aside, the new one renamed in, then the old one deleted (on a failed
+rename the old one is put back). An error or an interrupt removes the temporary folder; only a killed
+process (SIGKILL) can leave it behind, never a half-written OUT.
 
 Reference for the graph format: ONNX (onnx.ai) with the TorchScript-based `torch.onnx.export(dynamo=False)`.
 """
@@ -30,7 +43,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import tempfile
 import warnings
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -39,11 +55,14 @@ import torch.nn.functional as F
 from torch import nn
 
 OPSET = 17
-MODALITIES = ("text", "image", "audio", "video")
+GRAPHS = ("text", "image", "audio", "video", "video_frames")
+MODALITIES = GRAPHS  # the name older callers used
+CHECK_TOL = 1e-3  # max abs difference between a graph and model.encode on unit vectors, else the graph is dropped
+MANIFEST_VERSION = 2
 
 
 class ExportError(Exception):
-    """The model cannot be exported as asked (a missing stem, a bad --dim, onnx not installed)."""
+    """The model cannot be exported as asked (a bad --dim, OUT exists, onnx not installed)."""
 
 
 # --- an ONNX-friendly log-mel ---------------------------------------------------------------
@@ -95,18 +114,16 @@ def _exportable_front_ends() -> Iterator[None]:
 # --- the graphs ------------------------------------------------------------------------------
 
 
-class _Head(nn.Module):
-    """What every graph ends with: backbone -> masked mean pool -> projection -> normalise (-> Matryoshka)."""
+class _Graph(nn.Module):
+    """What every graph shares: constant token ids around media tokens, the model's head, Matryoshka."""
 
-    def __init__(self, model, dim: int):
+    def __init__(self, model, dim: int, prefix: list[int] = (), sep: int = 0):
         super().__init__()
-        self.m, self.dim = model, dim
+        self.m, self.dim, self.prefix, self.sep = model, dim, list(prefix), sep
+        self.limit = model.config.max_positions - 1  # the model's sequence cut; the last position is [SEP]
 
     def finish(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, T, H), (B, T) bool -> (B, dim)
-        h = self.m.backbone(x, mask)  # (B, T, H)
-        w = mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
-        pooled = (h * w).sum(1) / w.sum(1)  # (B, H)
-        v = F.normalize(self.m.projection(pooled), dim=-1)  # (B, out_dim)
+        v = self.m.head(x, mask)  # (B, out_dim)
         return v if self.dim == v.shape[-1] else F.normalize(v[:, : self.dim], dim=-1)  # (B, dim)
 
     def wrap(self, ids: list[int], B: int) -> torch.Tensor:  # constant token ids -> (B, len, H), typed text
@@ -119,53 +136,49 @@ class _Head(nn.Module):
 
         return tokens + self.m.modality_embeddings.weight[KINDS[kind]]
 
+    def media(self, B: int, parts: list[torch.Tensor]) -> torch.Tensor:
+        """[CLS] prompt parts..., cut to max_positions - 1 as the model cuts, + [SEP] -> (B, T) embedding."""
+        x = torch.cat([self.wrap(self.prefix, B), *parts], dim=1)[:, : self.limit]  # (B, <= limit, H)
+        x = torch.cat([x, self.wrap([self.sep], B)], dim=1)  # (B, T, H)
+        return self.finish(x, torch.ones(x.shape[:2], dtype=torch.bool))
 
-class TextGraph(_Head):
+
+class TextGraph(_Graph):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         mask = attention_mask > 0  # (B, T)
-        x = self.m.backbone.embeddings.word_embeddings(input_ids)  # (B, T, H)
-        x = self.typed(x, "text")
+        x = self.typed(self.m.backbone.embeddings.word_embeddings(input_ids), "text")  # (B, T, H)
         return self.finish(x, mask)
 
 
-class ImageGraph(_Head):
-    def __init__(self, model, dim: int, prefix: list[int], sep: int):
-        super().__init__(model, dim)
-        self.prefix, self.sep = prefix, sep
-
+class ImageGraph(_Graph):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        B = pixels.shape[0]
-        tokens = self.typed(self.m.image_stem(pixels), "image")  # (B, k, H)
-        x = torch.cat([self.wrap(self.prefix, B), tokens, self.wrap([self.sep], B)], dim=1)  # (B, T, H)
-        return self.finish(x, torch.ones(x.shape[:2], dtype=torch.bool))
+        return self.media(pixels.shape[0], [self.typed(self.m.image_stem(pixels), "image")])  # (B, k, H) tokens
 
 
-class AudioGraph(ImageGraph):
+class AudioGraph(_Graph):
     def forward(self, samples: torch.Tensor) -> torch.Tensor:
-        B = samples.shape[0]
-        tokens = self.typed(self.m.audio_stem(samples), "audio")  # (B, m, H)
-        x = torch.cat([self.wrap(self.prefix, B), tokens, self.wrap([self.sep], B)], dim=1)
-        return self.finish(x, torch.ones(x.shape[:2], dtype=torch.bool))
+        return self.media(samples.shape[0], [self.typed(self.m.audio_stem(samples), "audio")])  # (B, m, H) tokens
 
 
-class VideoGraph(ImageGraph):
-    """Frames through the image stem, each pooled to r tokens plus its time embedding, then the audio track."""
+class VideoGraph(_Graph):
+    """Frames through the image stem, pooled per frame + their time embedding (`frame_tokens`), then the audio track."""
+
+    def frames(self, frames: torch.Tensor, times: torch.Tensor) -> torch.Tensor:  # -> (B, F * r, H)
+        cfg, m = self.m.config, self.m
+        B = frames.shape[0]
+        f = m.image_stem(frames.flatten(0, 1))  # (B*F, k, H)
+        buckets = torch.clamp(torch.floor(times / cfg.time_bucket_s), 0, cfg.max_time_buckets - 1).long()  # (B, F)
+        f = m.frame_tokens(f, buckets.reshape(-1))  # (B*F, r, H)
+        return self.typed(f.reshape(B, -1, f.shape[-1]), "video")
 
     def forward(self, frames: torch.Tensor, times: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
-        cfg, m = self.m.config, self.m
-        B, Fn = frames.shape[0], frames.shape[1]
-        f = m.image_stem(frames.reshape(B * Fn, *frames.shape[2:]))  # (B*F, k, H)
-        H, g = f.shape[-1], m.image_stem.grid
-        f = f.transpose(1, 2).reshape(B * Fn, H, g, g)  # (B*F, H, g, g)
-        side = int(round(cfg.video_tokens_per_frame ** 0.5))
-        f = F.avg_pool2d(f, g // side) if g % side == 0 else F.adaptive_avg_pool2d(f, side)  # (B*F, H, s, s)
-        f = f.flatten(2).transpose(1, 2)  # (B*F, r, H)
-        buckets = torch.clamp(torch.floor(times / cfg.time_bucket_s), 0, cfg.max_time_buckets - 1).long()  # (B, F)
-        f = f + m.time_embeddings(buckets.reshape(-1))[:, None, :]  # (B*F, r, H)
-        f = self.typed(f.reshape(B, -1, H), "video")  # (B, F*r, H)
-        a = self.typed(m.audio_stem(samples), "audio")  # (B, m, H)
-        x = torch.cat([self.wrap(self.prefix, B), f, a, self.wrap([self.sep], B)], dim=1)
-        return self.finish(x, torch.ones(x.shape[:2], dtype=torch.bool))
+        a = self.typed(self.m.audio_stem(samples), "audio")  # (B, m, H)
+        return self.media(frames.shape[0], [self.frames(frames, times), a])
+
+
+class SilentVideoGraph(VideoGraph):
+    def forward(self, frames: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        return self.media(frames.shape[0], [self.frames(frames, times)])
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -178,61 +191,209 @@ def _check_onnx() -> None:
         raise ExportError("exporting to ONNX needs the onnx package: pip install 'gemb2[onnx]' (or pip install onnx)") from e
 
 
-def export_onnx(model, out: str, *, dim: int | None = None, modalities: tuple[str, ...] = MODALITIES) -> dict:
-    """Write one ONNX graph per modality the model has a stem for, the tokenizer and manifest.json into `out`.
+def export_onnx(model, out: str | os.PathLike, *, dim: int | None = None, modalities: tuple[str, ...] = GRAPHS,
+                force: bool = False) -> dict:
+    """Write the graphs `model` can have (of `modalities`), tokenizer.json and manifest.json as the folder `out`.
 
-    Returns the manifest. Raises ExportError for a `dim` that is not one of the model's Matryoshka dims.
+    All or nothing (see the module docstring): `out` appears complete or not at all. Returns the manifest.
+    Raises ExportError for a `dim` that is not one of the model's Matryoshka dims, an unknown graph name, or an
+    existing non-empty `out` without `force`; OSError when the folder cannot be written.
     """
     _check_onnx()
-    cfg = model.config
     try:
         dim = model.check_dim(dim)
     except ValueError as e:
         raise ExportError(f"--dim {dim}: {e}") from e
-    os.makedirs(out, exist_ok=True)
+    unknown = [m for m in modalities if m not in GRAPHS]
+    if unknown:
+        raise ExportError(f"unknown graph(s) {', '.join(unknown)}: choose from {', '.join(GRAPHS)}")
+    target = Path(out).absolute()
+    if target.exists() or target.is_symlink():
+        if not target.is_dir():
+            raise ExportError(f"{out} exists and is not a folder")
+        if any(target.iterdir()) and not force:
+            raise ExportError(f"{out} exists and is not empty (use --force to replace it)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; OUT gets the permissions of a new folder
+        manifest = _write(model, tmp, dim, modalities)
+        _move_into_place(tmp, target)
+    except BaseException:  # an error or an interrupt: nothing half-written stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _move_into_place(tmp: Path, target: Path) -> None:
+    """Rename the finished folder to `target`; an existing `target` is swapped out, then deleted."""
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        os.replace(tmp, target)  # rename(2) replaces an empty folder
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.replace(target, old)  # `old` is empty: the rename replaces it
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write(model, folder: Path, dim: int, names: tuple[str, ...]) -> dict:
+    cfg = model.config
     tok = model.tokenizer
+    model = model.eval().float().cpu()
     doc_prompt = tok.encode(cfg.document_prompt) if cfg.document_prompt else []
     prefix = [tok.cls_id] + doc_prompt[: cfg.max_text_tokens - 2]
     spt = model.audio_stem.samples_per_token if model.audio_stem is not None else 0
     S = cfg.image_size
-    graphs: dict[str, dict] = {}
-    model = model.eval().float().cpu()
 
-    def one_second_audio(B: int) -> torch.Tensor:  # (B, N) a whole number of tokens
-        n = max(1, 16000 // spt) * spt
-        return torch.randn(B, n, generator=torch.Generator().manual_seed(0)) * 0.1
+    def audio(B: int, seconds: float, seed: int) -> torch.Tensor:  # (B, N) a whole number of tokens, in one window
+        n = max(1, min(round(seconds * 16000 / spt), int(cfg.audio_window_s * 16000) // spt)) * spt
+        g = torch.Generator().manual_seed(seed)
+        t = torch.arange(n, dtype=torch.float32) / 16000
+        return (0.3 * torch.sin(2 * torch.pi * 440 * t) + 0.05 * torch.randn(B, n, generator=g)).clamp(-1, 1)
 
-    plans = {
+    def pixels(*shape: int, seed: int) -> torch.Tensor:
+        return torch.randint(0, 256, (*shape, 3, S, S), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+    video_axes = {"frames": {0: "batch", 1: "frames"}, "times": {0: "batch", 1: "frames"}}
+    samples_axes = {"samples": {0: "batch", 1: "samples"}}
+    plans = {  # graph, trace inputs, input names, dynamic axes
         # a padded example: tracing must take the masked-attention path (an all-ones mask may skip it)
-        "text": (lambda: TextGraph(model, dim), (torch.full((2, 7), tok.pad_id), torch.tensor([[1] * 7, [1] * 4 + [0] * 3])),
-                 ["input_ids", "attention_mask"], {"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"}}),
-        "image": (lambda: ImageGraph(model, dim, prefix, tok.sep_id), (torch.zeros(2, 3, S, S, dtype=torch.uint8),),
-                  ["pixels"], {"pixels": {0: "batch"}}),
-        "audio": (lambda: AudioGraph(model, dim, prefix, tok.sep_id), (one_second_audio(2),),
-                  ["samples"], {"samples": {0: "batch", 1: "samples"}}),
-        "video": (lambda: VideoGraph(model, dim, prefix, tok.sep_id),
-                  (torch.zeros(2, 3, 3, S, S, dtype=torch.uint8), torch.tensor([[0.0, 1.0, 2.0]] * 2), one_second_audio(2)),
-                  ["frames", "times", "samples"], {"frames": {0: "batch", 1: "frames"}, "times": {0: "batch", 1: "frames"},
-                                                    "samples": {0: "batch", 1: "samples"}}),
+        "text": (TextGraph(model, dim), (torch.full((2, 7), tok.pad_id), torch.tensor([[1] * 7, [1] * 4 + [0] * 3])),
+                 ["input_ids", "attention_mask"], {"input_ids": {0: "batch", 1: "length"},
+                                                   "attention_mask": {0: "batch", 1: "length"}}),
+        "image": (ImageGraph(model, dim, prefix, tok.sep_id), (pixels(2, seed=0),), ["pixels"], {"pixels": {0: "batch"}}),
+        "audio": (AudioGraph(model, dim, prefix, tok.sep_id), lambda: (audio(2, 1.0, 0),), ["samples"], samples_axes),
+        "video": (VideoGraph(model, dim, prefix, tok.sep_id),
+                  lambda: (pixels(2, 2, seed=0), torch.tensor([[0.0, 1.0]] * 2), audio(2, 1.0, 0)),
+                  ["frames", "times", "samples"], video_axes | samples_axes),
+        "video_frames": (SilentVideoGraph(model, dim, prefix, tok.sep_id),
+                         (pixels(2, 2, seed=0), torch.tensor([[0.0, 1.0]] * 2)), ["frames", "times"], video_axes),
     }
-    needs = {"text": (), "image": ("image_stem",), "audio": ("audio_stem",), "video": ("image_stem", "audio_stem")}
-    skipped = {}
-    for name in modalities:
+    needs = {"text": (), "image": ("image_stem",), "audio": ("audio_stem",), "video": ("image_stem", "audio_stem"),
+             "video_frames": ("image_stem",)}
+    graphs: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
         missing = [s for s in needs[name] if getattr(model, s, None) is None]
         if missing:
-            skipped[name] = f"the model has no {' or '.join(missing)}"
+            skipped[name] = f"the model has no {' or '.join(m.replace('_', ' ') for m in missing)}"
             continue
-        build, args, inputs, axes = plans[name]
-        path = os.path.join(out, f"{name}.onnx")
-        with torch.no_grad(), _exportable_front_ends(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer notes on shape checks that are constant for these inputs
-            torch.onnx.export(build(), args, path, input_names=inputs, output_names=["embedding"],
-                              dynamic_axes=axes | {"embedding": {0: "batch"}}, opset_version=OPSET, dynamo=False)
-        graphs[name] = {"file": f"{name}.onnx", "inputs": _describe_inputs(name, cfg, spt), "output": {
+        module, args, inputs, axes = plans[name]
+        path = folder / f"{name}.onnx"
+        try:
+            with torch.no_grad(), _exportable_front_ends(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer notes on shape checks that are constant for these inputs
+                torch.onnx.export(module, args() if callable(args) else args, str(path), input_names=inputs,
+                                  output_names=["embedding"], dynamic_axes=axes | {"embedding": {0: "batch"}},
+                                  opset_version=OPSET, dynamo=False)
+            check = _check_graph(name, path, model, dim, pixels, audio)
+        except Exception as e:  # this graph only: the others are still exported
+            for p in folder.iterdir():
+                if p.name != "tokenizer.json" and p.stem.split(".")[0] == name:
+                    p.unlink()
+            skipped[name] = f"export failed: {_one_line(e)}"
+            continue
+        graphs[name] = {"file": path.name, "inputs": _describe_inputs(name, cfg, spt), "check": check, "output": {
             "name": "embedding", "dtype": "float32", "shape": ["batch", dim], "l2_normalised": True}}
-    tok.save(os.path.join(out, "tokenizer.json"))
+    (folder / "tokenizer.json").write_text(plain_tokenizer_json(tok.to_str()), encoding="utf-8")
+    manifest = _manifest(model, dim, prefix, spt, graphs, skipped)
+    with open(folder / "manifest.json", "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, ensure_ascii=False)
+    return manifest
+
+
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+    text = f"{type(e).__name__}: {first}" if first else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_graph(name: str, path: Path, model, dim: int, pixels, audio) -> dict:
+    """Run the graph with onnxruntime on inputs shaped unlike the traced ones; compare with model.encode."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return {"checked": False, "why": "onnxruntime is not installed"}
+    from gemb2.parts import Audio, Image, Video
+
+    if name == "text":
+        texts = ["A photo of a dog running on the beach.", "x", "Ünïcödé, ∑ and 東京 " * 6]
+        ids, mask = text_inputs(model, texts, "query")
+        feed, items, task = {"input_ids": ids, "attention_mask": mask}, texts, "query"
+    elif name == "image":
+        px = pixels(3, seed=1)  # (3, 3, S, S)
+        feed, task = {"pixels": px.numpy()}, "document"
+        items = [Image(np.ascontiguousarray(p.permute(1, 2, 0).numpy())) for p in px]
+    elif name == "audio":
+        s = audio(3, 2.3, 1)  # (3, N)
+        feed, task, items = {"samples": s.numpy()}, "document", [Audio(np.ascontiguousarray(r.numpy())) for r in s]
+    else:  # video, video_frames
+        n = min(3, model.config.max_frames)  # the model keeps max_frames of a longer item
+        frames, times = pixels(1, n, seed=1), torch.tensor([[0.0, 2.2, 7.5][:n]])  # batch 1, frames 3: not as traced
+        feed, task = {"frames": frames.numpy(), "times": times.numpy()}, "document"
+        tracks = [None]
+        if name == "video":
+            s = audio(1, 1.7, 1)
+            feed["samples"] = s.numpy()
+            tracks = [Audio(np.ascontiguousarray(r.numpy())) for r in s]
+        items = [Video(np.ascontiguousarray(f.permute(0, 2, 3, 1).numpy()), t.numpy(), a)
+                 for f, t, a in zip(frames, times, tracks)]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, feed)[0]
+    want = model.encode(items, task=task, dim=dim, precision="fp32")
+    diff = float(np.abs(got - want).max())
+    if not diff <= CHECK_TOL:
+        raise ValueError(f"the graph does not reproduce the model: max abs difference {diff:.3g} > {CHECK_TOL:g} "
+                         f"on a check batch of {len(items)}")
+    return {"checked": True, "max_abs_diff": diff, "batch": len(items),
+            "against": "gemb2 model.encode on the same inputs, other shapes than the traced ones"}
+
+
+def plain_tokenizer_json(text: str) -> str:
+    """A tokenizer.json with its own padding and truncation removed: gemb2 tokenises without them (all-MiniLM-L6-v2's
+    file pads and cuts every text to 128 tokens; a client that kept that would feed the graph padding as text)."""
+    doc = json.loads(text)
+    doc["padding"], doc["truncation"] = None, None
+    return json.dumps(doc, ensure_ascii=False)
+
+
+def _describe_inputs(name: str, cfg, spt: int) -> list[dict]:
+    S = cfg.image_size
+    frames = [{"name": "frames", "dtype": "uint8", "shape": ["batch", "frames", 3, S, S]},
+              {"name": "times", "dtype": "float32", "shape": ["batch", "frames"]}]
+    samples = [{"name": "samples", "dtype": "float32", "shape": ["batch", f"samples (multiple of {spt})"]}]
+    return {
+        "text": [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "length"]},
+                 {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "length"]}],
+        "image": [{"name": "pixels", "dtype": "uint8", "shape": ["batch", 3, S, S]}],
+        "audio": samples,
+        "video": frames + samples,
+        "video_frames": frames,
+    }[name]
+
+
+def _manifest(model, dim: int, prefix: list[int], spt: int, graphs: dict, skipped: dict) -> dict:
+    """manifest.json: the graphs, and every preprocessing step as numbers and exact rules (from gemb2's loaders)."""
+    from gemb2.data.audio import MIN_TAIL_S, SOUNDFILE_EXTENSIONS
+    from gemb2.data.video import sample_step
+    from gemb2.parts import SAMPLE_RATE
+    from gemb2.pipeline.spec import load_spec_for
+
+    cfg, tok = model.config, model.tokenizer
+    spec = load_spec_for(model)
+    S = cfg.image_size
+    stem = model.image_stem
+    norm = getattr(stem, "pixel_normalisation", None) if stem is not None else None
+    window = int(round(cfg.audio_window_s * SAMPLE_RATE))
     manifest = {
         "format": "gemb2 onnx export",
+        "format_version": MANIFEST_VERSION,
         "model": model.model_id,
         "opset": OPSET,
         "dim": dim,
@@ -241,47 +402,124 @@ def export_onnx(model, out: str, *, dim: int | None = None, modalities: tuple[st
         "graphs": graphs,
         "not_exported": skipped,
         "text": {
-            "tokenizer": "tokenizer.json (encode without special tokens)",
+            "graph": "text",
+            "tokenizer": {"file": "tokenizer.json", "add_special_tokens": False, "padding": None, "truncation": None,
+                          "note": "encode each text alone (Hugging Face tokenizers: Tokenizer.from_file(...).encode("
+                                  "text, add_special_tokens=False).ids); the file's padding and truncation are removed"},
             "cls_id": tok.cls_id, "sep_id": tok.sep_id, "pad_id": tok.pad_id,
             "max_text_tokens": cfg.max_text_tokens,
             "prompts": {"query": cfg.query_prompt, "document": cfg.document_prompt},
-            "layout": "[CLS] + ids(prompt) + ids(text), cut to max_text_tokens - 1, + [SEP]; pad right with [PAD], attention_mask 0 there",
+            "prompt_ids": {"query": tok.encode(cfg.query_prompt) if cfg.query_prompt else [],
+                           "document": tok.encode(cfg.document_prompt) if cfg.document_prompt else []},
+            "layout": "row = [cls_id] + prompt_ids[task][:max_text_tokens - 2] + ids(text); cut the row to "
+                      "max_text_tokens - 1 ids; append sep_id. Pad rows on the right with pad_id to the batch's "
+                      "longest; attention_mask 1 on real ids, 0 on padding",
+            "tasks": "query for search queries, document for what is searched (gemb2 embed)",
+            "files": {"window_tokens": spec.text_window_tokens, "overlap_tokens": spec.text_overlap_tokens,
+                      "note": "text files are cut into windows of this many tokens (gemb2.data.text); one vector each"},
         },
         "media_prompt": {"task": "document", "ids": prefix, "note": "baked into the image, audio and video graphs"},
+        "max_positions": cfg.max_positions,
         "preprocessing": {
-            "image": f"RGB uint8, resized so the shorter side is {S} then centre-cropped to {S}x{S} (gemb2.parts.fit_image), "
-                     "channels first; the graph normalises with CLIP's mean and std",
-            "audio": f"mono float32 in [-1, 1] at 16000 Hz, at most {cfg.audio_window_s:g} s (one window), "
-                     f"zero-padded to a multiple of {spt} samples; the graph computes Whisper's log-mel",
-            "video": f"frames sampled at {cfg.video_fps:g} fps, at most {cfg.max_frames} per window (evenly spaced), each as "
-                     f"an image; times in seconds from the window start; samples: the window's audio track as for audio. "
-                     f"The graph needs a sound track: gemb2 embeds a silent video with no audio tokens, which this "
-                     f"graph does not reproduce (a silent-video graph is not exported yet)",
+            "image": {
+                "graph": "image",
+                "decode": {
+                    "library": "Pillow; JPEG through libjpeg(-turbo)",
+                    "max_pixels": spec.max_image_pixels,
+                    "jpeg_reduced_decode": {
+                        "target": S, "scales": [8, 4, 2, 1],
+                        "rule": "s = the largest of 8, 4, 2, 1 with s <= min(width // target, height // target), "
+                                "width and height as stored (before EXIF rotation); decode with libjpeg's DCT "
+                                "scaling 1/s, giving ceil(width / s) x ceil(height / s) pixels (Pillow "
+                                "Image.draft('RGB', (target, target)); OpenCV imread with IMREAD_REDUCED_COLOR_s)",
+                        "applies_to": "JPEG files only"},
+                    "orientation": "EXIF orientation applied (Pillow ImageOps.exif_transpose)",
+                    "frames": "animated files: the first frame",
+                    "to_rgb": "RGBA / LA / palette transparency: composited on white, round(c * a / 255 + 255 * "
+                              "(1 - a / 255)); 16-bit grey: round(v / 257); other modes: Pillow convert('RGB')",
+                },
+                "resize": {
+                    "size": S,
+                    "rule": "if the image is not already size x size: scale = size / min(h, w); new_h = max(size, "
+                            "round(h * scale)), new_w = max(size, round(w * scale)) (round half to even); resize "
+                            "with OpenCV cv2.resize, interpolation shrink when scale < 1 else enlarge; then crop "
+                            "rows top .. top + size, columns left .. left + size with top = (new_h - size) // 2, "
+                            "left = (new_w - size) // 2",
+                    "interpolation": {"shrink": "INTER_AREA", "enlarge": "INTER_CUBIC", "library": "OpenCV"},
+                },
+                "tensor": "uint8 RGB, channels first: (3, size, size), stacked to (batch, 3, size, size)",
+                "normalisation": None if norm is None else {
+                    "in_graph": True, "formula": "(x * scale - mean) / std per RGB channel, x the uint8 value",
+                    **norm},
+            },
+            "audio": {
+                "graph": "audio",
+                "sample_rate": SAMPLE_RATE,
+                "decode": {
+                    "soundfile_extensions": sorted(SOUNDFILE_EXTENSIONS),
+                    "soundfile": "libsndfile as float32; the channels averaged (mean) to mono; NaN/inf -> 0 and "
+                                 "clip to [-1, 1]; then resampled (below) when the rate is not sample_rate",
+                    "other": "FFmpeg (PyAV), the first audio stream: libswresample converts to mono float32 at "
+                             "sample_rate in one step (av.AudioResampler(format='flt', layout='mono', rate=16000)); "
+                             "also when libsndfile cannot open a file",
+                    "resampler": "libswresample (FFmpeg) with its default options (windowed-sinc polyphase filter), "
+                                 "fed the whole stream in order and flushed at the end; PyAV: "
+                                 "av.AudioResampler(format='flt', layout='mono', rate=16000)",
+                    "clean": "after resampling: NaN/inf -> 0, clip to [-1, 1]",
+                },
+                "windows": {"seconds": cfg.audio_window_s, "samples": window, "min_last_s": MIN_TAIL_S,
+                            "rule": "window i = samples [i * samples, (i + 1) * samples); the last may be shorter; "
+                                    f"a last window under {MIN_TAIL_S:g} s after a full one is dropped; one vector "
+                                    "per window"},
+                "samples_per_token": spt or None,
+                "pad": "zero-pad each window at the end to a multiple of samples_per_token (at least one token); "
+                       "a batch must share one length: batch windows of equal padded length",
+                "in_graph": "Whisper's log-mel and the audio stem",
+            },
+            "video": {
+                "graphs": {"with_sound": "video", "without_sound": "video_frames",
+                           "rule": "video when the window has audio samples and the model an audio stem "
+                                   "(graph video exported), else video_frames"},
+                "decode": "FFmpeg (PyAV), the first video stream, every frame in presentation order",
+                "frame_time": "t = (pts - stream.start_time) * time_base (start_time unknown: the first frame's "
+                              "pts; no pts: frame index * d), at least 0; d = 1 / stream.average_rate "
+                              "(else guessed_rate; 0.04 s when neither is in (0, 1000))",
+                "windows": {"seconds": spec.video_window_s,
+                            "rule": "a frame belongs to window w = floor((t + d / 2) / seconds); one vector per "
+                                    "window that has a taken frame"},
+                "sampling": {
+                    "fps": spec.video_fps, "max_frames": spec.max_frames, "step_s": sample_step(spec),
+                    "rule": "step_s = max(1 / fps, window seconds / max_frames). In window w the next grid time "
+                            "starts at w * seconds; walking the frames in order, a frame is taken when t + d / 2 >= "
+                            "the next grid time and fewer than max_frames are taken; then the next grid time "
+                            "advances by step_s until it is > t + d / 2",
+                },
+                "frame_pixels": "frame.to_ndarray(format='rgb24') (FFmpeg swscale), turned upright by the stream's "
+                                "display matrix: numpy.rot90(rgb, k = round(rotation / 90) % 4), then the image "
+                                "resize and crop (preprocessing.image.resize)",
+                "times": "t - w * seconds (seconds from the window's start), float32",
+                "in_graph": f"time bucket = clamp(floor(time / {cfg.time_bucket_s:g}), 0, "
+                            f"{cfg.max_time_buckets - 1}); each frame's grid average-pooled to "
+                            f"{cfg.video_tokens_per_frame} tokens",
+                "max_frames_per_item": {"max_frames": cfg.max_frames,
+                                        "rule": "an item with more frames keeps indices round(linspace(0, n - 1, "
+                                                "max_frames)) (round half to even); the sampling above never gives more"},
+                "audio": "the first audio stream of the file, decoded as preprocessing.audio.decode.other over the "
+                         "whole file; window w gets the next round(end * sample_rate) - (samples given to earlier "
+                         "windows) samples, end = (w + 1) * seconds, or for the last window max(w * seconds, "
+                         "the end t + d of the last frame); no samples: no sound. Then cut to the first "
+                         f"{window} samples and zero-padded as preprocessing.audio.pad",
+            },
         },
     }
-    with open(os.path.join(out, "manifest.json"), "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2, ensure_ascii=False)
     return manifest
-
-
-def _describe_inputs(name: str, cfg, spt: int) -> list[dict]:
-    S = cfg.image_size
-    return {
-        "text": [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "length"]},
-                 {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "length"]}],
-        "image": [{"name": "pixels", "dtype": "uint8", "shape": ["batch", 3, S, S]}],
-        "audio": [{"name": "samples", "dtype": "float32", "shape": ["batch", f"samples (multiple of {spt})"]}],
-        "video": [{"name": "frames", "dtype": "uint8", "shape": ["batch", "frames", 3, S, S]},
-                  {"name": "times", "dtype": "float32", "shape": ["batch", "frames"]},
-                  {"name": "samples", "dtype": "float32", "shape": ["batch", f"samples (multiple of {spt})"]}],
-    }[name]
 
 
 def text_inputs(model, texts: list[str], task: str | None = "document") -> tuple[np.ndarray, np.ndarray]:
     """What the manifest says to feed the text graph, for `texts`: (input_ids, attention_mask) int64 (B, T)."""
     cfg, tok = model.config, model.tokenizer
     prompt = {"query": cfg.query_prompt, "document": cfg.document_prompt, None: ""}[task]
-    p = tok.encode(prompt) if prompt else []
+    p = (tok.encode(prompt) if prompt else [])[: cfg.max_text_tokens - 2]
     rows = [([tok.cls_id] + p + tok.encode(t))[: cfg.max_text_tokens - 1] + [tok.sep_id] for t in texts]
     T = max(len(r) for r in rows)
     ids = np.full((len(rows), T), tok.pad_id, dtype=np.int64)

@@ -27,6 +27,9 @@ from .efficientnet import efficientnet_lite, load_efficientnet_lite, preprocess
 class EfficientNetStem(nn.Module):
     """(B, 3, S, S) uint8 RGB -> (B, k, H) tokens, k = ceil(S / 32) ** 2."""
 
+    # what `forward` does to the pixels first, as (x * scale - mean) / std per RGB channel (for the ONNX manifest)
+    pixel_normalisation = {"scale": 1.0, "mean": [127.0, 127.0, 127.0], "std": [128.0, 128.0, 128.0]}
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.size = cfg.image_size

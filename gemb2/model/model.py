@@ -286,12 +286,7 @@ class Gemb2Model(nn.Module):
             tokens.append(self.image_stem(batch.images).reshape(-1, H))  # (Ni * k, H)
             slots.append(batch.image_slots.reshape(-1))
         if len(batch.frames):
-            f = self.image_stem(batch.frames)  # (Nf, k, H)
-            g = self.image_stem.grid
-            f = f.transpose(1, 2).reshape(-1, H, g, g)  # (Nf, H, g, g)
-            f = F.adaptive_avg_pool2d(f, self._frame_side)  # (Nf, H, r_side, r_side)
-            f = f.flatten(2).transpose(1, 2)  # (Nf, r, H)
-            f = f + self.time_embeddings(batch.frame_buckets)[:, None, :]  # (Nf, r, H)
+            f = self.frame_tokens(self.image_stem(batch.frames), batch.frame_buckets)  # (Nf, r, H)
             tokens.append(f.reshape(-1, H))
             slots.append(batch.frame_slots.reshape(-1))
         for samples, s in zip(batch.audio, batch.audio_slots):
@@ -302,8 +297,22 @@ class Gemb2Model(nn.Module):
             keep = idx >= 0  # drop the tokens truncation cut off
             x = x.reshape(B * T, H).index_put((idx[keep],), tok[keep]).view(B, T, H)
         x = x + self.modality_embeddings(batch.kinds)  # (B, T, H)
-        h = self.backbone(x, batch.mask)  # (B, T, H)
-        m = batch.mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+        return self.head(x, batch.mask)  # (B, out_dim)
+
+    def frame_tokens(self, grid_tokens: torch.Tensor, buckets: torch.Tensor) -> torch.Tensor:
+        """A video's frames as tokens: each frame's image-stem grid average-pooled to `video_tokens_per_frame`
+        cells, plus the time embedding of its bucket. (Nf, k, H), (Nf,) long -> (Nf, r, H)."""
+        H, g = grid_tokens.shape[-1], self.image_stem.grid
+        f = grid_tokens.transpose(1, 2).reshape(-1, H, g, g)  # (Nf, H, g, g)
+        f = pool_grid(f, self._frame_side)  # (Nf, H, r_side, r_side)
+        f = f.flatten(2).transpose(1, 2)  # (Nf, r, H)
+        return f + self.time_embeddings(buckets)[:, None, :]  # (Nf, r, H)
+
+    def head(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Typed input embeddings -> the vector: backbone, mean over real tokens, projection, L2 normalise.
+        (B, T, H), (B, T) bool -> (B, out_dim)."""
+        h = self.backbone(x, mask)  # (B, T, H)
+        m = mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
         pooled = (h * m).sum(1) / m.sum(1)  # (B, H) mean over real tokens
         return F.normalize(self.projection(pooled), dim=-1)  # (B, out_dim)
 
@@ -361,6 +370,26 @@ class Gemb2Model(nn.Module):
         finally:
             self.train(was_training)
         return out.cpu().numpy()
+
+
+def pool_grid(f: torch.Tensor, side: int) -> torch.Tensor:
+    """Adaptive average pooling of a square grid: (N, C, g, g) -> (N, C, side, side), PyTorch's bins
+    (cell i averages rows floor(i * g / side) .. ceil((i + 1) * g / side) - 1; they overlap when side does not
+    divide g). While exporting to ONNX, the same means as two matmuls with a constant bin matrix: the ONNX
+    exporter cannot convert adaptive pooling with a non-dividing size (7x7 -> 2x2)."""
+    if not torch.onnx.is_in_onnx_export():
+        return F.adaptive_avg_pool2d(f, side)
+    bins = grid_bins(int(f.shape[-1]), side).to(f)  # (side, g); the grid is a constant of the model
+    return bins @ f @ bins.T  # (N, C, side, side)
+
+
+def grid_bins(g: int, side: int) -> torch.Tensor:
+    """(side, g) float32: row i holds 1 / len over adaptive pooling's bin i of a g-long axis, 0 elsewhere."""
+    bins = torch.zeros(side, g)
+    for i in range(side):
+        lo, hi = (i * g) // side, -(-((i + 1) * g) // side)
+        bins[i, lo:hi] = 1.0 / (hi - lo)
+    return bins
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:

@@ -45,7 +45,7 @@ def test_onnx_graphs_match_pytorch(tmp_path, tiny, dim):
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     manifest = json.loads(r.stdout)
-    assert set(manifest["graphs"]) == {"text", "image", "audio", "video"} and manifest["dim"] == (dim or 64)
+    assert set(manifest["graphs"]) == {"text", "image", "audio", "video", "video_frames"} and manifest["dim"] == (dim or 64)
     assert json.load(open(os.path.join(out, "manifest.json")))["graphs"]["text"]["inputs"][0]["name"] == "input_ids"
     D = dim or tiny.config.out_dim
 
