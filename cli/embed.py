@@ -71,8 +71,6 @@ def embed(
     4 another run holds the table (after --wait seconds), 130/143 interrupted by SIGINT/SIGTERM after
     committing the files embedded so far.
     """
-    if batch_size is None:  # a GPU needs large batches to stay busy; a CPU gains nothing from them
-        batch_size = 256 if common.resolve_device(device).startswith("cuda") else 32
     if "-" in paths:
         if len(paths) > 1:
             die("`-` (stdin) cannot be combined with other paths", EXIT_USAGE)
@@ -231,13 +229,15 @@ def _peek_dim(out: Path) -> int | None:
         return None
 
 
-def _embed_stdin(source: str, device: str | None, batch_size: int, task: str, dim: int | None) -> None:
+def _embed_stdin(source: str, device: str | None, batch_size: int | None, task: str, dim: int | None) -> None:
     """Texts on stdin, one per line -> JSON lines {"line", "text", "vector"} on stdout (gemb2/pipeline/stdin.py)."""
+    from gemb2.pipeline.embed import default_batch_size
     from gemb2.pipeline.stdin import embed_lines
 
     if task not in ("document", "query", "none"):
         die(f"--task must be document, query or none, not {task!r}", EXIT_USAGE)
     m = common.load_model(source, device)
+    batch_size = batch_size or default_batch_size(m)
     if dim is not None and dim not in m.config.matryoshka_dims:
         die(f"--dim {dim}: this model's dimensions are {', '.join(map(str, m.config.matryoshka_dims))}", EXIT_USAGE)
     embed_lines(m, sys.stdin, sys.stdout, task=None if task == "none" else task, dim=dim, batch_size=batch_size,

@@ -81,7 +81,7 @@ class EmbedReport:
 class EmbedOptions:
     follow_symlinks: bool = False
     workers: int | None = None  # loader processes; None = min(4, cpu count); 0 = load in this process
-    batch_size: int = 32  # segments per model call
+    batch_size: int | None = None  # segments per model call; None: default_batch_size(model)
     commit_rows: int = 2048  # rows buffered before a store write (fewer, larger LanceDB versions)
     commit_seconds: float = 5.0  # ... or this long since the last write, so a killed run loses little
     max_pending_segments: int = 256  # loaded, not yet embedded segments in flight: bounds memory
@@ -92,6 +92,11 @@ class EmbedOptions:
     def __post_init__(self) -> None:
         if self.world_size < 1 or not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank must be in [0, world_size) and world_size >= 1; got rank {self.rank}, world_size {self.world_size}")
+
+
+def default_batch_size(model) -> int:
+    """Segments per model call: a GPU needs large batches to stay busy; a CPU gains nothing from them."""
+    return 256 if model.device.type == "cuda" else 32
 
 
 class Progress(Protocol):
@@ -309,6 +314,7 @@ def _embed_files(todo: list[FileEntry], is_new: list[bool], store: Store, model,
 
     spec = load_spec_for(model)
     report, progress = run.report, run.progress
+    batch_size = options.batch_size or default_batch_size(model)
     workers = options.workers if options.workers is not None else min(4, os.cpu_count() or 1)
     pending: dict[int, _Pending] = {}
     batches: dict[str, list[tuple[int, object]]] = {}  # modality -> [(file_id, Segment)]
@@ -319,7 +325,7 @@ def _embed_files(todo: list[FileEntry], is_new: list[bool], store: Store, model,
         batch = batches.pop(modality, [])
         if not batch:
             return
-        vectors = model.encode([seg.parts for _, seg in batch], task="document", batch_size=options.batch_size)
+        vectors = model.encode([seg.parts for _, seg in batch], task="document", batch_size=batch_size)
         for (fid, seg), vec in zip(batch, vectors):
             pf = pending[fid]
             pf.rows[seg.index] = SegmentRow(seg.index, item_modality(seg.parts), seg.start, seg.end, seg.text, vec)
@@ -372,7 +378,7 @@ def _embed_files(todo: list[FileEntry], is_new: list[bool], store: Store, model,
                 pf.missing += 1
                 mod = item_modality(ev.segment.parts)
                 batches.setdefault(mod, []).append((ev.file_id, ev.segment))
-                if len(batches[mod]) >= options.batch_size:
+                if len(batches[mod]) >= batch_size:
                     embed(mod)
             elif isinstance(ev, FileDone):
                 pf = pending.setdefault(ev.file_id, _Pending(todo[ev.file_id]))
