@@ -7,7 +7,8 @@
 The first signal only sets a flag: the run finishes the batch in hand, commits what is complete, and
 returns. While the run is blocked waiting for its loader processes (`with stop.waiting():`), the signal
 also breaks that wait by raising `Interrupted` there, so a file that takes minutes to decode does not
-delay the stop. A second signal acts at once, as if no handler were installed (the default action).
+delay the stop. A second signal kills the process at once (the default action: the shell sees 130 / 143);
+what was committed stands, and the rerun finishes the rest.
 Handlers are installed only in the main thread; elsewhere `StopSignal` is a flag nobody sets.
 """
 
@@ -66,12 +67,7 @@ class StopSignal:
             self._waiting = False
 
     def _handle(self, signum: int, frame) -> None:
-        if self.signum is not None:  # the second signal: act as if we had no handler
-            for s, handler in self._previous.items():
-                signal.signal(s, handler)  # type: ignore[arg-type]
-            self._previous.clear()
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
+        if self.signum is not None:  # the second signal: die of it at once, as a process without a handler does
             signal.signal(signum, signal.SIG_DFL)
             signal.raise_signal(signum)
             return

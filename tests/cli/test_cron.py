@@ -218,3 +218,25 @@ def test_failure_lines_are_not_glued_to_the_progress_bar(tmp_path):
     starts = [i for i in range(len(text)) if text.startswith("gemb2: failed:", i)]
     assert len(starts) == 5
     assert all(i == 0 or text[i - 1] in "\r\n" for i in starts), text
+
+
+def test_a_second_sigint_stops_at_once_and_the_rerun_is_consistent(tmp_path):
+    tree, db = tmp_path / "m", tmp_path / "db"
+    n = 600
+    for i in range(n):
+        write_text(tree / f"d{i // 100}" / f"t{i:04d}.txt", f"note {i}: " + "word " * (i % 40))
+    p = subprocess.Popen(gemb2_cmd("embed", str(tree), "--model", "tiny", "--db", str(db), "--workers", "1",
+                                   "--batch-size", "1", "--commit-rows", "4"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    deadline = time.monotonic() + 300
+    while _rows(db) == 0 and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert p.poll() is None, "the run ended before the signal: make the tree bigger"
+    p.send_signal(signal.SIGINT)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode in (-signal.SIGINT, 130) and "Traceback" not in err, err
+    code, rest, _ = embed_json(tree, db)
+    assert code == 0 and rest["files_added"] + rest["files_unchanged"] == n
+    keys = LanceStore(str(db), "media").table.to_arrow().column("key").to_pylist()
+    assert len(keys) == len(set(keys)) == n
