@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import sys
 import tempfile
 import xml.etree.ElementTree as ET
 import zlib
@@ -18,16 +20,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
-EMOJI_TEST = "/usr/share/unicode/emoji/emoji-test.txt"
-CLDR_EN = "/usr/share/unicode/cldr/common/annotations/en.xml"
-EMOJI_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
-WORDNET = "/usr/share/wordnet"
+# Where Debian's data packages put their files. GEMB2_DEBIAN_SHARE points the builders elsewhere (the tests point
+# it at an empty folder to check what a machine without the packages is told).
+SHARE = os.environ.get("GEMB2_DEBIAN_SHARE") or "/usr/share"
+EMOJI_TEST = os.path.join(SHARE, "unicode/emoji/emoji-test.txt")
+CLDR_EN = os.path.join(SHARE, "unicode/cldr/common/annotations/en.xml")
+EMOJI_FONT = os.path.join(SHARE, "fonts/truetype/noto/NotoColorEmoji.ttf")
+WORDNET = os.path.join(SHARE, "wordnet")
+# Debian package -> the file it installs that the builders read, or the command they run
+DEBIAN = {"unicode-data": EMOJI_TEST, "unicode-cldr-core": CLDR_EN, "fonts-noto-color-emoji": EMOJI_FONT,
+          "wordnet": os.path.join(WORDNET, "data.noun"), "espeak-ng": "espeak-ng", "ffmpeg": "ffmpeg"}
 SAMPLE_RATE = 16000
 SKIN_TONES = {chr(c) for c in range(0x1F3FB, 0x1F400)}
 # espeak-ng's own (gmw) English voices x classic variants: 7 x 8 voices, chosen per clip by a hash
 VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
 VARIANTS = ["m1", "m3", "m5", "m7", "f1", "f2", "f3", "f4"]
 SPEEDS = [135, 150, 165, 180]  # words per minute
+
+
+class MissingPackage(SystemExit):
+    """A Debian package a builder needs is not installed: the builder exits 1 with this one line."""
+
+
+def require(*packages: str) -> None:
+    """Exit (MissingPackage) with the apt-get line if a package's file or command is not there."""
+    for p in packages:
+        probe = DEBIAN[p]
+        if not (os.path.exists(probe) if os.sep in probe else shutil.which(probe)):
+            raise MissingPackage(f"{os.path.basename(sys.argv[0]) or 'build_data'}: needs the Debian package {p} "
+                                 f"({probe} not found): apt-get install -y --no-install-recommends {p}")
 
 
 def stable_hash(key: str) -> int:
@@ -49,6 +70,7 @@ class Emoji:
 
 def emoji_list() -> list[Emoji]:
     """Fully-qualified emoji without skin-tone modifiers, with their CLDR keywords, in file order."""
+    require("unicode-data")
     keywords = cldr_keywords()
     out, group = [], ""
     with open(EMOJI_TEST, encoding="utf-8") as f:
@@ -68,6 +90,7 @@ def emoji_list() -> list[Emoji]:
 
 def cldr_keywords() -> dict[str, tuple[str, ...]]:
     """CLDR English annotations: character -> keywords (the `<annotation cp=...>` without type="tts")."""
+    require("unicode-cldr-core")
     root = ET.parse(CLDR_EN).getroot()
     return {a.get("cp"): tuple(k.strip() for k in (a.text or "").split("|") if k.strip())
             for a in root.iter("annotation") if a.get("type") is None}
@@ -83,6 +106,7 @@ def render_emoji(ch: str, size: int = 160):
 
     global _FONT, _TOFU
     if _FONT is None:
+        require("fonts-noto-color-emoji")
         _FONT = ImageFont.truetype(EMOJI_FONT, 109)
         _TOFU = _draw("\U000F0000", _FONT).tobytes()  # a private-use char: what a missing glyph looks like
     canvas = _draw(ch, _FONT)
@@ -105,6 +129,7 @@ def _draw(ch, font):
 
 def wordnet_senses(pos: tuple[str, ...] = ("noun", "verb", "adj")) -> list[tuple[str, str, str]]:
     """(lemma, definition, synset key) of the FIRST synset of each lemma, quoted examples removed."""
+    require("wordnet")
     seen: dict[str, tuple[str, str, str]] = {}
     for p in pos:
         with open(os.path.join(WORDNET, f"data.{p}"), encoding="utf-8") as f:
@@ -135,6 +160,7 @@ def speak(text: str, key: str) -> np.ndarray:
     import soundfile as sf
     from scipy.signal import resample_poly
 
+    require("espeak-ng")
     voice, speed = voice_for(key)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "s.wav")

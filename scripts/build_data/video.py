@@ -23,13 +23,14 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import is_test, write_splits  # noqa: E402
 from emoji import chosen_emoji  # noqa: E402
-from media import SAMPLE_RATE, save_emoji, speak, stable_hash, write_wav  # noqa: E402
+from media import SAMPLE_RATE, require, save_emoji, speak, stable_hash, write_wav  # noqa: E402
 
 MIN_SLIDE_S = 1.2
 
 
 def make_video(path: str, images: list[str], narration: np.ndarray) -> None:
     """Slides shown for equal shares of the narration (at least MIN_SLIDE_S each), narration as AAC."""
+    require("ffmpeg")
     slide = max(MIN_SLIDE_S, len(narration) / SAMPLE_RATE / len(images) + 0.2)
     with tempfile.TemporaryDirectory() as tmp:
         wav = os.path.join(tmp, "n.wav")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -14,10 +13,11 @@ import pytest
 from gemb2.model.release import installed_parts, release_folder
 from tests.media import write_image, write_text
 from tests.syscalls import opened, weight_files
+from tests.system import has_debian, install_line
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+@pytest.mark.skipif(not has_debian("strace"), reason=f"needs {install_line('strace')}")
 def test_an_unchanged_rerun_reads_no_model_weight(tmp_path):
     if not (release_folder("gemb2-mini") / "adds.safetensors").is_file() or None in installed_parts().values():
         pytest.skip("gemb2-mini (its added weights and part packages) is not installed")

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 import numpy as np
-import pytest
 
 
 def tone(seconds: float, rate: int, freq: float = 440.0, channels: int = 1, amp: float = 0.5) -> np.ndarray:
@@ -28,7 +27,8 @@ def write_video(path, seconds: float, fps: float, size=(64, 48), fourcc: str = "
 
 
 def ffmpeg(*args: str) -> None:
+    from tests.system import need_debian
+
+    need_debian("ffmpeg")
     exe = shutil.which("ffmpeg")
-    if exe is None:
-        pytest.skip("the ffmpeg command is not installed")
     subprocess.run([exe, "-y", "-loglevel", "error", *args], check=True)

@@ -21,8 +21,9 @@ from gemb2.data.sniff import sniff
 from gemb2.data.spec import LoadSpec
 from gemb2.parts import SAMPLE_RATE, Audio, item_modality
 from tests.data.makers import ffmpeg, tone
+from tests.system import PROBES, need_debian
 
-FREEDESKTOP = "/usr/share/sounds/freedesktop/stereo"
+FREEDESKTOP = os.path.dirname(PROBES["sound-theme-freedesktop"])
 
 
 def load(path, modality=None, **spec):
@@ -66,9 +67,8 @@ def test_oga_made_by_ffmpeg_is_audio(tmp_path):
 
 
 def test_freedesktop_sound_theme_oga_files(tmp_path):
+    need_debian("sound-theme-freedesktop")
     files = sorted(glob.glob(os.path.join(FREEDESKTOP, "*.oga")))
-    if not files:
-        pytest.skip("apt-get install -y --no-install-recommends sound-theme-freedesktop")
     found = [e for e in discover([FREEDESKTOP]) if isinstance(e, FileEntry)]
     inode = lambda p: (os.stat(p).st_dev, os.stat(p).st_ino)  # noqa: E731 (some are hard links of others)
     assert {inode(e.path) for e in found if e.modality == "audio"} == {inode(p) for p in files}
@@ -83,9 +83,8 @@ def test_freedesktop_sound_theme_oga_files(tmp_path):
 # --- audio-only files under video extensions ---
 
 def _has_encoder(name: str) -> bool:
+    need_debian("ffmpeg")
     exe = shutil.which("ffmpeg")
-    if exe is None:
-        pytest.skip("the ffmpeg command is not installed")
     out = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
     return any(line.split()[1:2] == [name] for line in out.splitlines() if line.startswith(" "))
 

@@ -19,6 +19,7 @@ import torch
 from gemb2.model.audio_features import log_mel
 from gemb2.model.weights import whisper_ct2_files
 from gemb2.model.whisper import N_FRAMES, WhisperEncoder, pad_or_trim
+from tests.system import has_debian, install_line
 
 
 def _have(*modules: str) -> bool:
@@ -26,7 +27,7 @@ def _have(*modules: str) -> bool:
 
 
 needs_tools = pytest.mark.skipif(
-    not (shutil.which("espeak-ng") and shutil.which("ffmpeg")), reason="apt-get install espeak-ng ffmpeg"
+    not (has_debian("espeak-ng") and has_debian("ffmpeg")), reason=f"needs {install_line('espeak-ng', 'ffmpeg')}"
 )
 
 

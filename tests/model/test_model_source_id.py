@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -13,6 +12,7 @@ import pytest
 
 from gemb2.model.release import RELEASES, installed_parts, release_folder, release_model_id
 from gemb2.model.sources import FOLDER_PRESETS, PRESETS, ModelSourceError, load_model, model_source_id
+from tests.system import has_debian, install_line
 
 
 def _loadable(source: str):
@@ -64,7 +64,7 @@ def test_resolving_the_release_id_builds_no_module():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+@pytest.mark.skipif(not has_debian("strace"), reason=f"needs {install_line('strace')}")
 def test_resolving_the_release_id_opens_no_weight_file(tmp_path):
     _release_with_parts()
     from tests.syscalls import opened, weight_files

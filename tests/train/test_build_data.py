@@ -4,7 +4,8 @@ training reader parses and files the training loaders decode (real espeak-ng, Pi
 from __future__ import annotations
 
 import hashlib
-import shutil
+import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +18,15 @@ from gemb2.parts import Audio, Image, Text, Video
 from gemb2.pipeline.spec import load_spec_for
 from gemb2.train.items import load_item
 from gemb2.train.manifest import Manifest
+from tests.system import install_line, need_debian
 
 ROOT = Path(__file__).resolve().parents[2]
-needs = {"emoji": [], "wordnet": [], "speech": ["espeak-ng"], "image_audio": ["espeak-ng"],
-         "video": ["espeak-ng", "ffmpeg"]}
+EMOJI_DATA = ["unicode-data", "unicode-cldr-core"]
+# builder -> the Debian packages it needs (scripts/build_data/media.py: DEBIAN says what each installs)
+needs = {"emoji": EMOJI_DATA + ["fonts-noto-color-emoji"], "wordnet": ["wordnet"],
+         "speech": ["espeak-ng", "wordnet"] + EMOJI_DATA,
+         "image_audio": ["espeak-ng", "fonts-noto-color-emoji"] + EMOJI_DATA,
+         "video": ["espeak-ng", "ffmpeg", "fonts-noto-color-emoji"] + EMOJI_DATA}
 # builder -> (arguments, the tasks of train.jsonl, the tasks of test.jsonl, the part types of a test pair)
 BUILDERS = {
     "emoji": (["--limit", "40"], {"emoji-image-name", "emoji-keywords-image"},
@@ -33,6 +39,21 @@ BUILDERS = {
 PARTS = {"emoji-image-name": (Image, Text), "emoji-keywords-image": (Text, Image), "emoji-name-image": (Text, Image),
          "wordnet-word-gloss": (Text, Text), "speech-text": (Audio, Text), "image-audio": (Image, Audio),
          "audio-image": (Audio, Image), "video-caption": (Text, Video), "video-caption-reverse": (Video, Text)}
+
+
+def _builders_debian() -> dict[str, str]:
+    """media.py's DEBIAN table (package -> the file or command the builders use), read from the script itself."""
+    if "build_data_media" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("build_data_media", ROOT / "scripts/build_data/media.py")
+        module = sys.modules["build_data_media"] = importlib.util.module_from_spec(spec)  # dataclasses look it up
+        spec.loader.exec_module(module)
+    return sys.modules["build_data_media"].DEBIAN
+
+
+def need_builder_packages(name: str) -> None:
+    debian = _builders_debian()
+    for package in needs[name]:
+        need_debian(package, debian[package])
 
 
 def build(name: str, out: Path) -> str:
@@ -49,9 +70,7 @@ def spec():
 
 @pytest.mark.parametrize("name", list(BUILDERS))
 def test_builder_writes_parseable_decodable_manifests(name, tmp_path, spec):
-    for tool in needs[name]:
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+    need_builder_packages(name)
     out = tmp_path / name
     log = build(name, out)
     assert "train" in log and "test" in log  # the counts
@@ -75,6 +94,7 @@ def test_builder_writes_parseable_decodable_manifests(name, tmp_path, spec):
 
 
 def test_builders_are_deterministic(tmp_path):
+    need_builder_packages("speech")
     digests = []
     for run in ("a", "b"):
         build("speech", tmp_path / run)
@@ -82,3 +102,26 @@ def test_builders_are_deterministic(tmp_path):
         digests.append([(p.relative_to(tmp_path / run).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest())
                         for p in files])
     assert digests[0] == digests[1]
+
+
+@pytest.mark.slow
+def test_without_the_debian_packages_builders_say_which_and_their_tests_skip_with_the_apt_line(tmp_path):
+    # a fresh machine: no data under /usr/share (GEMB2_DEBIAN_SHARE -> an empty folder) and no espeak-ng or
+    # ffmpeg on PATH (an empty folder); the README's test command must skip these tests, not fail them
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = dict(os.environ, GEMB2_DEBIAN_SHARE=str(empty), PATH=str(empty))
+    for name in BUILDERS:
+        r = subprocess.run([sys.executable, str(ROOT / "scripts/build_data" / f"{name}.py"), "--out",
+                            str(tmp_path / name), *BUILDERS[name][0]], capture_output=True, text=True, env=env,
+                           timeout=300)
+        lines = r.stderr.splitlines()
+        assert r.returncode == 1 and len(lines) == 1, r.stderr
+        assert "needs the Debian package" in lines[0] and "apt-get install -y --no-install-recommends " in lines[0]
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", __file__,
+                        "-k", "not without_the_debian"], capture_output=True, text=True, env=env, cwd=ROOT,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "failed" not in r.stdout and f"{len(BUILDERS) + 1} skipped" in r.stdout, r.stdout[-3000:]
+    for package in ("unicode-data", "wordnet", "espeak-ng"):  # each builder's first missing package
+        assert install_line(package) in r.stdout, r.stdout[-3000:]
