@@ -40,6 +40,31 @@ def limit_address_space(extra_bytes: int) -> int | None:
     return cap
 
 
+MAIN_MEMORY_BUDGET_MB = 1024  # the main process of `gemb2 embed`: at most its size with the model loaded + this
+#   (with the default options: loader buffer 128 MiB (pool.MAX_PENDING_BYTES) + one batch of segments 64 MiB
+#   (EmbedOptions.max_batch_bytes) + one model call: at most MAX_MEDIA images/frames collated and the stems
+#   run STEM_CHUNK items at a time (gemb2.model.model); glibc's free memory handed back after each media batch)
+
+
+def release_free_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc malloc_trim(3)); a no-op elsewhere.
+
+    After a model call on video the freed activations stay resident in malloc's heap unless trimmed, and
+    fragmentation makes the process's size ratchet up from batch to batch."""
+    global _TRIM
+    if _TRIM is None:
+        name = ctypes.util.find_library("c")
+        try:
+            _TRIM = ctypes.CDLL(name).malloc_trim if name else False
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM = None
+
+
 def preload_decoders() -> None:
     """Import the loaders and the codec libraries they use (those installed), so that their code and
     static buffers are mapped before `limit_address_space` measures the process."""

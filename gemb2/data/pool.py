@@ -12,9 +12,11 @@ Design (the parent is the scheduler; no shared queue whose pipe a dying worker c
 - A worker announces each file it starts. When a worker dies (a codec segfaults, the OOM killer), the
   file it had started is reported FileFailed, the files it had not started go back to the queue, and a
   replacement worker is started. A run never hangs on a dead worker.
-- Memory is bounded: the parent buffers at most `max_pending_segments` segments and reads a pipe only
-  when it has room; a worker whose pipe is full blocks in `send`. In flight at any time: the buffer plus
-  about one segment per worker.
+- Memory is bounded: the parent buffers at most `max_pending_segments` segments AND `max_pending_bytes`
+  bytes of them (`segment_nbytes`: pixels, samples, text; one segment is always let in) and reads a pipe
+  only when it has room; a worker whose pipe is full blocks in `send`. In flight at any time: the buffer
+  plus about one segment per worker (held by the worker). A count alone is no bound on video: one window
+  of gemb2-mini is 32 frames of 224x224 plus 30 s of audio, 6.7 MB; 256 of them were 1.7 GB.
 - The content hash (blake2b, 16-byte digest as 32 hex chars) is computed by the worker after the
   segments, streaming the file in 1 MiB blocks.
 - Per-file limits (`spec.file_timeout_s`, `spec.max_worker_memory_mb`; see `limits.py`): a worker that
@@ -51,6 +53,7 @@ from gemb2.data.spec import LoadSpec
 PREFETCH = 2  # files handed to a worker ahead of time (one loading, one queued)
 HASH_BLOCK = 1 << 20
 WATCH_INTERVAL_S = 0.2  # how often the memory watchdog reads the workers' resident memory
+MAX_PENDING_BYTES = 128 << 20  # default bound on the bytes of loaded segments the parent buffers
 
 
 @dataclass
@@ -116,8 +119,20 @@ def failure_reason(e: BaseException, path: str) -> str:
     return reason.replace(path, "<file>").splitlines()[0] if reason.strip() else "cannot decode the file"
 
 
+def segment_nbytes(seg: Segment) -> int:
+    """Bytes a segment holds (its arrays and text), as the pool counts them against max_pending_bytes."""
+    n = len(seg.text or "")
+    for p in seg.parts:
+        for name in ("text", "pixels", "samples", "frames", "times"):
+            v = getattr(p, name, None)
+            n += v.nbytes if hasattr(v, "nbytes") else len(v) if isinstance(v, str) else 0
+        audio = getattr(p, "audio", None)
+        n += audio.samples.nbytes if audio is not None else 0
+    return n
+
+
 def load_parallel(entries: Sequence[FileEntry], spec: LoadSpec, *, workers: int,
-                  max_pending_segments: int = 256) -> Iterator[Event]:
+                  max_pending_segments: int = 256, max_pending_bytes: int = MAX_PENDING_BYTES) -> Iterator[Event]:
     """Load `entries` in `workers` processes (0: in this process) and yield their events as they come.
 
     Events of one file come in segment order; events of different files may interleave.
@@ -126,13 +141,15 @@ def load_parallel(entries: Sequence[FileEntry], spec: LoadSpec, *, workers: int,
         raise ValueError(f"workers must be >= 0, got {workers}")
     if max_pending_segments < 1:
         raise ValueError(f"max_pending_segments must be >= 1, got {max_pending_segments}")
+    if max_pending_bytes < 1:
+        raise ValueError(f"max_pending_bytes must be >= 1, got {max_pending_bytes}")
     if workers == 0:
         for i, e in enumerate(entries):
             yield from load_file_events(i, e.path, e.modality, spec)
         return
     if not entries:
         return
-    pool = _Pool(entries, spec, min(workers, len(entries)), max_pending_segments)
+    pool = _Pool(entries, spec, min(workers, len(entries)), max_pending_segments, max_pending_bytes)
     try:
         yield from pool.run()
     finally:
@@ -166,11 +183,14 @@ class _Worker:
 
 
 class _Pool:
-    def __init__(self, entries: Sequence[FileEntry], spec: LoadSpec, workers: int, max_pending: int):
+    def __init__(self, entries: Sequence[FileEntry], spec: LoadSpec, workers: int, max_pending: int,
+                 max_pending_bytes: int = 1 << 62):
         self.entries = entries
         self.spec = spec
         self.ctx = mp.get_context("spawn")
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self.buffered_bytes = 0
         self.todo: deque[int] = deque(range(len(entries)))
         self.buffer: deque[Event] = deque()
         self.buffered_segments = 0
@@ -189,10 +209,11 @@ class _Pool:
                 ev = self.buffer.popleft()
                 if isinstance(ev, SegmentLoaded):
                     self.buffered_segments -= 1
+                    self.buffered_bytes -= segment_nbytes(ev.segment)
                 else:
                     remaining -= 1
                 yield ev
-                if self.buffered_segments < self.max_pending:
+                if self._room():
                     break  # go back and read the pipes while there is room
 
     def _assign(self) -> None:
@@ -212,7 +233,7 @@ class _Pool:
 
     def _receive(self, block: bool) -> None:
         """Move ready messages from the workers into the buffer while it has room; handle dead workers."""
-        if self.buffered_segments >= self.max_pending:
+        if not self._room():
             return
         by_conn = {w.results: w for w in self.workers}
         by_sentinel = {w.proc.sentinel: w for w in self.workers}
@@ -232,12 +253,17 @@ class _Pool:
 
     def _read(self, w: _Worker, drain: bool = False) -> None:
         try:
-            while w.results.poll() and (drain or self.buffered_segments < self.max_pending):
+            while w.results.poll() and (drain or self._room()):
                 self._handle(w, w.results.recv())
         except (EOFError, OSError):
             if w.alive:
                 w.proc.join(timeout=5)
                 self._replace(w)
+
+    def _room(self) -> bool:
+        """Whether the buffer may take another segment (an empty buffer always may)."""
+        return self.buffered_segments == 0 or (self.buffered_segments < self.max_pending
+                                                and self.buffered_bytes < self.max_pending_bytes)
 
     def _until_next_deadline(self) -> float | None:
         """Seconds until the earliest file deadline (None: no file is being loaded)."""
@@ -270,6 +296,7 @@ class _Pool:
         if kind == "seg":
             self.buffer.append(SegmentLoaded(fid, msg[2]))
             self.buffered_segments += 1
+            self.buffered_bytes += segment_nbytes(msg[2])
             w.deadline = time.monotonic() + self.spec.file_timeout_s - msg[3]  # msg[3]: seconds it took to load
             return
         w.assigned.remove(fid)

@@ -41,6 +41,8 @@ from .tokenizer import TextTokenizer
 
 KINDS = {"text": 0, "image": 1, "audio": 2, "video": 3}  # rows of the modality-type embedding
 TASKS = ("query", "document", None)
+STEM_CHUNK = 8  # on a CPU, encode runs the media stems on at most this many images / frames / audio windows at once
+MAX_MEDIA = {"cpu": 64, "cuda": 1024}  # images + video frames per forward call of encode (device type -> count)
 
 
 @dataclass
@@ -83,6 +85,11 @@ class _Plan:
 
     pieces: list  # ("ids", list[int]) | ("image", pixels) | ("audio", samples) | ("video", frames, times, audio)
     length: int
+
+    @property
+    def media(self) -> int:
+        """Images and video frames: what the image stem runs on."""
+        return sum(1 if p[0] == "image" else len(p[1]) if p[0] == "video" else 0 for p in self.pieces)
 
 
 def truncate(vectors: np.ndarray | torch.Tensor, dim: int) -> np.ndarray | torch.Tensor:
@@ -276,21 +283,27 @@ class Gemb2Model(nn.Module):
 
     # --- the forward pass ----------------------------------------------------------------
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        """Batch -> (B, out_dim) L2-normalised embeddings. Differentiable (training calls this)."""
+    def forward(self, batch: Batch, *, stem_chunk: int | None = None) -> torch.Tensor:
+        """Batch -> (B, out_dim) L2-normalised embeddings. Differentiable (training calls this).
+
+        `stem_chunk`: run the image and audio stems on at most this many images, frames or audio windows
+        at a time (`encode` does on a CPU, to bound activation memory: EfficientNet-Lite0 at 224 px needs
+        ~16 MB per image); None runs each stem once on all of them. The stems treat items independently,
+        so the vectors are the same either way (to float rounding).
+        """
         B, T = batch.input_ids.shape
         x = self.backbone.embeddings.word_embeddings(batch.input_ids)  # (B, T, H)
         H = x.shape[-1]
         tokens, slots = [], []  # media tokens and where they go
         if len(batch.images):
-            tokens.append(self.image_stem(batch.images).reshape(-1, H))  # (Ni * k, H)
+            tokens.append(_chunked(self.image_stem, batch.images, stem_chunk).reshape(-1, H))  # (Ni * k, H)
             slots.append(batch.image_slots.reshape(-1))
         if len(batch.frames):
-            f = self.frame_tokens(self.image_stem(batch.frames), batch.frame_buckets)  # (Nf, r, H)
+            f = self.frame_tokens(_chunked(self.image_stem, batch.frames, stem_chunk), batch.frame_buckets)  # (Nf, r, H)
             tokens.append(f.reshape(-1, H))
             slots.append(batch.frame_slots.reshape(-1))
         for samples, s in zip(batch.audio, batch.audio_slots):
-            tokens.append(self.audio_stem(samples).reshape(-1, H))  # (n_g * m_g, H)
+            tokens.append(_chunked(self.audio_stem, samples, stem_chunk).reshape(-1, H))  # (n_g * m_g, H)
             slots.append(s.reshape(-1))
         if tokens:
             tok, idx = torch.cat(tokens).to(x.dtype), torch.cat(slots)
@@ -354,6 +367,7 @@ class Gemb2Model(nn.Module):
         if batch_size < 1 or (max_tokens is not None and max_tokens < 1):
             raise ValueError(f"batch_size and max_tokens must be >= 1, got {batch_size} and {max_tokens}")
         amp = _autocast_dtype(precision, dev)
+        stem_chunk = None if cuda else STEM_CHUNK
         plans = self._plan_many([as_item(x) for x in items], task)
         order = sorted(range(len(plans)), key=lambda i: -plans[i].length)  # longest first: less padding
         out = torch.empty((len(plans), dim), dtype=torch.float32, device=dev)
@@ -361,11 +375,13 @@ class Gemb2Model(nn.Module):
         self.eval()
         try:
             with torch.inference_mode(), torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
-                for chunk in length_batches([plans[i].length for i in order], batch_size, max_tokens):
+                for chunk in length_batches([plans[i].length for i in order], batch_size, max_tokens,
+                                            media=[plans[i].media for i in order],
+                                            max_media=MAX_MEDIA.get(dev.type, MAX_MEDIA["cpu"])):
                     idx = [order[i] for i in chunk]
                     batch = self._collate_plans([plans[i] for i in idx])
                     batch = batch.pin_memory().to(dev, non_blocking=True) if cuda else batch.to(dev)
-                    v = self.forward(batch)[:, :dim].float()  # (b, dim)
+                    v = self.forward(batch, stem_chunk=stem_chunk)[:, :dim].float()  # (b, dim)
                     out[torch.tensor(idx, device=dev)] = F.normalize(v, dim=-1)
         finally:
             self.train(was_training)
@@ -392,6 +408,13 @@ def grid_bins(g: int, side: int) -> torch.Tensor:
     return bins
 
 
+def _chunked(stem: nn.Module, x: torch.Tensor, chunk: int | None) -> torch.Tensor:
+    """stem(x), computed on at most `chunk` rows of x at a time (None: all at once)."""
+    if chunk is None or len(x) <= chunk:
+        return stem(x)
+    return torch.cat([stem(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
+
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for `precision` on `device`; None = plain fp32."""
     choices = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -404,16 +427,26 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return choices[precision]
 
 
-def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
+def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None, *,
+                   media: Sequence[int] | None = None, max_media: int | None = None) -> list[list[int]]:
     """Cut positions 0..n-1 of `lengths` (sorted longest first) into consecutive batches of at most
     `batch_size` items whose padded size (items x the first, longest, length) stays within `max_tokens`
-    (a single item longer than `max_tokens` still gets a batch of its own)."""
+    and whose `media` (images + video frames per item) add up to at most `max_media` (a single item over
+    a limit still gets a batch of its own). The media cap bounds the memory of one call on video: the
+    collated frames and the stems' outputs grow with the frames, not with the items."""
     batches: list[list[int]] = []
     i, n = 0, len(lengths)
     while i < n:
         cap = batch_size if max_tokens is None else max(1, min(batch_size, max_tokens // max(1, lengths[i])))
-        batches.append(list(range(i, min(n, i + cap))))
-        i += cap
+        j = min(n, i + cap)
+        if media is not None and max_media is not None:
+            total, k = media[i], i + 1
+            while k < j and total + media[k] <= max_media:
+                total += media[k]
+                k += 1
+            j = k
+        batches.append(list(range(i, j)))
+        i = j
     return batches
 
 

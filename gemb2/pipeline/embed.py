@@ -24,7 +24,8 @@ from typing import Callable, ContextManager, Protocol, Sequence
 
 from gemb2 import __version__
 from gemb2.data.discover import FileEntry, Skipped, discover
-from gemb2.data.pool import FileDone, FileFailed, SegmentLoaded, load_parallel
+from gemb2.data.limits import release_free_memory
+from gemb2.data.pool import FileDone, FileFailed, SegmentLoaded, load_parallel, segment_nbytes
 from gemb2.data.spec import segmentation_version
 from gemb2.parts import item_modality
 from gemb2.pipeline.interrupt import Interrupted
@@ -85,6 +86,7 @@ class EmbedOptions:
     commit_rows: int = 2048  # rows buffered before a store write (fewer, larger LanceDB versions)
     commit_seconds: float = 5.0  # ... or this long since the last write, so a killed run loses little
     max_pending_segments: int = 256  # loaded, not yet embedded segments in flight: bounds memory
+    max_batch_bytes: int = 64 << 20  # a modality's batch goes to the model at batch_size segments or this many bytes
     retry_failed: bool = False  # decode again the files whose failure is remembered
     rank: int = 0  # this process's share of the files: those with owner(path, world_size) == rank
     world_size: int = 1
@@ -318,6 +320,7 @@ def _embed_files(todo: list[FileEntry], is_new: list[bool], store: Store, model,
     workers = options.workers if options.workers is not None else min(4, os.cpu_count() or 1)
     pending: dict[int, _Pending] = {}
     batches: dict[str, list[tuple[int, object]]] = {}  # modality -> [(file_id, Segment)]
+    batch_bytes: dict[str, int] = {}  # modality -> bytes of its batch (pool.segment_nbytes)
     ready: list[tuple[int, EmbeddedFile]] = []
     last_commit = time.monotonic()
 
@@ -325,7 +328,10 @@ def _embed_files(todo: list[FileEntry], is_new: list[bool], store: Store, model,
         batch = batches.pop(modality, [])
         if not batch:
             return
+        batch_bytes.pop(modality, None)
         vectors = model.encode([seg.parts for _, seg in batch], task="document", batch_size=batch_size)
+        if modality != "text":
+            release_free_memory()  # the model call's freed activations, back to the system
         for (fid, seg), vec in zip(batch, vectors):
             pf = pending[fid]
             pf.rows[seg.index] = SegmentRow(seg.index, item_modality(seg.parts), seg.start, seg.end, seg.text, vec)
@@ -378,7 +384,8 @@ def _embed_files(todo: list[FileEntry], is_new: list[bool], store: Store, model,
                 pf.missing += 1
                 mod = item_modality(ev.segment.parts)
                 batches.setdefault(mod, []).append((ev.file_id, ev.segment))
-                if len(batches[mod]) >= batch_size:
+                batch_bytes[mod] = batch_bytes.get(mod, 0) + segment_nbytes(ev.segment)
+                if len(batches[mod]) >= batch_size or batch_bytes[mod] >= options.max_batch_bytes:
                     embed(mod)
             elif isinstance(ev, FileDone):
                 pf = pending.setdefault(ev.file_id, _Pending(todo[ev.file_id]))
