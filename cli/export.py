@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 from pathlib import Path
@@ -31,26 +30,27 @@ def export_model(
     onnxruntime when it is installed; a graph that cannot be exported is listed in the manifest's not_exported
     with its reason, and the others are written. OUT appears complete or not at all. Needs `pip install 'gemb2[onnx]'`.
     Exit codes: 0 written (some graphs may be listed as not exported), 1 export failed, 2 bad options or OUT exists."""
-    from gemb2.export.onnx import ExportError, export_onnx
+    from gemb2.export.onnx import ExportError, Interrupted, export_onnx
 
     if format_ != "onnx":
         die(f"--format must be onnx, not {format_!r}", EXIT_USAGE)
-    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        die(f"{out} exists and is not a folder", EXIT_USAGE)
+    if out.exists() and not force and any(out.iterdir()):
         die(f"{out} exists and is not empty (use --force to replace it)", EXIT_USAGE)
     m = common.load_model(common.model_name(model), "cpu")
     if dim is not None and dim not in m.config.matryoshka_dims:
         die(f"--dim {dim}: this model's dimensions are {', '.join(map(str, m.config.matryoshka_dims))}", EXIT_USAGE)
     try:
-        with _terminate_as_interrupt():
-            manifest = export_onnx(m, str(out), dim=dim, force=force)
+        manifest = export_onnx(m, str(out), dim=dim, force=force)
     except ExportError as e:
         die(str(e), EXIT_USAGE)
     except OSError as e:
         die(f"ONNX export failed, nothing written to {out}: {e}")
+    except Interrupted as e:  # SIGINT 130, SIGTERM 143
+        die(f"{'terminated' if e.signum == signal.SIGTERM else 'interrupted'}, nothing written to {out}", 128 + e.signum)
     except KeyboardInterrupt:
-        die(f"interrupted, nothing written to {out}", EXIT_INTERRUPTED)
-    except _Terminated:
-        die(f"terminated, nothing written to {out}", EXIT_TERMINATED)
+        die(f"interrupted, nothing written to {out}", 128 + signal.SIGINT)
     except Exception as e:  # never a traceback: one line, nothing half-written (export_onnx removed its temp folder)
         first = next((line for line in str(e).splitlines() if line.strip()), "")
         die(f"ONNX export failed, nothing written to {out}: {type(e).__name__}: {first}")
@@ -62,29 +62,6 @@ def export_model(
         typer.echo(f"manifest\t{common.printable(str(out / 'manifest.json'))}")
     for name, why in manifest["not_exported"].items():
         common.warn(f"no {name} graph: {why}")
-
-
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM
-
-
-class _Terminated(BaseException):
-    """SIGTERM during an export, raised like KeyboardInterrupt so that the temporary folder is removed."""
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    def raise_terminated(signum, frame):
-        raise _Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, raise_terminated)
-    except ValueError:  # not the main thread: leave SIGTERM as it is
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @export_app.command("embeddings")

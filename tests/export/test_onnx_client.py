@@ -149,9 +149,13 @@ def _tiny_model(**changes) -> Gemb2Model:
     return Gemb2Model(tiny().replace(name="t", **changes)).eval()
 
 
-@pytest.mark.parametrize("variant", ["lite1", "lite2", "lite3", "lite4"])
+@pytest.mark.parametrize("variant", [pytest.param("lite1", marks=pytest.mark.slow), "lite2",
+                                     pytest.param("lite3", marks=pytest.mark.slow),
+                                     pytest.param("lite4", marks=pytest.mark.slow)])
 def test_every_efficientnet_grid_exports_its_video_graph(tmp_path, variant):
-    """8x8, 9x9, 9x9, 10x10 feature grids pooled to 2x2 per frame (lite0's 7x7: the default model's test)."""
+    """8x8, 9x9, 9x9, 10x10 feature grids pooled to 2x2 per frame (lite0's 7x7: the default model's test). Random
+    EfficientNet weights at each variant's resolution cost seconds per image on a loaded CPU: lite2 (9x9, bins that
+    overlap) runs by default, the others with the slow tests."""
     from gemb2.model.efficientnet import LITE_SIZES
 
     model = _tiny_model(image_stem="efficientnet", image_encoder=variant, image_size=LITE_SIZES[variant].resolution)
@@ -223,6 +227,7 @@ def test_interrupted_export_leaves_nothing(tmp_path, sig, code):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     p = subprocess.Popen([sys.executable, "-m", "cli.main", "export", "model", str(out), "--model", "tiny"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background job ignores it
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     deadline = time.time() + 120
     while time.time() < deadline and p.poll() is None:  # wait until the first graph is being written
