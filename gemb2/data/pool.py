@@ -37,10 +37,15 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing as mp
+import os
 import signal
+import sys
+import tempfile
 import threading
 import time
+import warnings
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Iterator, Sequence
@@ -67,6 +72,9 @@ class FileDone:
     file_id: int
     n_segments: int
     content_hash: str  # blake2b, 32 hex chars, of the file's bytes
+    # what the codecs and libraries printed while it loaded (C-level stderr in a worker, Python warnings):
+    # never printed by the pool; a CLI shows it with --verbose
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass
@@ -76,6 +84,7 @@ class FileFailed:
     out_of_memory: bool = field(default=False, compare=False)  # the worker that loaded it is then replaced
     # not about the file's content (a time limit, the memory bound, a worker that died): worth trying again
     transient: bool = field(default=False, compare=False)
+    notes: tuple[str, ...] = field(default=(), compare=False)  # as FileDone.notes; the likeliest cause is in reason
 
 
 Event = SegmentLoaded | FileDone | FileFailed
@@ -90,19 +99,70 @@ def content_hash(path: str) -> str:
     return h.hexdigest()
 
 
-def load_file_events(file_id: int, path: str, modality: str, spec: LoadSpec) -> Iterator[Event]:
-    """The events of one file, loaded here: its segments, then FileDone, or FileFailed at the first error."""
+def load_file_events(file_id: int, path: str, modality: str, spec: LoadSpec, *, stderr_file=None) -> Iterator[Event]:
+    """The events of one file, loaded here: its segments, then FileDone, or FileFailed at the first error.
+
+    What the libraries say while the file's segments are made is captured, never printed: Python warnings
+    always, and the C-level stderr too when `stderr_file` (a binary file that fd 2 points at: a worker's)
+    is given. It goes on the final event's `notes`; a failure's reason gets its likeliest line.
+    """
     n = 0
+    notes: list[str] = []
     try:
-        for seg in load_file(path, modality, spec):
+        segments = load_file(path, modality, spec)
+        while True:
+            with _captured(notes, stderr_file, path):
+                seg = next(segments, None)
+            if seg is None:
+                break
             yield SegmentLoaded(file_id, seg)
             n += 1
         digest = content_hash(path)
     except Exception as e:  # any loader exception is this file's failure, never the run's
         oom = isinstance(e, MemoryError)
-        yield FileFailed(file_id, failure_reason(e, path), out_of_memory=oom, transient=oom)
+        yield FileFailed(file_id, with_note(failure_reason(e, path), notes), out_of_memory=oom, transient=oom,
+                         notes=tuple(notes))
         return
-    yield FileDone(file_id, n, digest)
+    yield FileDone(file_id, n, digest, notes=tuple(notes))
+
+
+MAX_NOTES = 20  # lines of library output kept per file
+NOTE_CHARS = 160  # ... each cut to this length
+_NOTE_READ = 64 * 1024  # bytes of captured stderr read per loading step
+
+
+@contextmanager
+def _captured(notes: list[str], stderr_file, path: str) -> Iterator[None]:
+    """Record Python warnings (and what fd 2 receives, into `stderr_file`) as lines appended to `notes`."""
+    if stderr_file is not None:
+        stderr_file.seek(0)
+        stderr_file.truncate()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        lines = [f"{w.category.__name__}: {w.message}" for w in caught]
+        if stderr_file is not None:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            stderr_file.seek(0)
+            lines = stderr_file.read(_NOTE_READ).decode("utf-8", "replace").splitlines() + lines
+        for line in lines:
+            line = " ".join(line.replace(path, "<file>").split())[:NOTE_CHARS]
+            if line and line not in notes and len(notes) < MAX_NOTES:
+                notes.append(line)
+
+
+def with_note(reason: str, notes: Sequence[str]) -> str:
+    """`reason`, with the captured line likeliest to explain it (the last that says error, else the last)."""
+    if not notes:
+        return reason
+    errors = [n for n in notes if "error" in n.lower() or "fail" in n.lower()]
+    note = (errors or notes)[-1][:100]
+    return reason if note in reason else f"{reason} ({note})"
 
 
 def failure_reason(e: BaseException, path: str) -> str:
@@ -304,7 +364,9 @@ class _Pool:
         w.deadline = None
         if kind == "fail" and msg[3]:
             w.retiring = True  # it exits after an out-of-memory failure; its replacement is not a crash
-        self.buffer.append(FileDone(fid, msg[2], msg[3]) if kind == "done" else FileFailed(fid, msg[2], transient=msg[3]))
+        notes = msg[4] if len(msg) > 4 else ()
+        self.buffer.append(FileDone(fid, msg[2], msg[3], notes=notes) if kind == "done"
+                           else FileFailed(fid, msg[2], transient=msg[3], notes=notes))
 
     def _replace(self, w: _Worker) -> None:
         """A worker died: fail its started file, requeue the rest, start a replacement."""
@@ -360,6 +422,10 @@ def _worker_main(tasks, results, spec: LoadSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     preload_decoders()  # before the cap: the cap is on what loading files adds, not on the libraries
     limit_address_space(2 * spec.max_worker_memory_mb << 20)
+    # fd 2 goes to a file: codecs and libraries (libtiff, libmpg123, FFmpeg...) print there, and what they say
+    # while a file loads travels on its event (load_file_events); stderr carries the parent's lines only
+    stderr_file = tempfile.TemporaryFile()
+    os.dup2(stderr_file.fileno(), 2)
     while True:
         try:
             task = tasks.recv()
@@ -370,13 +436,13 @@ def _worker_main(tasks, results, spec: LoadSpec) -> None:
         fid, path, modality = task
         results.send(("start", fid))
         since = time.monotonic()  # the end of the previous send: the time limit counts loading, not waiting on us
-        for ev in load_file_events(fid, path, modality, spec):
+        for ev in load_file_events(fid, path, modality, spec, stderr_file=stderr_file):
             if isinstance(ev, SegmentLoaded):
                 results.send(("seg", fid, ev.segment, time.monotonic() - since))
                 since = time.monotonic()
             elif isinstance(ev, FileDone):
-                results.send(("done", fid, ev.n_segments, ev.content_hash))
+                results.send(("done", fid, ev.n_segments, ev.content_hash, ev.notes))
             else:
-                results.send(("fail", fid, ev.reason, ev.out_of_memory))
+                results.send(("fail", fid, ev.reason, ev.out_of_memory, ev.notes))
                 if ev.out_of_memory:
                     return  # a codec that met a failed allocation may be left corrupt: start afresh
