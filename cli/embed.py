@@ -57,6 +57,7 @@ def embed(
     dim: Annotated[Optional[int], typer.Option(help="For `-` (stdin): a Matryoshka dimension to truncate to.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print what each file's decoders said (warnings, codec messages), which is otherwise kept off stderr.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be added, updated and removed; change nothing.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Decode again the files that failed in an earlier run and have not changed since (they are skipped by default).")] = False,
     wait: Annotated[float, typer.Option(min=0, help="If another run is writing the table, wait up to this many seconds, then exit 4.")] = 0,
@@ -122,6 +123,10 @@ def embed(
         if not quiet:
             bar.write("gemb2: failed: " + common.printable(f"{f.path}: {f.reason}"))
 
+    def on_notes(path: str, lines) -> None:
+        for line in lines:
+            bar.write("gemb2: note: " + common.printable(f"{path}: {line}"))
+
     from gemb2.store.lock import LockBusy, table_lock
 
     opts = EmbedOptions(follow_symlinks=follow_symlinks, workers=workers, batch_size=batch_size, commit_rows=commit_rows,
@@ -133,7 +138,7 @@ def embed(
         else:
             with table_lock(*lock_at, wait_s=wait, rank=rank, world_size=world_size), StopSignal() as stop:
                 report = run_embed(paths, store, model_id=model_id, get_model=get_model, options=opts, progress=bar,
-                                   on_failure=on_failure, stop=stop)
+                                   on_failure=on_failure, on_notes=on_notes if verbose else None, stop=stop)
     except LockBusy as e:
         die(str(e), EXIT_BUSY)
     except StoreError as e:

@@ -184,7 +184,13 @@ def _av_blocks(container) -> Iterator[np.ndarray]:
                 n_in += frame.samples
                 if head is not None:
                     head = head + [frame] if n_in <= SHORT_INPUT else None
-                for out in resampler.resample(frame):
+                try:
+                    outs = resampler.resample(frame)
+                except ValueError:  # the stream changed rate or layout mid-way (MP3s of two rates joined by cat)
+                    outs = resampler.resample(None)  # the old rate's tail, then a resampler for the new one
+                    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE, frame_size=SAMPLE_RATE)
+                    outs = list(outs) + list(resampler.resample(frame))
+                for out in outs:
                     n_out += out.samples
                     yield _clean(out.to_ndarray().reshape(-1))
             if packet is None:

@@ -215,8 +215,10 @@ class _Run:
     """The state of one run: its report, the failures to remember, and what to tell the caller."""
 
     def __init__(self, report: EmbedReport, model_id: str, progress: Progress,
-                 on_failure: Callable[[Failure], None] | None):
+                 on_failure: Callable[[Failure], None] | None,
+                 on_notes: Callable[[str, Sequence[str]], None] | None = None):
         self.report, self.model_id, self.progress, self.on_failure = report, model_id, progress, on_failure
+        self.on_notes = on_notes  # what a file's codecs and libraries printed (captured by the loaders)
         self.remember: list[FailureRecord] = []  # content failures not yet written to the store
 
     def fail(self, f: Failure, stat: tuple[int, int] | None = None) -> None:
@@ -238,11 +240,13 @@ def run_embed(
     options: EmbedOptions = EmbedOptions(),
     progress: Progress | None = None,
     on_failure: Callable[[Failure], None] | None = None,
+    on_notes: Callable[[str, Sequence[str]], None] | None = None,
     dry_run: bool = False,
     stop: StopFlag | None = None,
 ) -> EmbedReport:
     """Bring `store` up to date with the files under `roots`. The model is loaded only if a file needs it.
 
+    `on_notes(path, lines)`: what a file's decoders printed (warnings, C-level messages), kept off stderr.
     `dry_run`: plan only: the report lists what would be added, updated and removed; nothing is written
     and the model is not loaded. `stop`: polled between steps; once set, the run commits the files it has
     embedded completely and returns early with `report.interrupted` set.
@@ -251,7 +255,7 @@ def run_embed(
     progress = progress or _NoProgress()
     report = EmbedReport(model=model_id, rank=options.rank, world_size=options.world_size, dry_run=dry_run,
                          store=getattr(store, "where", ""))
-    run = _Run(report, model_id, progress, on_failure)
+    run = _Run(report, model_id, progress, on_failure, on_notes)
 
     p = plan(roots, store.known_files(), model_id, follow_symlinks=options.follow_symlinks,
              rank=options.rank, world_size=options.world_size, failures=store.known_failures(),
@@ -387,7 +391,9 @@ def _embed_files(todo: list[FileEntry], is_new: list[bool], store: Store, model,
                 batch_bytes[mod] = batch_bytes.get(mod, 0) + segment_nbytes(ev.segment)
                 if len(batches[mod]) >= batch_size or batch_bytes[mod] >= options.max_batch_bytes:
                     embed(mod)
-            elif isinstance(ev, FileDone):
+            if isinstance(ev, (FileDone, FileFailed)) and ev.notes and run.on_notes:
+                run.on_notes(storage_path(todo[ev.file_id].path), ev.notes)
+            if isinstance(ev, FileDone):
                 pf = pending.setdefault(ev.file_id, _Pending(todo[ev.file_id]))
                 pf.n_segments, pf.content_hash = ev.n_segments, ev.content_hash
                 finish_if_complete(ev.file_id)

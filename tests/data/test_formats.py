@@ -161,6 +161,17 @@ def test_mp3s_joined_by_cat_are_read_to_the_end(tmp_path):
     assert np.abs(x[-SAMPLE_RATE:]).max() > 0.1  # the second part is sound (ffmpeg's sine has amplitude 1/8)
 
 
+def test_mp3s_of_two_rates_and_layouts_joined_by_cat_are_read_to_the_end(tmp_path):
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "3", "-c:a", "libmp3lame",
+           str(tmp_path / "a.mp3"))
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=22050", "-ac", "2", "-t", "3", "-c:a", "libmp3lame",
+           str(tmp_path / "b.mp3"))
+    (tmp_path / "ab.mp3").write_bytes((tmp_path / "a.mp3").read_bytes() + (tmp_path / "b.mp3").read_bytes())
+    x = samples(load(tmp_path / "ab.mp3"))  # the resampler refused the second part's frames ("does not match")
+    assert abs(len(x) - 6 * SAMPLE_RATE) < 0.1 * SAMPLE_RATE
+    assert abs(peak_hz(x[-2 * SAMPLE_RATE:]) - 440.0) < 5.0  # the second part is the same tone, resampled right
+
+
 @pytest.mark.parametrize("name", ["mono8k.mp3", "tagged.mp3"])
 def test_mp3_at_8khz_mono_and_with_a_big_cover_tag(tmp_path, name):
     if name == "mono8k.mp3":

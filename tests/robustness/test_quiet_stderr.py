@@ -59,3 +59,15 @@ def test_stderr_holds_only_gemb2_lines(tmp_path, workers):
     assert r.returncode in (0, 3), r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert lines and all(ln.startswith("gemb2:") for ln in lines), r.stderr
+
+
+@pytest.mark.slow
+def test_verbose_shows_what_the_decoders_said_as_gemb2_lines(tmp_path):
+    _noisy_tree(tmp_path)
+    r = run(gemb2_cmd("embed", str(tmp_path / "m"), "--model", "tiny", "--db", str(tmp_path / "db"),
+                      "--workers", "1", "--verbose"), timeout=240)
+    assert r.returncode in (0, 3), r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert all(ln.startswith("gemb2:") for ln in lines), r.stderr
+    assert any(ln.startswith("gemb2: note: ") and "exif.jpg: " in ln and "Tag data larger than file" in ln
+               for ln in lines), r.stderr
