@@ -3,7 +3,7 @@
     {"line": 1, "text": "a red car", "vector": [0.0063857, -0.0067094, ...]}
 
 A reader thread reads lines ahead into a bounded queue. Whenever the model is free, the main thread
-takes every line that has arrived, up to a window (`window`, default 32 batches), and hands them to
+takes every line that has arrived, up to a window (`window`, default 4,096 lines), and hands them to
 `model.encode` in one call, which sorts them by token length and pads each batch only to its own
 longest line; the vectors come back in input order. So a file or a fast pipe is embedded in large,
 length-sorted windows (short and long lines do not pad together), while a person typing one line at
@@ -105,11 +105,13 @@ def embed_lines(model, lines_in, out: IO[str], *, task: str | None = "document",
                 warn: Callable[[str], None] | None = None) -> int:
     """Embed each line of `lines_in` (a byte or text stream) and write its JSON line to `out`, in input order.
 
-    `window` (default 32 x `batch_size`) caps the lines given to one `model.encode` call, and so the
-    memory and the latency of a full window; the reader keeps at most 2 windows read ahead.
+    `window` (default max(4096, 32 x `batch_size`)) caps the lines given to one `model.encode` call, and so
+    the memory and the latency of a full window; the reader keeps at most 2 windows read ahead. (On 2,000
+    varied sentences, one window of all of them cost 1.5 % more CPU than `encode` on the list, windows of
+    1,024 about 12 %: a larger window sorts more lines by length.)
     `warn(message)` is called once if some bytes were not UTF-8. Returns the number of lines written.
     """
-    window = window or 32 * batch_size
+    window = window or max(4096, 32 * batch_size)
     reader = LineReader(getattr(lines_in, "buffer", lines_in), ahead=2 * window)
     n, warned = 0, False
     while True:
