@@ -135,10 +135,9 @@ def _rows(db) -> int:
         return 0
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_commits_what_is_embedded_says_so_and_the_rerun_continues(tmp_path, sig, code):
+def _committing_run(tmp_path, n: int = 600):
+    """`gemb2 embed --json` started on n text files, committing every 4 rows; returned once it has committed."""
     tree, db = tmp_path / "m", tmp_path / "db"
-    n = 600
     for i in range(n):
         write_text(tree / f"d{i // 100}" / f"t{i:04d}.txt", f"note {i}: " + "word " * (i % 40))
     p = subprocess.Popen(gemb2_cmd("embed", str(tree), "--model", "tiny", "--db", str(db), "--json", "--workers", "1",
@@ -148,6 +147,12 @@ def test_a_signal_commits_what_is_embedded_says_so_and_the_rerun_continues(tmp_p
     while _rows(db) == 0 and p.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert p.poll() is None, "the run ended before the signal: make the tree bigger"
+    return tree, db, n, p
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_commits_what_is_embedded_says_so_and_the_rerun_continues(tmp_path, sig, code):
+    tree, db, n, p = _committing_run(tmp_path)
     at_signal = _rows(db)
     p.send_signal(sig)
     out, err = p.communicate(timeout=120)
@@ -221,17 +226,7 @@ def test_failure_lines_are_not_glued_to_the_progress_bar(tmp_path):
 
 
 def test_a_second_sigint_stops_at_once_and_the_rerun_is_consistent(tmp_path):
-    tree, db = tmp_path / "m", tmp_path / "db"
-    n = 600
-    for i in range(n):
-        write_text(tree / f"d{i // 100}" / f"t{i:04d}.txt", f"note {i}: " + "word " * (i % 40))
-    p = subprocess.Popen(gemb2_cmd("embed", str(tree), "--model", "tiny", "--db", str(db), "--workers", "1",
-                                   "--batch-size", "1", "--commit-rows", "4"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
-    deadline = time.monotonic() + 300
-    while _rows(db) == 0 and p.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert p.poll() is None, "the run ended before the signal: make the tree bigger"
+    tree, db, n, p = _committing_run(tmp_path)
     p.send_signal(signal.SIGINT)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
