@@ -20,6 +20,7 @@ from cli.main import app
 from gemb2.export.onnx import GRAPHS, export_onnx
 from gemb2.model import Gemb2Model, tiny
 from tests.export.client import Client
+from tests.system import need_debian
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -40,6 +41,7 @@ def _gemb2(model, path, modality):
 
 
 def _ffmpeg(*args):
+    need_debian("ffmpeg")
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
 
 
@@ -66,6 +68,7 @@ def _speech(d):
     """espeak-ng speech as a 22.05 kHz mono WAV (libsndfile path) and a 44.1 kHz stereo M4A (FFmpeg path)."""
     os.makedirs(d, exist_ok=True)
     wav = f"{d}/speech.wav"
+    need_debian("espeak-ng")
     subprocess.run(["espeak-ng", "-w", wav, "The quick brown fox jumps over the lazy dog near the river bank."],
                    check=True)
     m4a = f"{d}/speech.m4a"
