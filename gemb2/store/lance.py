@@ -147,6 +147,7 @@ class LanceStore:
             raise StoreError(f"cannot open database {uri}: {e}") from e
         self._table = self._open(table)
         self._norows = self._open(table + NOROWS_SUFFIX)
+        self._side: set[str] | None = None  # paths with a side-table record (see _side_paths)
         self.model, self.dim, self.source = model, dim, source
         if self._table is not None:
             meta = self._table.schema.metadata or {}
@@ -190,6 +191,7 @@ class LanceStore:
             if t is not None:
                 self._db.drop_table(name)
         self._table = self._norows = None
+        self._side = None
 
     def _create(self, name: str, schema: pa.Schema, key: str):
         """Create table `name` with primary key `key`, or open it when another process created it first."""
@@ -242,6 +244,7 @@ class LanceStore:
 
     def refresh(self) -> None:
         """See the latest version: the table another process created, or the rows it committed since we opened."""
+        self._side = None
         for attr, name in (("_table", self.table_name), ("_norows", self.table_name + NOROWS_SUFFIX)):
             t = getattr(self, attr)
             if t is None:
@@ -318,22 +321,33 @@ class LanceStore:
             for r in failures
         ]
         name = self.table_name + NOROWS_SUFFIX
+        side = self._side_paths()
+        forget = [f.record.path for f in files if f.rows and f.record.path in side]  # files that have rows now
+        if not records and not forget:
+            return  # the usual commit: nothing to record, no side record to drop, no side-table version
         if self._norows is None:
-            if not records:
-                return
             self._norows = self._create(name, norows_schema(), "path")
         with _writing(f"writing to table {name!r} in {self.uri}"):
-            if not records:  # every file written has rows: forget their side records
-                self._delete(self._norows, [f.record.path for f in files])
-                return
-            paths = [f.record.path for f in files] + [r.path for r in failures]
-            (
-                self._norows.merge_insert("path")
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .when_not_matched_by_source_delete(_in_list(paths))
-                .execute(pa.Table.from_pylist(records, schema=norows_schema()))
-            )
+            if not records:
+                self._delete(self._norows, forget)
+            else:
+                (
+                    self._norows.merge_insert("path")
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .when_not_matched_by_source_delete(_in_list([r["path"] for r in records] + forget))
+                    .execute(pa.Table.from_pylist(records, schema=norows_schema()))
+                )
+        side.difference_update(forget)
+        side.update(r["path"] for r in records)
+
+    def _side_paths(self) -> set[str]:
+        """The paths the side table holds a record of (read once; this process's writes keep it current, and
+        other processes writing at the same time, other ranks, only write paths this one does not own)."""
+        if self._side is None:
+            self._side = set() if self._norows is None else set(
+                self._norows.search().select(["path"]).limit(None).to_arrow().column("path").to_pylist())
+        return self._side
 
     def _to_arrow(self, files: Sequence[EmbeddedFile]) -> pa.Table:
         cols: dict[str, list] = {name: [] for name in segment_schema(1, "").names}
@@ -376,6 +390,8 @@ class LanceStore:
             for t in (self._table, self._norows):
                 if t is not None:
                     self._delete(t, paths)
+        if self._side is not None:
+            self._side.difference_update(paths)
 
     def search(
         self,
@@ -462,3 +478,4 @@ class LanceStore:
 
     def close(self) -> None:
         self._table = self._norows = None
+        self._side = None

@@ -84,6 +84,18 @@ def test_a_file_that_gets_rows_forgets_its_empty_record_and_back(tmp_path):
     assert s.known_files()["/a.txt"].n_segments == 0 and s.count() == 0
 
 
+def test_ordinary_commits_do_not_touch_the_side_table(tmp_path):
+    s = LanceStore(str(tmp_path / "db"), "media", model="m@1", dim=4)
+    s.write([EmbeddedFile(FileRecord("/empty.txt", 0, 1, "h0", "m@1", 0, 2), [])])
+    side = lancedb.connect(str(tmp_path / "db")).open_table("media" + NOROWS_SUFFIX)
+    version = side.version
+    for i in range(3):  # files with rows and no side record: no side-table write, no new version
+        s.write([EmbeddedFile(FileRecord(f"/f{i}.txt", 9, 1, "h", "m@1", 1, 2),
+                              [SegmentRow(0, "text", 0, 9, "x", np.array([1, 0, 0, 0], np.float32))])])
+    side.checkout_latest()
+    assert side.version == version and side.count_rows() == 1
+
+
 @pytest.mark.parametrize("kind", ["lance", "shards"])
 def test_content_failures_are_remembered_until_the_file_changes(kind, tmp_path, model):
     m = tmp_path / "m"
