@@ -325,5 +325,5 @@ def _av_reason(e: Exception) -> str:
 
 def _short_reason(e: BaseException) -> str:
     """A decoder's exception as a short reason for a person: its message's first line, no Python type name."""
-    text = (getattr(e, "strerror", None) or str(e)).strip()
+    text = _av_reason(e).strip()
     return text.splitlines()[0] if text else "the decoder failed"

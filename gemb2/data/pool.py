@@ -174,7 +174,7 @@ def failure_reason(e: BaseException, path: str) -> str:
     elif isinstance(e, MemoryError):  # RLIMIT_AS of a worker (max_worker_memory_mb), or the machine's
         reason = f"out of memory{': ' + str(e) if str(e) else ''}"
     else:  # a decoder's own exception (soundfile's ValueError, ...): its message, never a Python type name
-        cause = str(e).strip().replace(path, "<file>")
+        cause = str(e).strip()
         reason = f"cannot decode: {cause}" if cause else "cannot decode the file"
     return reason.replace(path, "<file>").splitlines()[0] if reason.strip() else "cannot decode the file"
 
@@ -244,7 +244,7 @@ class _Worker:
 
 class _Pool:
     def __init__(self, entries: Sequence[FileEntry], spec: LoadSpec, workers: int, max_pending: int,
-                 max_pending_bytes: int = 1 << 62):
+                 max_pending_bytes: int):
         self.entries = entries
         self.spec = spec
         self.ctx = mp.get_context("spawn")
@@ -364,9 +364,8 @@ class _Pool:
         w.deadline = None
         if kind == "fail" and msg[3]:
             w.retiring = True  # it exits after an out-of-memory failure; its replacement is not a crash
-        notes = msg[4] if len(msg) > 4 else ()
-        self.buffer.append(FileDone(fid, msg[2], msg[3], notes=notes) if kind == "done"
-                           else FileFailed(fid, msg[2], transient=msg[3], notes=notes))
+        self.buffer.append(FileDone(fid, msg[2], msg[3], notes=msg[4]) if kind == "done"
+                           else FileFailed(fid, msg[2], transient=msg[3], notes=msg[4]))
 
     def _replace(self, w: _Worker) -> None:
         """A worker died: fail its started file, requeue the rest, start a replacement."""

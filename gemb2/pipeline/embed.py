@@ -401,6 +401,7 @@ def _embed_files(todo: list[FileEntry], is_new: list[bool], store: Store, model,
                 pending.pop(ev.file_id, None)
                 for mod in list(batches):  # drop its segments still waiting for a batch
                     batches[mod] = [(fid, s) for fid, s in batches[mod] if fid != ev.file_id]
+                    batch_bytes[mod] = sum(segment_nbytes(s) for _, s in batches[mod])
                 e = todo[ev.file_id]
                 run.fail(Failure(storage_path(e.path), ev.reason, transient=ev.transient), (e.size, e.mtime_ns))
                 progress.advance(1)

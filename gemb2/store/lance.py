@@ -148,6 +148,7 @@ class LanceStore:
         self._table = self._open(table)
         self._norows = self._open(table + NOROWS_SUFFIX)
         self._side: set[str] | None = None  # paths with a side-table record (see _side_paths)
+        self._side_cache: tuple[int, list[dict]] | None = None  # (side-table version, its rows)
         self.model, self.dim, self.source = model, dim, source
         if self._table is not None:
             meta = self._table.schema.metadata or {}
@@ -275,9 +276,17 @@ class LanceStore:
                 for r in self._norows_records("failed")}
 
     def _norows_records(self, status: str) -> list[dict]:
+        return [r for r in self._side_records() if r["status"] == status]
+
+    def _side_records(self) -> list[dict]:
+        """Every row of the side table, read once per table version (known_files, known_failures and
+        _side_paths of one run share one read)."""
         if self._norows is None:
             return []
-        return self._norows.search().where(f"status = {sql_str(status)}").limit(None).to_arrow().to_pylist()
+        version = self._norows.version
+        if self._side_cache is None or self._side_cache[0] != version:
+            self._side_cache = (version, self._norows.search().limit(None).to_arrow().to_pylist())
+        return self._side_cache[1]
 
     def write(self, files: Sequence[EmbeddedFile], failures: Sequence[FailureRecord] = ()) -> None:
         """Rows first (one merge_insert that also drops the written files' other rows), then the side table (one
@@ -345,8 +354,7 @@ class LanceStore:
         """The paths the side table holds a record of (read once; this process's writes keep it current, and
         other processes writing at the same time, other ranks, only write paths this one does not own)."""
         if self._side is None:
-            self._side = set() if self._norows is None else set(
-                self._norows.search().select(["path"]).limit(None).to_arrow().column("path").to_pylist())
+            self._side = {r["path"] for r in self._side_records()}
         return self._side
 
     def _to_arrow(self, files: Sequence[EmbeddedFile]) -> pa.Table:
