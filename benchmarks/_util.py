@@ -7,8 +7,8 @@ import threading
 import time
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc (Linux)."""
+def tree_rss(pid: int) -> dict[int, int]:
+    """Resident memory in bytes of a process and each of its descendants, by pid, from /proc (Linux)."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     page = os.sysconf("SC_PAGE_SIZE")
@@ -23,31 +23,50 @@ def tree_rss_bytes(pid: int) -> int:
             continue
         children.setdefault(ppid, []).append(int(name))
         rss[int(name)] = pages * page
-    total, todo = 0, [pid]
+    out, todo = {}, [pid]
     while todo:
         p = todo.pop()
-        total += rss.get(p, 0)
+        out[p] = rss.get(p, 0)
         todo.extend(children.get(p, []))
-    return total
+    return out
 
 
-class PeakRSS:
-    """Samples the RSS of a process tree every `interval` seconds until stopped; `.peak` in bytes."""
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants, from /proc (Linux)."""
+    return sum(tree_rss(pid).values())
 
-    def __init__(self, pid: int, interval: float = 0.1):
-        self.pid, self.interval, self.peak = pid, interval, 0
+
+class Sampler:
+    """Calls `sample()` every `interval` seconds in a thread, from `with` until its end."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
+    def sample(self) -> None:
+        raise NotImplementedError
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss_bytes(self.pid))
+            self.sample()
             time.sleep(self.interval)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self):
         self._t.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._t.join()
+
+
+class PeakRSS(Sampler):
+    """Samples the RSS of a process tree every `interval` seconds until stopped; `.peak` in bytes."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        super().__init__(interval)
+        self.pid, self.peak = pid, 0
+
+    def sample(self) -> None:
+        self.peak = max(self.peak, tree_rss_bytes(self.pid))

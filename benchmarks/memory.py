@@ -19,12 +19,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 os.environ.setdefault("LANCE_LOG", "error")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from benchmarks._util import Sampler, tree_rss  # noqa: E402
 
 # (video codec args, audio codec args or None, container extension)
 CODECS = [
@@ -74,55 +75,24 @@ def make_corpus(root: str, n: int) -> list[tuple[str, str, int, bool]]:
     return made
 
 
-class PerProcessPeak:
-    """Samples /proc/PID/statm of a process and each of its descendants; peak RSS per pid, in bytes."""
+class PerProcessPeak(Sampler):
+    """Samples the RSS of a process and each of its descendants; peak RSS per pid, in bytes."""
 
     def __init__(self, pid: int, interval: float = 0.05):
-        self.pid, self.interval = pid, interval
+        super().__init__(interval)
+        self.pid = pid
         self.peaks: dict[int, int] = {}
         self.names: dict[int, str] = {}
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
 
-    def _tree(self) -> list[int]:
-        children: dict[int, list[int]] = {}
-        for name in os.listdir("/proc"):
-            if name.isdigit():
+    def sample(self) -> None:
+        for p, rss in tree_rss(self.pid).items():
+            if p not in self.names:
                 try:
-                    with open(f"/proc/{name}/stat") as f:
-                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                except (OSError, IndexError, ValueError):
+                    with open(f"/proc/{p}/cmdline", "rb") as f:
+                        self.names[p] = f.read().replace(b"\0", b" ").decode(errors="replace")[:120]
+                except OSError:
                     continue
-                children.setdefault(ppid, []).append(int(name))
-        out, todo = [], [self.pid]
-        while todo:
-            p = todo.pop()
-            out.append(p)
-            todo.extend(children.get(p, []))
-        return out
-
-    def _run(self) -> None:
-        page = os.sysconf("SC_PAGE_SIZE")
-        while not self._stop.is_set():
-            for p in self._tree():
-                try:
-                    with open(f"/proc/{p}/statm", "rb") as f:
-                        rss = int(f.read().split()[1]) * page
-                    if p not in self.names:
-                        with open(f"/proc/{p}/cmdline", "rb") as f:
-                            self.names[p] = f.read().replace(b"\0", b" ").decode(errors="replace")[:120]
-                except (OSError, ValueError, IndexError):
-                    continue
-                self.peaks[p] = max(self.peaks.get(p, 0), rss)
-            time.sleep(self.interval)
-
-    def __enter__(self) -> "PerProcessPeak":
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._t.join()
+            self.peaks[p] = max(self.peaks.get(p, 0), rss)
 
 
 def baseline_rss(model: str) -> int:
