@@ -89,7 +89,8 @@ def model_id_of(source: str) -> str:
 
 
 def load_model(source: str, device: str | None):
-    from gemb2.model.sources import ModelSourceError, load_model as _load
+    from gemb2.model.sources import ModelSourceError
+    from gemb2.model.sources import load_model as _load
 
     dev = resolve_device(device)
     try:
@@ -144,7 +145,8 @@ def open_table(db: str | None, table: str | None):
 
 def version() -> str:
     """The installed package's version (its metadata), else the source tree's gemb2.__version__."""
-    from importlib.metadata import PackageNotFoundError, version as dist_version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
 
     try:
         return dist_version("gemb2")
@@ -157,7 +159,7 @@ def version() -> str:
 def local_db_path(uri: str) -> Path | None:
     """The folder of a local database URI (a plain path or file://...), None for an object store (s3://, gs://, ...)."""
     if uri.startswith("file://"):
-        return Path(uri[len("file://"):]).expanduser()
+        return Path(uri[len("file://") :]).expanduser()
     if "://" in uri:
         return None
     return Path(uri).expanduser()

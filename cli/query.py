@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,29 +13,55 @@ from cli.common import EXIT_USAGE, die
 
 
 def query(
-    text: Annotated[Optional[str], typer.Argument(help="Query text (optional when a file is given).")] = None,
-    image: Annotated[Optional[Path], typer.Option(help="An image file, part of the query.")] = None,
-    audio: Annotated[Optional[Path], typer.Option(help="An audio file (its first window), part of the query.")] = None,
-    video: Annotated[Optional[Path], typer.Option(help="A video file (its first window), part of the query.")] = None,
+    text: Annotated[str | None, typer.Argument(help="Query text (optional when a file is given).")] = None,
+    image: Annotated[Path | None, typer.Option(help="An image file, part of the query.")] = None,
+    audio: Annotated[Path | None, typer.Option(help="An audio file (its first window), part of the query.")] = None,
+    video: Annotated[Path | None, typer.Option(help="A video file (its first window), part of the query.")] = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many results.")] = 10,
-    modality: Annotated[Optional[str], typer.Option(help="Only rows of this modality: text, image, audio, video.")] = None,
-    where: Annotated[Optional[str], typer.Option(help="A SQL filter on the table's columns, e.g. \"path LIKE '%/2024/%'\".")] = None,
-    db: Annotated[Optional[str], typer.Option(help="LanceDB database folder or URI. [env: GEMB2_DB]")] = None,
-    table: Annotated[Optional[str], typer.Option(help="Table name. [env: GEMB2_TABLE; default: media]")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model (a preset, a gemb2 model folder or a Hugging Face BERT folder); by default the one the table was built with.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N. [env: GEMB2_DEVICE]")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of rank, score, path, modality, start, end.")] = False,
-    hybrid: Annotated[bool, typer.Option("--hybrid", help="Also full-text search the query text (BM25) and fuse both rankings (reciprocal-rank fusion). Needs `gemb2 index`.")] = False,
-    dim: Annotated[Optional[int], typer.Option(help="Query with this Matryoshka prefix of the vectors (re-ranked by prefix cosine).")] = None,
-    refine_factor: Annotated[int, typer.Option(min=0, help="With a vector index: re-rank this many x k candidates with the exact vectors (0: off).")] = 5,
-    nprobes: Annotated[int, typer.Option(min=1, help="With a vector index: IVF partitions to search (more: better recall, slower).")] = 5,
-    ef: Annotated[Optional[int], typer.Option(min=1, help="With an HNSW index: candidates per search. [default: max(64, 2k)]")] = None,
+    modality: Annotated[str | None, typer.Option(help="Only rows of this modality: text, image, audio, video.")] = None,
+    where: Annotated[
+        str | None, typer.Option(help="A SQL filter on the table's columns, e.g. \"path LIKE '%/2024/%'\".")
+    ] = None,
+    db: Annotated[str | None, typer.Option(help="LanceDB database folder or URI. [env: GEMB2_DB]")] = None,
+    table: Annotated[str | None, typer.Option(help="Table name. [env: GEMB2_TABLE; default: media]")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model (a preset, a gemb2 model folder or a Hugging Face BERT folder); by default the one the table was built with."
+        ),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N. [env: GEMB2_DEVICE]")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array of rank, score, path, modality, start, end.")
+    ] = False,
+    hybrid: Annotated[
+        bool,
+        typer.Option(
+            "--hybrid",
+            help="Also full-text search the query text (BM25) and fuse both rankings (reciprocal-rank fusion). Needs `gemb2 index`.",
+        ),
+    ] = False,
+    dim: Annotated[
+        int | None, typer.Option(help="Query with this Matryoshka prefix of the vectors (re-ranked by prefix cosine).")
+    ] = None,
+    refine_factor: Annotated[
+        int,
+        typer.Option(
+            min=0, help="With a vector index: re-rank this many x k candidates with the exact vectors (0: off)."
+        ),
+    ] = 5,
+    nprobes: Annotated[
+        int, typer.Option(min=1, help="With a vector index: IVF partitions to search (more: better recall, slower).")
+    ] = 5,
+    ef: Annotated[
+        int | None, typer.Option(min=1, help="With an HNSW index: candidates per search. [default: max(64, 2k)]")
+    ] = None,
 ) -> None:
     """Find the rows nearest to a query made of text and/or files (given together, they form one interleaved query)."""
     from gemb2.pipeline.query import QueryError, hybrid_search, query_parts, query_vector, search
-    from gemb2.store.index import QueryTuning
     from gemb2.pipeline.spec import load_spec_for
     from gemb2.store import StoreError
+    from gemb2.store.index import QueryTuning
 
     if modality is not None and modality not in ("text", "image", "audio", "video", "mixed"):
         die(f"--modality must be text, image, audio, video or mixed, not {modality!r}", EXIT_USAGE)
@@ -56,7 +82,9 @@ def query(
         parts = query_parts(text, files, load_spec_for(m))
         tuning = QueryTuning(refine_factor=refine_factor or None, nprobes=nprobes, ef=ef)
         if dim is not None and dim not in m.config.matryoshka_dims:
-            raise QueryError(f"--dim {dim}: this model's dimensions are {', '.join(map(str, m.config.matryoshka_dims))}")
+            raise QueryError(
+                f"--dim {dim}: this model's dimensions are {', '.join(map(str, m.config.matryoshka_dims))}"
+            )
         vec = query_vector(m, parts)
         if hybrid:
             hits = hybrid_search(store, vec, text or "", k, modality=modality, where=where, tuning=tuning, dim=dim)
@@ -75,4 +103,3 @@ def query(
     for h in hits:
         where_in = f" [{h.start:.1f}-{h.end:.1f}s]" if h.modality in ("audio", "video") else ""
         typer.echo(f"{h.rank:>3}  {h.score:.4f}  {h.modality:<5}  {common.printable(h.path)}{where_in}")
-

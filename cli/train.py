@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,7 +15,7 @@ def train(
     recipe: Annotated[Path, typer.Argument(help="A recipe YAML file (see recipes/).")],
     check: Annotated[bool, typer.Option("--check", help="Validate the recipe (keys, values, files) and exit.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,
-    output: Annotated[Optional[Path], typer.Option(help="Output folder (default: the recipe's `output`).")] = None,
+    output: Annotated[Path | None, typer.Option(help="Output folder (default: the recipe's `output`).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False,
 ) -> None:

@@ -15,8 +15,9 @@ This module depends only on numpy and OpenCV so both sides can import it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Union
 
 import numpy as np
 
@@ -84,7 +85,7 @@ Part = Union[Text, Image, Audio, Video]
 Item = Sequence[Part]
 
 
-def as_item(x: "Part | Item | str") -> tuple[Part, ...]:
+def as_item(x: Part | Item | str) -> tuple[Part, ...]:
     """Normalise a str, a single part, or a sequence of parts to a tuple of parts."""
     if isinstance(x, str):
         return (Text(x),)

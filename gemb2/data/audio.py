@@ -23,8 +23,8 @@ The same reader gives the audio track of videos (see video.py).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from fractions import Fraction
-from typing import Iterator
 
 import numpy as np
 
@@ -49,8 +49,9 @@ def load_audio(path: str, spec: LoadSpec) -> Iterator[Segment]:
             chunk = reader.read(n)  # (<= n,) float32
             if len(chunk) == 0 or (index > 0 and len(chunk) < MIN_TAIL_S * SAMPLE_RATE):
                 break
-            yield Segment(index=index, start=done / SAMPLE_RATE, end=(done + len(chunk)) / SAMPLE_RATE,
-                          parts=(Audio(chunk),))
+            yield Segment(
+                index=index, start=done / SAMPLE_RATE, end=(done + len(chunk)) / SAMPLE_RATE, parts=(Audio(chunk),)
+            )
             done += len(chunk)
             index += 1
     finally:
@@ -177,8 +178,9 @@ def _av_blocks(container) -> Iterator[np.ndarray]:
             except av.FFmpegError as e:  # a corrupt packet (the ID3 tag of a second MP3 joined by cat)
                 error, bad = e, bad + 1
                 if bad > MAX_BAD_PACKETS:
-                    raise LoadError(f"cannot decode audio: more than {MAX_BAD_PACKETS} corrupt packets "
-                                    f"({_av_reason(e)})") from None
+                    raise LoadError(
+                        f"cannot decode audio: more than {MAX_BAD_PACKETS} corrupt packets ({_av_reason(e)})"
+                    ) from None
                 frames = []
             for frame in frames:
                 n_in += frame.samples
@@ -265,8 +267,9 @@ class Resampler:
     def _frame(self, block: np.ndarray):
         import av
 
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block, np.float32)[None, :], format="flt",
-                                           layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(block, np.float32)[None, :], format="flt", layout="mono"
+        )
         frame.sample_rate = self.rate
         frame.time_base = Fraction(1, self.rate)
         frame.pts = self._pts

@@ -28,14 +28,15 @@ from __future__ import annotations
 import os
 import stat
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 EXTENSIONS: dict[str, str] = {
     **dict.fromkeys((".txt", ".md", ".markdown"), "text"),
     **dict.fromkeys((".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"), "image"),
-    **dict.fromkeys((".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif", ".aifc"),
-                    "audio"),
+    **dict.fromkeys(
+        (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif", ".aifc"), "audio"
+    ),
     **dict.fromkeys((".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v"), "video"),
 }
 
@@ -66,8 +67,9 @@ def is_ignored_name(name: str) -> bool:
     return name.startswith(".") or name.startswith("._") or name.lower() in JUNK_NAMES
 
 
-def discover(roots: Sequence[str], *, follow_symlinks: bool = False,
-             unsupported: Counter[str] | None = None) -> Iterator[FileEntry | Skipped]:
+def discover(
+    roots: Sequence[str], *, follow_symlinks: bool = False, unsupported: Counter[str] | None = None
+) -> Iterator[FileEntry | Skipped]:
     """Walk `roots` in order and yield their supported files, and the problems met, in sorted order.
 
     `unsupported`, when given, counts the regular files passed over for their type, by lower-cased
@@ -183,8 +185,12 @@ class _Walker:
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device")):
+    for test, name in (
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
         if test(mode):
             return name
     return f"mode {oct(mode)}"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -51,8 +51,10 @@ def read_rgb(path: str, max_pixels: int, min_side: int | None = None) -> np.ndar
             fmt = img.format or fmt
             w, h = img.size
             if w * h > max_pixels:
-                raise LoadError(f"image too large: {w}x{h} = {w * h} pixels > max_image_pixels {max_pixels} "
-                                "(decompression-bomb guard)")
+                raise LoadError(
+                    f"image too large: {w}x{h} = {w * h} pixels > max_image_pixels {max_pixels} "
+                    "(decompression-bomb guard)"
+                )
             if min_side and img.format == "JPEG":
                 img.draft("RGB", (min_side, min_side))
             img.load()
@@ -100,8 +102,9 @@ def _read_big_endian_bigtiff(path: str, max_pixels: int) -> np.ndarray:
         raise LoadError("truncated or corrupt BigTIFF: no image size")
     w, h = size[256], size[257]
     if w * h > max_pixels:
-        raise LoadError(f"image too large: {w}x{h} = {w * h} pixels > max_image_pixels {max_pixels} "
-                        "(decompression-bomb guard)")
+        raise LoadError(
+            f"image too large: {w}x{h} = {w * h} pixels > max_image_pixels {max_pixels} (decompression-bomb guard)"
+        )
     bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)  # (H, W, 3), 8 bits, oriented
     if bgr is None:
         raise LoadError("truncated or corrupt BigTIFF")

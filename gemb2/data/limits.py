@@ -70,8 +70,18 @@ def preload_decoders() -> None:
     static buffers are mapped before `limit_address_space` measures the process."""
     import importlib
 
-    for name in ("numpy", "PIL.Image", "cv2", "av", "soundfile", "tokenizers",
-                 "gemb2.data.text", "gemb2.data.image", "gemb2.data.audio", "gemb2.data.video"):
+    for name in (
+        "numpy",
+        "PIL.Image",
+        "cv2",
+        "av",
+        "soundfile",
+        "tokenizers",
+        "gemb2.data.text",
+        "gemb2.data.image",
+        "gemb2.data.audio",
+        "gemb2.data.video",
+    ):
         try:
             importlib.import_module(name)
         except ImportError:

@@ -45,10 +45,10 @@ import threading
 import time
 import warnings
 from collections import deque
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
-from typing import Iterator, Sequence
 
 from gemb2.data.discover import FileEntry
 from gemb2.data.limits import limit_address_space, preload_decoders, resident_bytes
@@ -120,8 +120,9 @@ def load_file_events(file_id: int, path: str, modality: str, spec: LoadSpec, *, 
         digest = content_hash(path)
     except Exception as e:  # any loader exception is this file's failure, never the run's
         oom = isinstance(e, MemoryError)
-        yield FileFailed(file_id, with_note(failure_reason(e, path), notes), out_of_memory=oom, transient=oom,
-                         notes=tuple(notes))
+        yield FileFailed(
+            file_id, with_note(failure_reason(e, path), notes), out_of_memory=oom, transient=oom, notes=tuple(notes)
+        )
         return
     yield FileDone(file_id, n, digest, notes=tuple(notes))
 
@@ -191,8 +192,14 @@ def segment_nbytes(seg: Segment) -> int:
     return n
 
 
-def load_parallel(entries: Sequence[FileEntry], spec: LoadSpec, *, workers: int,
-                  max_pending_segments: int = 256, max_pending_bytes: int = MAX_PENDING_BYTES) -> Iterator[Event]:
+def load_parallel(
+    entries: Sequence[FileEntry],
+    spec: LoadSpec,
+    *,
+    workers: int,
+    max_pending_segments: int = 256,
+    max_pending_bytes: int = MAX_PENDING_BYTES,
+) -> Iterator[Event]:
     """Load `entries` in `workers` processes (0: in this process) and yield their events as they come.
 
     Events of one file come in segment order; events of different files may interleave.
@@ -220,8 +227,9 @@ class _Worker:
     def __init__(self, ctx, spec: LoadSpec):
         task_recv, self.tasks = ctx.Pipe(duplex=False)
         self.results, result_send = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_worker_main, args=(task_recv, result_send, spec), daemon=True,
-                                name="gemb2-loader")
+        self.proc = ctx.Process(
+            target=_worker_main, args=(task_recv, result_send, spec), daemon=True, name="gemb2-loader"
+        )
         self.proc.start()
         task_recv.close()  # the child holds its ends; closing ours lets a dead child read as EOF
         result_send.close()
@@ -243,8 +251,9 @@ class _Worker:
 
 
 class _Pool:
-    def __init__(self, entries: Sequence[FileEntry], spec: LoadSpec, workers: int, max_pending: int,
-                 max_pending_bytes: int):
+    def __init__(
+        self, entries: Sequence[FileEntry], spec: LoadSpec, workers: int, max_pending: int, max_pending_bytes: int
+    ):
         self.entries = entries
         self.spec = spec
         self.ctx = mp.get_context("spawn")
@@ -322,8 +331,9 @@ class _Pool:
 
     def _room(self) -> bool:
         """Whether the buffer may take another segment (an empty buffer always may)."""
-        return self.buffered_segments == 0 or (self.buffered_segments < self.max_pending
-                                                and self.buffered_bytes < self.max_pending_bytes)
+        return self.buffered_segments == 0 or (
+            self.buffered_segments < self.max_pending and self.buffered_bytes < self.max_pending_bytes
+        )
 
     def _until_next_deadline(self) -> float | None:
         """Seconds until the earliest file deadline (None: no file is being loaded)."""
@@ -364,8 +374,11 @@ class _Pool:
         w.deadline = None
         if kind == "fail" and msg[3]:
             w.retiring = True  # it exits after an out-of-memory failure; its replacement is not a crash
-        self.buffer.append(FileDone(fid, msg[2], msg[3], notes=msg[4]) if kind == "done"
-                           else FileFailed(fid, msg[2], transient=msg[3], notes=msg[4]))
+        self.buffer.append(
+            FileDone(fid, msg[2], msg[3], notes=msg[4])
+            if kind == "done"
+            else FileFailed(fid, msg[2], transient=msg[3], notes=msg[4])
+        )
 
     def _replace(self, w: _Worker) -> None:
         """A worker died: fail its started file, requeue the rest, start a replacement."""

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
-from gemb2.data.spec import LoadSpec
 from gemb2.data.sniff import SNIFF_BYTES, compatible, sniff_bytes
+from gemb2.data.spec import LoadSpec
 from gemb2.parts import Part
 
 SNIPPET_CHARS = 1000  # text rows keep this much of their window as a snippet

@@ -17,7 +17,7 @@ _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 
 
 def sniff(path: str) -> str | None:
-    """"image" | "audio" | "video" | "text" by content, or None for unknown binary data (or an empty file)."""
+    """ "image" | "audio" | "video" | "text" by content, or None for unknown binary data (or an empty file)."""
     with open(path, "rb") as f:
         head = f.read(SNIFF_BYTES)
     return sniff_bytes(head)
@@ -29,9 +29,22 @@ def sniff_bytes(head: bytes) -> str | None:
         return None
     if head.startswith(_BOMS):  # before MPEG audio: a UTF-16 LE BOM (FF FE) looks like an MPEG frame sync
         return "text"
-    if (head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*",
-                         b"II+\x00", b"MM\x00+"))  # TIFF, BigTIFF
-            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or _bmp(head)):
+    if (
+        head.startswith(
+            (
+                b"\xff\xd8\xff",
+                b"\x89PNG\r\n\x1a\n",
+                b"GIF87a",
+                b"GIF89a",
+                b"II*\x00",
+                b"MM\x00*",
+                b"II+\x00",
+                b"MM\x00+",
+            )
+        )  # TIFF, BigTIFF
+        or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+        or _bmp(head)
+    ):
         return "image"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "video"
@@ -61,7 +74,7 @@ def compatible(claimed: str, found: str | None) -> bool:
 
 
 def _bmp(h: bytes) -> bool:
-    """"BM" alone would catch text starting "BMW"; also require a known DIB header size at offset 14."""
+    """ "BM" alone would catch text starting "BMW"; also require a known DIB header size at offset 14."""
     return h[:2] == b"BM" and len(h) >= 18 and int.from_bytes(h[14:18], "little") in (12, 40, 52, 56, 64, 108, 124)
 
 

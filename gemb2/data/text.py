@@ -21,7 +21,7 @@ import functools
 import os
 import re
 from collections import deque
-from typing import Iterator
+from collections.abc import Iterator
 
 from gemb2.data.segments import SNIPPET_CHARS, LoadError, Segment
 from gemb2.data.spec import LoadSpec

@@ -28,8 +28,7 @@ Memory: one window of frames (at most max_frames small images) and one window of
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -122,6 +121,7 @@ def _frames(container, spec: LoadSpec, skip_nonref: bool) -> Iterator[tuple[floa
             rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3)
             turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
             return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+
         return get
 
     packets = container.demux(stream)
@@ -155,8 +155,9 @@ def _frames(container, spec: LoadSpec, skip_nonref: bool) -> Iterator[tuple[floa
         yield from out(decoded)
 
 
-def _windows(frames: Iterator[tuple[float, float, Callable[[], np.ndarray]]], audio: PcmReader | None,
-             spec: LoadSpec) -> Iterator[Segment]:
+def _windows(
+    frames: Iterator[tuple[float, float, Callable[[], np.ndarray]]], audio: PcmReader | None, spec: LoadSpec
+) -> Iterator[Segment]:
     span, step = spec.video_window_s, sample_step(spec)
     window, index = 0, 0  # current window, segments emitted
     next_t = 0.0
@@ -175,8 +176,12 @@ def _windows(frames: Iterator[tuple[float, float, Callable[[], np.ndarray]]], au
             clip = Audio(samples) if len(samples) else None
         if not taken:
             return None
-        return Segment(index=index, start=float(window * span), end=float(end),
-                       parts=(Video(np.stack(taken), np.asarray(times, np.float32), clip),))
+        return Segment(
+            index=index,
+            start=float(window * span),
+            end=float(end),
+            parts=(Video(np.stack(taken), np.asarray(times, np.float32), clip),),
+        )
 
     for t, dur, get in frames:
         seen += 1

@@ -14,7 +14,7 @@ Each is averaged over queries.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def recall_at(ranked: Sequence, relevant: set, k: int) -> float:

@@ -8,7 +8,7 @@ model's `encode(task=...)`), ranked by cosine, and scored with metrics.retrieval
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -35,8 +35,15 @@ def retrieval_pool(examples) -> tuple[dict, dict, dict[int, set]]:
     return queries, docs, relevant
 
 
-def evaluate(model, manifest_paths, *, dim: int | None = None, batch_size: int = 32,
-             tasks: list[str] | None = None, log: Callable[[str], None] = lambda m: None) -> dict[str, dict]:
+def evaluate(
+    model,
+    manifest_paths,
+    *,
+    dim: int | None = None,
+    batch_size: int = 32,
+    tasks: list[str] | None = None,
+    log: Callable[[str], None] = lambda m: None,
+) -> dict[str, dict]:
     """{task: {"queries": n, "documents": m, "recall@1": ..., "recall@5", "recall@10", "ndcg@10", "mrr"}}."""
     manifest = Manifest(manifest_paths)
     spec = load_spec_for(model)
@@ -51,10 +58,12 @@ def evaluate(model, manifest_paths, *, dim: int | None = None, batch_size: int =
         log(f"{task}: {len(queries)} queries, {len(docs)} documents")
         doc_ids = list(docs)
         q_ids = list(queries)
-        dv = model.encode([load_item(docs[i], spec) for i in doc_ids], task="document", dim=dim,
-                          batch_size=batch_size)  # (M, dim)
-        qv = model.encode([load_item(queries[i], spec) for i in q_ids], task="query", dim=dim,
-                          batch_size=batch_size)  # (N, dim)
+        dv = model.encode(
+            [load_item(docs[i], spec) for i in doc_ids], task="document", dim=dim, batch_size=batch_size
+        )  # (M, dim)
+        qv = model.encode(
+            [load_item(queries[i], spec) for i in q_ids], task="query", dim=dim, batch_size=batch_size
+        )  # (N, dim)
         scores = qv @ dv.T  # (N, M) cosine
         order = np.argsort(-scores, axis=1, kind="stable")  # (N, M): full ranking (MRR needs it)
         rankings = [[doc_ids[j] for j in row] for row in order]

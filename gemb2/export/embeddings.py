@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -36,8 +36,9 @@ def sidecar_path(out: str) -> str:
     return root + ".jsonl"
 
 
-def export_embeddings(store, out: str, fmt: str, *, batch_rows: int = 8192,
-                      progress: Callable[[int], None] | None = None) -> dict:
+def export_embeddings(
+    store, out: str, fmt: str, *, batch_rows: int = 8192, progress: Callable[[int], None] | None = None
+) -> dict:
     """Write every row of a LanceStore's table to `out` in format `fmt`. Returns {"rows", "dim", "files"}."""
     if fmt not in FORMATS:
         raise ExportError(f"--to must be one of {', '.join(FORMATS)}, not {fmt!r}")

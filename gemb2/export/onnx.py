@@ -48,8 +48,8 @@ import signal
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -219,11 +219,14 @@ def _check_onnx() -> None:
     try:
         import onnx  # noqa: F401
     except ImportError as e:
-        raise ExportError("exporting to ONNX needs the onnx package: pip install 'gemb2[onnx]' (or pip install onnx)") from e
+        raise ExportError(
+            "exporting to ONNX needs the onnx package: pip install 'gemb2[onnx]' (or pip install onnx)"
+        ) from e
 
 
-def export_onnx(model, out: str | os.PathLike, *, dim: int | None = None, modalities: tuple[str, ...] = GRAPHS,
-                force: bool = False) -> dict:
+def export_onnx(
+    model, out: str | os.PathLike, *, dim: int | None = None, modalities: tuple[str, ...] = GRAPHS, force: bool = False
+) -> dict:
     """Write the graphs `model` can have (of `modalities`), tokenizer.json and manifest.json as the folder `out`.
 
     All or nothing (see the module docstring): `out` appears complete or not at all. Returns the manifest.
@@ -291,25 +294,47 @@ def _write(model, folder: Path, dim: int, names: tuple[str, ...], received: list
         return (0.3 * torch.sin(2 * torch.pi * 440 * t) + 0.05 * torch.randn(B, n, generator=g)).clamp(-1, 1)
 
     def pixels(*shape: int, seed: int) -> torch.Tensor:
-        return torch.randint(0, 256, (*shape, 3, S, S), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+        return torch.randint(
+            0, 256, (*shape, 3, S, S), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
+        )
 
     video_axes = {"frames": {0: "batch", 1: "frames"}, "times": {0: "batch", 1: "frames"}}
     samples_axes = {"samples": {0: "batch", 1: "samples"}}
     plans = {  # graph, trace inputs, input names, dynamic axes
         # a padded example: tracing must take the masked-attention path (an all-ones mask may skip it)
-        "text": (TextGraph(model, dim), (torch.full((2, 7), tok.pad_id), torch.tensor([[1] * 7, [1] * 4 + [0] * 3])),
-                 ["input_ids", "attention_mask"], {"input_ids": {0: "batch", 1: "length"},
-                                                   "attention_mask": {0: "batch", 1: "length"}}),
-        "image": (ImageGraph(model, dim, prefix, tok.sep_id), (pixels(2, seed=0),), ["pixels"], {"pixels": {0: "batch"}}),
+        "text": (
+            TextGraph(model, dim),
+            (torch.full((2, 7), tok.pad_id), torch.tensor([[1] * 7, [1] * 4 + [0] * 3])),
+            ["input_ids", "attention_mask"],
+            {"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"}},
+        ),
+        "image": (
+            ImageGraph(model, dim, prefix, tok.sep_id),
+            (pixels(2, seed=0),),
+            ["pixels"],
+            {"pixels": {0: "batch"}},
+        ),
         "audio": (AudioGraph(model, dim, prefix, tok.sep_id), lambda: (audio(2, 1.0, 0),), ["samples"], samples_axes),
-        "video": (VideoGraph(model, dim, prefix, tok.sep_id),
-                  lambda: (pixels(2, 1, seed=0), torch.tensor([[1.0]] * 2), audio(2, 1.0, 0)),
-                  ["frames", "times", "samples"], video_axes | samples_axes),
-        "video_frames": (SilentVideoGraph(model, dim, prefix, tok.sep_id),
-                         (pixels(2, 1, seed=0), torch.tensor([[1.0]] * 2)), ["frames", "times"], video_axes),
+        "video": (
+            VideoGraph(model, dim, prefix, tok.sep_id),
+            lambda: (pixels(2, 1, seed=0), torch.tensor([[1.0]] * 2), audio(2, 1.0, 0)),
+            ["frames", "times", "samples"],
+            video_axes | samples_axes,
+        ),
+        "video_frames": (
+            SilentVideoGraph(model, dim, prefix, tok.sep_id),
+            (pixels(2, 1, seed=0), torch.tensor([[1.0]] * 2)),
+            ["frames", "times"],
+            video_axes,
+        ),
     }
-    needs = {"text": (), "image": ("image_stem",), "audio": ("audio_stem",), "video": ("image_stem", "audio_stem"),
-             "video_frames": ("image_stem",)}
+    needs = {
+        "text": (),
+        "image": ("image_stem",),
+        "audio": ("audio_stem",),
+        "video": ("image_stem", "audio_stem"),
+        "video_frames": ("image_stem",),
+    }
     graphs: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     for name in names:
@@ -322,9 +347,16 @@ def _write(model, folder: Path, dim: int, names: tuple[str, ...], received: list
         try:
             with torch.no_grad(), _exportable_front_ends(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # tracer notes on shape checks that are constant for these inputs
-                torch.onnx.export(module, args() if callable(args) else args, str(path), input_names=inputs,
-                                  output_names=["embedding"], dynamic_axes=axes | {"embedding": {0: "batch"}},
-                                  opset_version=OPSET, dynamo=False)
+                torch.onnx.export(
+                    module,
+                    args() if callable(args) else args,
+                    str(path),
+                    input_names=inputs,
+                    output_names=["embedding"],
+                    dynamic_axes=axes | {"embedding": {0: "batch"}},
+                    opset_version=OPSET,
+                    dynamo=False,
+                )
             check = _check_graph(name, path, model, dim, pixels, audio)
         except Exception as e:  # this graph only: the others are still exported
             if received:  # a signal whose KeyboardInterrupt became another error (or was swallowed)
@@ -336,8 +368,12 @@ def _write(model, folder: Path, dim: int, names: tuple[str, ...], received: list
             continue
         if received:
             raise Interrupted(received[0])
-        graphs[name] = {"file": path.name, "inputs": _describe_inputs(name, cfg, spt), "check": check, "output": {
-            "name": "embedding", "dtype": "float32", "shape": ["batch", dim], "l2_normalised": True}}
+        graphs[name] = {
+            "file": path.name,
+            "inputs": _describe_inputs(name, cfg, spt),
+            "check": check,
+            "output": {"name": "embedding", "dtype": "float32", "shape": ["batch", dim], "l2_normalised": True},
+        }
     (folder / "tokenizer.json").write_text(plain_tokenizer_json(tok.to_str()), encoding="utf-8")
     manifest = _manifest(model, dim, prefix, spt, graphs, skipped)
     with open(folder / "manifest.json", "w", encoding="utf-8") as f:
@@ -381,17 +417,25 @@ def _check_graph(name: str, path: Path, model, dim: int, pixels, audio) -> dict:
             s = audio(1, 1.7, 1)
             feed["samples"] = s.numpy()
             tracks = [Audio(np.ascontiguousarray(r.numpy())) for r in s]
-        items = [Video(np.ascontiguousarray(f.permute(0, 2, 3, 1).numpy()), t.numpy(), a)
-                 for f, t, a in zip(frames, times, tracks)]
+        items = [
+            Video(np.ascontiguousarray(f.permute(0, 2, 3, 1).numpy()), t.numpy(), a)
+            for f, t, a in zip(frames, times, tracks)
+        ]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, feed)[0]
     want = model.encode(items, task=task, dim=dim, precision="fp32")
     diff = float(np.abs(got - want).max())
     if not diff <= CHECK_TOL:
-        raise ValueError(f"the graph does not reproduce the model: max abs difference {diff:.3g} > {CHECK_TOL:g} "
-                         f"on a check batch of {len(items)}")
-    return {"checked": True, "max_abs_diff": diff, "batch": len(items),
-            "against": "gemb2 model.encode on the same inputs, other shapes than the traced ones"}
+        raise ValueError(
+            f"the graph does not reproduce the model: max abs difference {diff:.3g} > {CHECK_TOL:g} "
+            f"on a check batch of {len(items)}"
+        )
+    return {
+        "checked": True,
+        "max_abs_diff": diff,
+        "batch": len(items),
+        "against": "gemb2 model.encode on the same inputs, other shapes than the traced ones",
+    }
 
 
 def plain_tokenizer_json(text: str) -> str:
@@ -404,12 +448,16 @@ def plain_tokenizer_json(text: str) -> str:
 
 def _describe_inputs(name: str, cfg, spt: int) -> list[dict]:
     S = cfg.image_size
-    frames = [{"name": "frames", "dtype": "uint8", "shape": ["batch", "frames", 3, S, S]},
-              {"name": "times", "dtype": "float32", "shape": ["batch", "frames"]}]
+    frames = [
+        {"name": "frames", "dtype": "uint8", "shape": ["batch", "frames", 3, S, S]},
+        {"name": "times", "dtype": "float32", "shape": ["batch", "frames"]},
+    ]
     samples = [{"name": "samples", "dtype": "float32", "shape": ["batch", f"samples (multiple of {spt})"]}]
     return {
-        "text": [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "length"]},
-                 {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "length"]}],
+        "text": [
+            {"name": "input_ids", "dtype": "int64", "shape": ["batch", "length"]},
+            {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "length"]},
+        ],
         "image": [{"name": "pixels", "dtype": "uint8", "shape": ["batch", 3, S, S]}],
         "audio": samples,
         "video": frames + samples,
@@ -442,20 +490,32 @@ def _manifest(model, dim: int, prefix: list[int], spt: int, graphs: dict, skippe
         "not_exported": skipped,
         "text": {
             "graph": "text",
-            "tokenizer": {"file": "tokenizer.json", "add_special_tokens": False, "padding": None, "truncation": None,
-                          "note": "encode each text alone (Hugging Face tokenizers: Tokenizer.from_file(...).encode("
-                                  "text, add_special_tokens=False).ids); the file's padding and truncation are removed"},
-            "cls_id": tok.cls_id, "sep_id": tok.sep_id, "pad_id": tok.pad_id,
+            "tokenizer": {
+                "file": "tokenizer.json",
+                "add_special_tokens": False,
+                "padding": None,
+                "truncation": None,
+                "note": "encode each text alone (Hugging Face tokenizers: Tokenizer.from_file(...).encode("
+                "text, add_special_tokens=False).ids); the file's padding and truncation are removed",
+            },
+            "cls_id": tok.cls_id,
+            "sep_id": tok.sep_id,
+            "pad_id": tok.pad_id,
             "max_text_tokens": cfg.max_text_tokens,
             "prompts": {"query": cfg.query_prompt, "document": cfg.document_prompt},
-            "prompt_ids": {"query": tok.encode(cfg.query_prompt) if cfg.query_prompt else [],
-                           "document": tok.encode(cfg.document_prompt) if cfg.document_prompt else []},
+            "prompt_ids": {
+                "query": tok.encode(cfg.query_prompt) if cfg.query_prompt else [],
+                "document": tok.encode(cfg.document_prompt) if cfg.document_prompt else [],
+            },
             "layout": "row = [cls_id] + prompt_ids[task][:max_text_tokens - 2] + ids(text); cut the row to "
-                      "max_text_tokens - 1 ids; append sep_id. Pad rows on the right with pad_id to the batch's "
-                      "longest; attention_mask 1 on real ids, 0 on padding",
+            "max_text_tokens - 1 ids; append sep_id. Pad rows on the right with pad_id to the batch's "
+            "longest; attention_mask 1 on real ids, 0 on padding",
             "tasks": "query for search queries, document for what is searched (gemb2 embed)",
-            "files": {"window_tokens": spec.text_window_tokens, "overlap_tokens": spec.text_overlap_tokens,
-                      "note": "text files are cut into windows of this many tokens (gemb2.data.text); one vector each"},
+            "files": {
+                "window_tokens": spec.text_window_tokens,
+                "overlap_tokens": spec.text_overlap_tokens,
+                "note": "text files are cut into windows of this many tokens (gemb2.data.text); one vector each",
+            },
         },
         "media_prompt": {"task": "document", "ids": prefix, "note": "baked into the image, audio and video graphs"},
         "max_positions": cfg.max_positions,
@@ -466,30 +526,36 @@ def _manifest(model, dim: int, prefix: list[int], spt: int, graphs: dict, skippe
                     "library": "Pillow; JPEG through libjpeg(-turbo)",
                     "max_pixels": spec.max_image_pixels,
                     "jpeg_reduced_decode": {
-                        "target": S, "scales": [8, 4, 2, 1],
+                        "target": S,
+                        "scales": [8, 4, 2, 1],
                         "rule": "s = the largest of 8, 4, 2, 1 with s <= min(width // target, height // target), "
-                                "width and height as stored (before EXIF rotation); decode with libjpeg's DCT "
-                                "scaling 1/s, giving ceil(width / s) x ceil(height / s) pixels (Pillow "
-                                "Image.draft('RGB', (target, target)); OpenCV imread with IMREAD_REDUCED_COLOR_s)",
-                        "applies_to": "JPEG files only"},
+                        "width and height as stored (before EXIF rotation); decode with libjpeg's DCT "
+                        "scaling 1/s, giving ceil(width / s) x ceil(height / s) pixels (Pillow "
+                        "Image.draft('RGB', (target, target)); OpenCV imread with IMREAD_REDUCED_COLOR_s)",
+                        "applies_to": "JPEG files only",
+                    },
                     "orientation": "EXIF orientation applied (Pillow ImageOps.exif_transpose)",
                     "frames": "animated files: the first frame",
                     "to_rgb": "RGBA / LA / palette transparency: composited on white, round(c * a / 255 + 255 * "
-                              "(1 - a / 255)); 16-bit grey: round(v / 257); other modes: Pillow convert('RGB')",
+                    "(1 - a / 255)); 16-bit grey: round(v / 257); other modes: Pillow convert('RGB')",
                 },
                 "resize": {
                     "size": S,
                     "rule": "if the image is not already size x size: scale = size / min(h, w); new_h = max(size, "
-                            "round(h * scale)), new_w = max(size, round(w * scale)) (round half to even); resize "
-                            "with OpenCV cv2.resize, interpolation shrink when scale < 1 else enlarge; then crop "
-                            "rows top .. top + size, columns left .. left + size with top = (new_h - size) // 2, "
-                            "left = (new_w - size) // 2",
+                    "round(h * scale)), new_w = max(size, round(w * scale)) (round half to even); resize "
+                    "with OpenCV cv2.resize, interpolation shrink when scale < 1 else enlarge; then crop "
+                    "rows top .. top + size, columns left .. left + size with top = (new_h - size) // 2, "
+                    "left = (new_w - size) // 2",
                     "interpolation": {"shrink": "INTER_AREA", "enlarge": "INTER_CUBIC", "library": "OpenCV"},
                 },
                 "tensor": "uint8 RGB, channels first: (3, size, size), stacked to (batch, 3, size, size)",
-                "normalisation": None if norm is None else {
-                    "in_graph": True, "formula": "(x * scale - mean) / std per RGB channel, x the uint8 value",
-                    **norm},
+                "normalisation": None
+                if norm is None
+                else {
+                    "in_graph": True,
+                    "formula": "(x * scale - mean) / std per RGB channel, x the uint8 value",
+                    **norm,
+                },
             },
             "audio": {
                 "graph": "audio",
@@ -497,57 +563,70 @@ def _manifest(model, dim: int, prefix: list[int], spt: int, graphs: dict, skippe
                 "decode": {
                     "soundfile_extensions": sorted(SOUNDFILE_EXTENSIONS),
                     "soundfile": "libsndfile as float32; the channels averaged (mean) to mono; NaN/inf -> 0 and "
-                                 "clip to [-1, 1]; then resampled (below) when the rate is not sample_rate",
+                    "clip to [-1, 1]; then resampled (below) when the rate is not sample_rate",
                     "other": "FFmpeg (PyAV), the first audio stream: libswresample converts to mono float32 at "
-                             "sample_rate in one step (av.AudioResampler(format='flt', layout='mono', rate=16000)); "
-                             "also when libsndfile cannot open a file",
+                    "sample_rate in one step (av.AudioResampler(format='flt', layout='mono', rate=16000)); "
+                    "also when libsndfile cannot open a file",
                     "resampler": "libswresample (FFmpeg) with its default options (windowed-sinc polyphase filter), "
-                                 "fed the whole stream in order and flushed at the end; PyAV: "
-                                 "av.AudioResampler(format='flt', layout='mono', rate=16000)",
+                    "fed the whole stream in order and flushed at the end; PyAV: "
+                    "av.AudioResampler(format='flt', layout='mono', rate=16000)",
                     "clean": "after resampling: NaN/inf -> 0, clip to [-1, 1]",
                 },
-                "windows": {"seconds": cfg.audio_window_s, "samples": window, "min_last_s": MIN_TAIL_S,
-                            "rule": "window i = samples [i * samples, (i + 1) * samples); the last may be shorter; "
-                                    f"a last window under {MIN_TAIL_S:g} s after a full one is dropped; one vector "
-                                    "per window"},
+                "windows": {
+                    "seconds": cfg.audio_window_s,
+                    "samples": window,
+                    "min_last_s": MIN_TAIL_S,
+                    "rule": "window i = samples [i * samples, (i + 1) * samples); the last may be shorter; "
+                    f"a last window under {MIN_TAIL_S:g} s after a full one is dropped; one vector "
+                    "per window",
+                },
                 "samples_per_token": spt or None,
                 "pad": "zero-pad each window at the end to a multiple of samples_per_token (at least one token); "
-                       "a batch must share one length: batch windows of equal padded length",
+                "a batch must share one length: batch windows of equal padded length",
                 "in_graph": "Whisper's log-mel and the audio stem",
             },
             "video": {
-                "graphs": {"with_sound": "video", "without_sound": "video_frames",
-                           "rule": "video when the window has audio samples and the model an audio stem "
-                                   "(graph video exported), else video_frames"},
+                "graphs": {
+                    "with_sound": "video",
+                    "without_sound": "video_frames",
+                    "rule": "video when the window has audio samples and the model an audio stem "
+                    "(graph video exported), else video_frames",
+                },
                 "decode": "FFmpeg (PyAV), the first video stream, every frame in presentation order",
                 "frame_time": "t = (pts - stream.start_time) * time_base (start_time unknown: the first frame's "
-                              "pts; no pts: frame index * d), at least 0; d = 1 / stream.average_rate "
-                              "(else guessed_rate; 0.04 s when neither is in (0, 1000))",
-                "windows": {"seconds": spec.video_window_s,
-                            "rule": "a frame belongs to window w = floor((t + d / 2) / seconds); one vector per "
-                                    "window that has a taken frame"},
+                "pts; no pts: frame index * d), at least 0; d = 1 / stream.average_rate "
+                "(else guessed_rate; 0.04 s when neither is in (0, 1000))",
+                "windows": {
+                    "seconds": spec.video_window_s,
+                    "rule": "a frame belongs to window w = floor((t + d / 2) / seconds); one vector per "
+                    "window that has a taken frame",
+                },
                 "sampling": {
-                    "fps": spec.video_fps, "max_frames": spec.max_frames, "step_s": sample_step(spec),
+                    "fps": spec.video_fps,
+                    "max_frames": spec.max_frames,
+                    "step_s": sample_step(spec),
                     "rule": "step_s = max(1 / fps, window seconds / max_frames). In window w the next grid time "
-                            "starts at w * seconds; walking the frames in order, a frame is taken when t + d / 2 >= "
-                            "the next grid time and fewer than max_frames are taken; then the next grid time "
-                            "advances by step_s until it is > t + d / 2",
+                    "starts at w * seconds; walking the frames in order, a frame is taken when t + d / 2 >= "
+                    "the next grid time and fewer than max_frames are taken; then the next grid time "
+                    "advances by step_s until it is > t + d / 2",
                 },
                 "frame_pixels": "frame.to_ndarray(format='rgb24') (FFmpeg swscale), turned upright by the stream's "
-                                "display matrix: numpy.rot90(rgb, k = round(rotation / 90) % 4), then the image "
-                                "resize and crop (preprocessing.image.resize)",
+                "display matrix: numpy.rot90(rgb, k = round(rotation / 90) % 4), then the image "
+                "resize and crop (preprocessing.image.resize)",
                 "times": "t - w * seconds (seconds from the window's start), float32",
                 "in_graph": f"time bucket = clamp(floor(time / {cfg.time_bucket_s:g}), 0, "
-                            f"{cfg.max_time_buckets - 1}); each frame's grid average-pooled to "
-                            f"{cfg.video_tokens_per_frame} tokens",
-                "max_frames_per_item": {"max_frames": cfg.max_frames,
-                                        "rule": "an item with more frames keeps indices round(linspace(0, n - 1, "
-                                                "max_frames)) (round half to even); the sampling above never gives more"},
+                f"{cfg.max_time_buckets - 1}); each frame's grid average-pooled to "
+                f"{cfg.video_tokens_per_frame} tokens",
+                "max_frames_per_item": {
+                    "max_frames": cfg.max_frames,
+                    "rule": "an item with more frames keeps indices round(linspace(0, n - 1, "
+                    "max_frames)) (round half to even); the sampling above never gives more",
+                },
                 "audio": "the first audio stream of the file, decoded as preprocessing.audio.decode.other over the "
-                         "whole file; window w gets the next round(end * sample_rate) - (samples given to earlier "
-                         "windows) samples, end = (w + 1) * seconds, or for the last window max(w * seconds, "
-                         "the end t + d of the last frame); no samples: no sound. Then cut to the first "
-                         f"{window} samples and zero-padded as preprocessing.audio.pad",
+                "whole file; window w gets the next round(end * sample_rate) - (samples given to earlier "
+                "windows) samples, end = (w + 1) * seconds, or for the last window max(w * seconds, "
+                "the end t + d of the last frame); no samples: no sound. Then cut to the first "
+                f"{window} samples and zero-padded as preprocessing.audio.pad",
             },
         },
     }

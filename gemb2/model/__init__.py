@@ -12,13 +12,31 @@ Face BERT folder (a text-only model: mean pooling, identity projection, no promp
 
 from __future__ import annotations
 
+from .assemble import Parts, assemble
+from .bert import BertImportError, load_bert_text_model
 from .config import ModelConfig, base, mini, tiny
 from .io import load_pretrained, save_pretrained
 from .model import Batch, Gemb2Model, truncate
-from .assemble import Parts, assemble
-from .bert import BertImportError, load_bert_text_model
 from .sources import DEFAULT_MODEL, FOLDER_PRESETS, PRESETS, ModelSourceError, load_model, model_source_id
 
-__all__ = ["ModelConfig", "Gemb2Model", "Batch", "load_model", "save_pretrained", "load_pretrained",
-           "model_source_id", "ModelSourceError", "truncate", "PRESETS", "FOLDER_PRESETS", "DEFAULT_MODEL", "tiny", "mini", "base",
-           "Parts", "assemble", "load_bert_text_model", "BertImportError"]
+__all__ = [
+    "ModelConfig",
+    "Gemb2Model",
+    "Batch",
+    "load_model",
+    "save_pretrained",
+    "load_pretrained",
+    "model_source_id",
+    "ModelSourceError",
+    "truncate",
+    "PRESETS",
+    "FOLDER_PRESETS",
+    "DEFAULT_MODEL",
+    "tiny",
+    "mini",
+    "base",
+    "Parts",
+    "assemble",
+    "load_bert_text_model",
+    "BertImportError",
+]

@@ -36,7 +36,9 @@ class Parts:
     image_weights: str | None = None  # an EfficientNet-Lite .pth / .safetensors state dict
     audio_weights: str | None = None  # a CTranslate2 model.bin (or its folder), or a Hugging Face Whisper folder
     dim: int | None = None  # output size; None = the backbone's hidden size
-    matryoshka: tuple[int, ...] | None = None  # prefixes, descending, starting with dim; None = dim and 256/128/64 below it
+    matryoshka: tuple[int, ...] | None = (
+        None  # prefixes, descending, starting with dim; None = dim and 256/128/64 below it
+    )
     projection: str = "auto"  # "identity" | "random" | "auto" (identity when dim == hidden)
     prompts: bool = True  # Gemini-style task prompts; False = no prefix (a plain sentence-transformers text model)
     audio_tokens: int = 150  # tokens per 30 s of audio (mel or Whisper stem)
@@ -52,8 +54,10 @@ def text_folder(text: str) -> Path:
         return minilm_folder()
     path = Path(text).expanduser()
     if not (path / "config.json").is_file():
-        raise ValueError(f"text part {text!r}: not one of {', '.join(TEXT_ALIASES)} nor a folder with config.json "
-                         "(a Hugging Face BERT folder: config.json, model.safetensors, tokenizer.json)")
+        raise ValueError(
+            f"text part {text!r}: not one of {', '.join(TEXT_ALIASES)} nor a folder with config.json "
+            "(a Hugging Face BERT folder: config.json, model.safetensors, tokenizer.json)"
+        )
     return path
 
 
@@ -70,11 +74,13 @@ def assemble_config(parts: Parts) -> tuple[ModelConfig, Path]:
     if parts.audio_tokens < 1 or 3000 % parts.audio_tokens:
         raise ValueError(f"audio_tokens must divide 3000 (the mel frames of 30 s), got {parts.audio_tokens}")
     if parts.image_weights and not parts.image.startswith("efficientnet-"):
-        raise ValueError(f"image weights {parts.image_weights!r} given, but the image part {parts.image!r} "
-                         "has no pretrained encoder")
+        raise ValueError(
+            f"image weights {parts.image_weights!r} given, but the image part {parts.image!r} has no pretrained encoder"
+        )
     if parts.audio_weights and not parts.audio.startswith("whisper-"):
-        raise ValueError(f"audio weights {parts.audio_weights!r} given, but the audio part {parts.audio!r} "
-                         "has no pretrained encoder")
+        raise ValueError(
+            f"audio weights {parts.audio_weights!r} given, but the audio part {parts.audio!r} has no pretrained encoder"
+        )
     folder = text_folder(parts.text)
     text_cfg = bert_config(folder)
     if parts.text.lower() in TEXT_ALIASES:
@@ -82,22 +88,31 @@ def assemble_config(parts: Parts) -> tuple[ModelConfig, Path]:
     hidden = text_cfg.hidden
     dim = parts.dim or hidden
     dims = parts.matryoshka or (dim,) + tuple(d for d in (256, 128, 64) if d < dim)
-    changes: dict = {"out_dim": dim, "matryoshka_dims": tuple(dims), "seed": parts.seed,
-                     "audio_frames_per_token": 3000 // parts.audio_tokens,
-                     **(GEMINI_PROMPTS if parts.prompts else NO_PROMPTS)}
+    changes: dict = {
+        "out_dim": dim,
+        "matryoshka_dims": tuple(dims),
+        "seed": parts.seed,
+        "audio_frames_per_token": 3000 // parts.audio_tokens,
+        **(GEMINI_PROMPTS if parts.prompts else NO_PROMPTS),
+    }
     if parts.image.startswith("efficientnet-"):
         from .efficientnet import LITE_SIZES
 
-        variant = parts.image[len("efficientnet-"):]
-        changes |= {"image_stem": "efficientnet", "image_encoder": variant, "image_size": LITE_SIZES[variant].resolution}
+        variant = parts.image[len("efficientnet-") :]
+        changes |= {
+            "image_stem": "efficientnet",
+            "image_encoder": variant,
+            "image_size": LITE_SIZES[variant].resolution,
+        }
     else:
         changes["image_stem"] = parts.image  # patch: ModelConfig's default 224 px, 32 px patches
     if parts.audio.startswith("whisper-"):
-        changes |= {"audio_stem": "whisper", "audio_encoder": parts.audio[len("whisper-"):]}
+        changes |= {"audio_stem": "whisper", "audio_encoder": parts.audio[len("whisper-") :]}
     else:
         changes["audio_stem"] = parts.audio
     changes["name"] = parts.name or "-".join(
-        [text_cfg.name] + [p for p in (parts.image, parts.audio) if p != "none"] + ["untrained"])
+        [text_cfg.name] + [p for p in (parts.image, parts.audio) if p != "none"] + ["untrained"]
+    )
     if parts.projection == "identity" and dim != hidden:
         raise ValueError(f"an identity projection needs dim == the backbone's hidden size {hidden}, got dim {dim}")
     try:

@@ -12,7 +12,7 @@ here the max is taken per clip, so a batch of clips equals the clips one by one.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
     return freqs
 
 
-@lru_cache(maxsize=None)
+@cache
 def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = 80) -> np.ndarray:
     """(n_mels, 1 + n_fft // 2) float32, identical to `librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)`."""
     fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)  # (F,) float64
@@ -72,8 +72,9 @@ def log_mel(samples: torch.Tensor, n_mels: int = 80) -> torch.Tensor:
         raise ValueError(f"log_mel needs more than {N_FFT // 2} samples, got {samples.shape[-1]}")
     x = samples.float()
     window = torch.hann_window(N_FFT, periodic=True, device=x.device)
-    stft = torch.stft(x, N_FFT, HOP_LENGTH, window=window, center=True, pad_mode="reflect",
-                      return_complex=True)  # (..., F, frames + 1)
+    stft = torch.stft(
+        x, N_FFT, HOP_LENGTH, window=window, center=True, pad_mode="reflect", return_complex=True
+    )  # (..., F, frames + 1)
     power = stft[..., :-1].abs() ** 2  # (..., F, frames)
     filters = torch.from_numpy(mel_filterbank(n_mels=n_mels).copy()).to(x.device)  # (n_mels, F)
     mel = filters @ power  # (..., n_mels, frames)
@@ -87,6 +88,8 @@ def audio_token_count(n_samples: int, samples_per_token: int, max_tokens: int) -
     """Tokens an audio stem makes of `n_samples`; a ValueError unless it is a whole number in 1..max_tokens."""
     m = n_samples // samples_per_token
     if n_samples % samples_per_token or not 1 <= m <= max_tokens:
-        raise ValueError(f"audio stem expects a multiple of {samples_per_token} samples, "
-                         f"at most {max_tokens * samples_per_token}; got {n_samples}")
+        raise ValueError(
+            f"audio stem expects a multiple of {samples_per_token} samples, "
+            f"at most {max_tokens * samples_per_token}; got {n_samples}"
+        )
     return m

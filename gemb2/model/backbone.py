@@ -56,10 +56,13 @@ class SelfAttention(nn.Module):
         if fast.eligible(x, qkv):  # one oneDNN GEMM for all three (gemb2/model/fast.py)
             q, k, v = fast.linear(self, qkv, x).view(B, T, 3, self.heads, H // self.heads).permute(2, 0, 3, 1, 4)
         else:
-            q, k, v = (f(x).view(B, T, self.heads, H // self.heads).transpose(1, 2)  # (B, nh, T, hs)
-                       for f in qkv)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                           dropout_p=self.p if self.training else 0.0)  # (B, nh, T, hs)
+            q, k, v = (
+                f(x).view(B, T, self.heads, H // self.heads).transpose(1, 2)  # (B, nh, T, hs)
+                for f in qkv
+            )
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.p if self.training else 0.0
+        )  # (B, nh, T, hs)
         return y.transpose(1, 2).reshape(B, T, H)
 
 
@@ -131,9 +134,10 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         T = x.shape[1]
-        if T > self.embeddings.position_embeddings.num_embeddings:
-            raise ValueError(f"sequence of {T} tokens exceeds max_positions "
-                             f"{self.embeddings.position_embeddings.num_embeddings}")
+        if self.embeddings.position_embeddings.num_embeddings < T:
+            raise ValueError(
+                f"sequence of {T} tokens exceeds max_positions {self.embeddings.position_embeddings.num_embeddings}"
+            )
         # (B, 1, 1, T): every query sees the real keys only. No mask when nothing is padding (batches
         # sorted by length often are): SDPA then takes its fused kernels.
         attn_mask = None if bool(mask.all()) else mask[:, None, None, :]

@@ -55,8 +55,10 @@ def read_bert_config(folder: str | Path) -> dict:
     """The folder's config.json, checked to be a BERT that backbone.py can hold."""
     path = Path(folder) / "config.json"
     if not path.is_file():
-        raise BertImportError(f"{folder}: no config.json (a Hugging Face BERT folder has config.json, "
-                              "model.safetensors and tokenizer.json)")
+        raise BertImportError(
+            f"{folder}: no config.json (a Hugging Face BERT folder has config.json, "
+            "model.safetensors and tokenizer.json)"
+        )
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as e:
@@ -99,14 +101,21 @@ def bert_config(folder: str | Path, **changes) -> ModelConfig:
     hidden = doc["hidden_size"]
     cfg = ModelConfig(
         name=hf_model_name(folder),
-        vocab_size=doc["vocab_size"], hidden=hidden, layers=doc["num_hidden_layers"],
-        heads=doc["num_attention_heads"], intermediate=doc["intermediate_size"], max_positions=max_positions,
+        vocab_size=doc["vocab_size"],
+        hidden=hidden,
+        layers=doc["num_hidden_layers"],
+        heads=doc["num_attention_heads"],
+        intermediate=doc["intermediate_size"],
+        max_positions=max_positions,
         layer_norm_eps=float(doc.get("layer_norm_eps", 1e-12)),
         dropout=float(doc.get("hidden_dropout_prob", 0.1)),
         max_text_tokens=max(3, min(budget, max_positions)),
-        query_prompt="", document_prompt="",
-        image_stem="none", audio_stem="none",
-        out_dim=hidden, matryoshka_dims=(hidden,),
+        query_prompt="",
+        document_prompt="",
+        image_stem="none",
+        audio_stem="none",
+        out_dim=hidden,
+        matryoshka_dims=(hidden,),
     )
     _warn_if_not_mean_pooled(folder)
     return cfg.replace(**changes) if changes else cfg
@@ -119,7 +128,7 @@ def hf_model_name(folder: str | Path) -> str:
     if name in ("model", "models", "weights") and folder.parent.name:
         name = folder.parent.name
     if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
-        name = folder.parent.parent.name[len("models--"):].replace("--", "/")  # the Hugging Face cache layout
+        name = folder.parent.parent.name[len("models--") :].replace("--", "/")  # the Hugging Face cache layout
     return name.replace("@", "_") or "bert"
 
 
@@ -141,7 +150,7 @@ def read_bert_state(folder: str | Path) -> dict[str, torch.Tensor]:
         raise BertImportError(f"{folder}: no model.safetensors (or pytorch_model.bin)")
     out: dict[str, torch.Tensor] = {}
     for name, t in state.items():
-        key = name[len("bert."):] if name.startswith("bert.") else name
+        key = name[len("bert.") :] if name.startswith("bert.") else name
         if key.startswith(DROPPED_PREFIXES) or key in DROPPED_NAMES:
             continue
         key = key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
@@ -186,8 +195,10 @@ def bert_tokenizer(folder: str | Path):
 
     path = Path(folder) / "tokenizer.json"
     if not path.is_file():
-        raise BertImportError(f"{folder}: no tokenizer.json (save a fast tokenizer there, e.g. with transformers: "
-                              "AutoTokenizer.from_pretrained(folder).save_pretrained(folder))")
+        raise BertImportError(
+            f"{folder}: no tokenizer.json (save a fast tokenizer there, e.g. with transformers: "
+            "AutoTokenizer.from_pretrained(folder).save_pretrained(folder))"
+        )
     try:
         return TextTokenizer.from_file(path)
     except Exception as e:  # tokenizers raises its own exception types for a malformed file
@@ -202,14 +213,23 @@ def _warn_if_not_mean_pooled(folder: Path) -> None:
         return
     modes = pooling_modes(doc) if isinstance(doc, dict) and doc else ("mean",)
     if modes != ("mean",):
-        log.warning("%s was trained with %s pooling; gemb2 mean-pools, so its vectors will differ from "
-                    "sentence-transformers' until fine-tuned", folder, "+".join(modes))
+        log.warning(
+            "%s was trained with %s pooling; gemb2 mean-pools, so its vectors will differ from "
+            "sentence-transformers' until fine-tuned",
+            folder,
+            "+".join(modes),
+        )
 
 
 # sentence-transformers' older 1_Pooling/config.json: one bool per mode (the order it concatenates them in)
-_LEGACY_POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
-                        "pooling_mode_mean_tokens": "mean", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
-                        "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
+_LEGACY_POOLING_KEYS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
 
 
 def pooling_modes(doc: dict) -> tuple[str, ...]:

@@ -17,10 +17,14 @@ IMAGE_STEMS = ("patch", "efficientnet", "none")  # image_stem.py, efficientnet_s
 AUDIO_STEMS = ("mel", "whisper", "none")  # audio_stem.py, whisper_stem.py; "none": no audio
 EFFICIENTNET_VARIANTS = ("lite0", "lite1", "lite2", "lite3", "lite4")  # efficientnet.LITE_SIZES
 WHISPER_SIZES = {  # encoder shapes (d_model, heads, layers) of the Whisper sizes; ".en" models share them
-    "tiny": (384, 6, 4), "tiny.en": (384, 6, 4),
-    "base": (512, 8, 6), "base.en": (512, 8, 6),
-    "small": (768, 12, 12), "small.en": (768, 12, 12),
-    "medium": (1024, 16, 24), "medium.en": (1024, 16, 24),
+    "tiny": (384, 6, 4),
+    "tiny.en": (384, 6, 4),
+    "base": (512, 8, 6),
+    "base.en": (512, 8, 6),
+    "small": (768, 12, 12),
+    "small.en": (768, 12, 12),
+    "medium": (1024, 16, 24),
+    "medium.en": (1024, 16, 24),
 }
 MEL_FRAMES_PER_SECOND = 100  # Whisper's front end: hop 160 samples at 16 kHz
 WHISPER_WINDOW_S = 30.0  # Whisper's encoder sees 30 s windows (3000 mel frames -> 1500 positions)
@@ -74,45 +78,82 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig: {msg}")
 
         need(bool(self.name) and "@" not in self.name, f"name must be non-empty without '@', got {self.name!r}")
-        for key in ("vocab_size", "hidden", "layers", "heads", "intermediate", "max_positions", "image_size",
-                    "patch_size", "n_mels", "audio_frames_per_token", "max_frames", "video_tokens_per_frame",
-                    "max_time_buckets", "out_dim"):
+        for key in (
+            "vocab_size",
+            "hidden",
+            "layers",
+            "heads",
+            "intermediate",
+            "max_positions",
+            "image_size",
+            "patch_size",
+            "n_mels",
+            "audio_frames_per_token",
+            "max_frames",
+            "video_tokens_per_frame",
+            "max_time_buckets",
+            "out_dim",
+        ):
             need(getattr(self, key) >= 1, f"{key} must be >= 1, got {getattr(self, key)}")
         need(self.hidden % self.heads == 0, f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         need(self.hidden_act == "gelu", f"hidden_act must be 'gelu', got {self.hidden_act!r}")
         need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
-        need(3 <= self.max_text_tokens <= self.max_positions,
-             f"max_text_tokens must be in [3, max_positions={self.max_positions}], got {self.max_text_tokens}")
+        need(
+            3 <= self.max_text_tokens <= self.max_positions,
+            f"max_text_tokens must be in [3, max_positions={self.max_positions}], got {self.max_text_tokens}",
+        )
         need(self.image_stem in IMAGE_STEMS, f"image_stem must be one of {IMAGE_STEMS}, got {self.image_stem!r}")
         need(self.audio_stem in AUDIO_STEMS, f"audio_stem must be one of {AUDIO_STEMS}, got {self.audio_stem!r}")
         if self.image_stem == "patch":
-            need(self.image_size % self.patch_size == 0,
-                 f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
+            need(
+                self.image_size % self.patch_size == 0,
+                f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})",
+            )
         if self.image_stem == "efficientnet":
-            need(self.image_encoder in EFFICIENTNET_VARIANTS,
-                 f"image_encoder must be one of {EFFICIENTNET_VARIANTS}, got {self.image_encoder!r}")
-            need(self.image_size >= EFFICIENTNET_STRIDE,
-                 f"image_size must be >= {EFFICIENTNET_STRIDE} for EfficientNet, got {self.image_size}")
+            need(
+                self.image_encoder in EFFICIENTNET_VARIANTS,
+                f"image_encoder must be one of {EFFICIENTNET_VARIANTS}, got {self.image_encoder!r}",
+            )
+            need(
+                self.image_size >= EFFICIENTNET_STRIDE,
+                f"image_size must be >= {EFFICIENTNET_STRIDE} for EfficientNet, got {self.image_size}",
+            )
         if self.audio_stem == "whisper":
-            need(self.audio_encoder in WHISPER_SIZES,
-                 f"audio_encoder must be one of {tuple(WHISPER_SIZES)}, got {self.audio_encoder!r}")
+            need(
+                self.audio_encoder in WHISPER_SIZES,
+                f"audio_encoder must be one of {tuple(WHISPER_SIZES)}, got {self.audio_encoder!r}",
+            )
             need(self.n_mels == 80, f"n_mels must be 80 for Whisper's encoder, got {self.n_mels}")
-            need(self.audio_frames_per_token % 2 == 0,  # the encoder halves the frame rate
-                 f"audio_frames_per_token must be even for Whisper, got {self.audio_frames_per_token}")
-            need(self.audio_window_s <= WHISPER_WINDOW_S,
-                 f"audio_window_s must be <= {WHISPER_WINDOW_S:g} for Whisper, got {self.audio_window_s}")
+            need(
+                self.audio_frames_per_token % 2 == 0,  # the encoder halves the frame rate
+                f"audio_frames_per_token must be even for Whisper, got {self.audio_frames_per_token}",
+            )
+            need(
+                self.audio_window_s <= WHISPER_WINDOW_S,
+                f"audio_window_s must be <= {WHISPER_WINDOW_S:g} for Whisper, got {self.audio_window_s}",
+            )
         side = math.isqrt(self.video_tokens_per_frame)
-        need(side * side == self.video_tokens_per_frame,
-             f"video_tokens_per_frame must be a square number, got {self.video_tokens_per_frame}")
-        need(self.image_stem == "none" or side <= self.image_grid,
-             f"video_tokens_per_frame ({self.video_tokens_per_frame}) exceeds the frame's token grid")
-        need(self.audio_window_s > 0 and self.video_fps > 0 and self.time_bucket_s > 0,
-             "audio_window_s, video_fps and time_bucket_s must be positive")
+        need(
+            side * side == self.video_tokens_per_frame,
+            f"video_tokens_per_frame must be a square number, got {self.video_tokens_per_frame}",
+        )
+        need(
+            self.image_stem == "none" or side <= self.image_grid,
+            f"video_tokens_per_frame ({self.video_tokens_per_frame}) exceeds the frame's token grid",
+        )
+        need(
+            self.audio_window_s > 0 and self.video_fps > 0 and self.time_bucket_s > 0,
+            "audio_window_s, video_fps and time_bucket_s must be positive",
+        )
         dims = self.matryoshka_dims
-        need(len(dims) >= 1 and dims[0] == self.out_dim,
-             f"matryoshka_dims must start with out_dim={self.out_dim}, got {dims}")
-        need(all(a > b for a, b in zip(dims, dims[1:])) and dims[-1] >= 1,
-             f"matryoshka_dims must be strictly descending and positive, got {dims}")
+        need(
+            len(dims) >= 1 and dims[0] == self.out_dim,
+            f"matryoshka_dims must start with out_dim={self.out_dim}, got {dims}",
+        )
+        need(
+            all(a > b for a, b in zip(dims, dims[1:])) and dims[-1] >= 1,
+            f"matryoshka_dims must be strictly descending and positive, got {dims}",
+        )
 
     # --- derived sizes (one place, so stems and the model agree)
     @property
@@ -125,7 +166,7 @@ class ModelConfig:
     @property
     def image_tokens(self) -> int:
         """Tokens per image: the token grid."""
-        return self.image_grid ** 2
+        return self.image_grid**2
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -144,7 +185,7 @@ class ModelConfig:
         """Tokens of one full audio window."""
         return math.ceil(self.audio_window_s * MEL_FRAMES_PER_SECOND / self.audio_frames_per_token)
 
-    def replace(self, **changes: Any) -> "ModelConfig":
+    def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
 
     # --- JSON
@@ -154,7 +195,7 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         """Build from `to_dict()` output. Refuses unknown or missing keys and wrong types, naming the key."""
         if not isinstance(d, dict):
             raise TypeError(f"a model config must be a JSON object, got {type(d).__name__}")
@@ -172,8 +213,9 @@ class ModelConfig:
 
 def _check_type(key: str, value: Any, hint: Any) -> Any:
     def bad() -> TypeError:
-        return TypeError(f"model config key {key!r} must be {getattr(hint, '__name__', hint)}, "
-                         f"got {type(value).__name__} {value!r}")
+        return TypeError(
+            f"model config key {key!r} must be {getattr(hint, '__name__', hint)}, got {type(value).__name__} {value!r}"
+        )
 
     if hint is bool:
         if not isinstance(value, bool):
@@ -207,10 +249,17 @@ def tiny() -> ModelConfig:
     """Random init, fast on a CPU: for tests and trying the pipeline. Not a useful embedding."""
     return ModelConfig(
         name="tiny-random",
-        hidden=64, layers=2, heads=2, intermediate=128, max_positions=512,
-        image_size=64, patch_size=16,  # 4x4 = 16 tokens per image
-        max_frames=8, max_time_buckets=16,
-        out_dim=64, matryoshka_dims=(64, 32, 16),
+        hidden=64,
+        layers=2,
+        heads=2,
+        intermediate=128,
+        max_positions=512,
+        image_size=64,
+        patch_size=16,  # 4x4 = 16 tokens per image
+        max_frames=8,
+        max_time_buckets=16,
+        out_dim=64,
+        matryoshka_dims=(64, 32, 16),
     )
 
 
@@ -223,7 +272,11 @@ def base() -> ModelConfig:
     """BERT-base shapes (110M backbone parameters)."""
     return ModelConfig(
         name="base-random",
-        hidden=768, layers=12, heads=12, intermediate=3072,
+        hidden=768,
+        layers=12,
+        heads=12,
+        intermediate=3072,
         patch_size=16,  # 196 tokens per image: the larger model can afford finer patches
-        out_dim=768, matryoshka_dims=(768, 512, 256, 128),
+        out_dim=768,
+        matryoshka_dims=(768, 512, 256, 128),
     )

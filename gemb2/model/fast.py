@@ -31,8 +31,13 @@ _state = {"enabled": os.environ.get("GEMB2_FAST", "1") != "0", "broken": False}
 
 def _supported() -> bool:
     ops = getattr(torch.ops, "mkldnn", None)
-    return (torch.backends.mkldnn.is_available() and platform.machine().lower() in ("x86_64", "amd64")
-            and ops is not None and hasattr(ops, "_linear_pointwise") and hasattr(ops, "_reorder_linear_weight"))
+    return (
+        torch.backends.mkldnn.is_available()
+        and platform.machine().lower() in ("x86_64", "amd64")
+        and ops is not None
+        and hasattr(ops, "_linear_pointwise")
+        and hasattr(ops, "_reorder_linear_weight")
+    )
 
 
 _SUPPORTED = _supported()
@@ -62,8 +67,7 @@ def eligible(x: torch.Tensor, mods: Sequence[nn.Module]) -> bool:
         return False
     if torch.compiler.is_compiling():
         return False
-    return all(type(m) is nn.Linear and m.weight.dtype == torch.float32 and m.weight.device.type == "cpu"
-               for m in mods)
+    return all(type(m) is nn.Linear and m.weight.dtype == torch.float32 and m.weight.device.type == "cpu" for m in mods)
 
 
 def _key(mods: Sequence[nn.Linear]) -> tuple:
@@ -79,8 +83,11 @@ def _packed(owner: nn.Module, mods: Sequence[nn.Linear]) -> tuple[torch.Tensor, 
         return cached[1], cached[2]
     with torch.no_grad():
         packed = torch.ops.mkldnn._reorder_linear_weight(torch.cat([m.weight for m in mods]).contiguous(), None)
-        b = None if all(m.bias is None for m in mods) else torch.cat(
-            [m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in mods])
+        b = (
+            None
+            if all(m.bias is None for m in mods)
+            else torch.cat([m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in mods])
+        )
     owner.__dict__["_gemb2_packed"] = (key, packed, b)  # not a buffer: never saved, never moved
     return packed, b
 
@@ -94,8 +101,7 @@ def linear(owner: nn.Module, mods: Sequence[nn.Linear], x: torch.Tensor, gelu: b
     if eligible(x, mods):
         try:
             w, b = _packed(owner, mods)
-            return torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu" if gelu else "none", [],
-                                                      "none" if gelu else "")
+            return torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu" if gelu else "none", [], "none" if gelu else "")
         except RuntimeError:  # an unusual build or shape oneDNN refuses: take the ordinary path from now on
             _state["broken"] = True
     y = mods[0](x) if len(mods) == 1 else torch.cat([m(x) for m in mods], dim=-1)
@@ -146,4 +152,3 @@ def onednn_matmul() -> Iterator[bool]:
         yield True
     finally:
         torch.backends.mkldnn.matmul.fp32_precision = before
-

@@ -36,10 +36,12 @@ def read_config_json(folder: str | Path) -> dict:
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: invalid JSON ({e})") from None
     if not isinstance(doc, dict) or doc.get("format") != "gemb2":
-        raise ValueError(f"{path}: not a gemb2 config (expected \"format\": \"gemb2\")")
+        raise ValueError(f'{path}: not a gemb2 config (expected "format": "gemb2")')
     if doc.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version {doc.get('format_version')!r} is not supported "
-                         f"(this gemb2 reads version {FORMAT_VERSION})")
+        raise ValueError(
+            f"{path}: format_version {doc.get('format_version')!r} is not supported "
+            f"(this gemb2 reads version {FORMAT_VERSION})"
+        )
     unknown = sorted(set(doc) - {"format", "format_version", "model_id", "config"})
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}")
@@ -57,8 +59,12 @@ def save_pretrained(model: Gemb2Model, folder: str | Path) -> Path:
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt", "model_id": model_id})
-        doc = {"format": "gemb2", "format_version": FORMAT_VERSION, "model_id": model_id,
-               "config": model.config.to_dict()}
+        doc = {
+            "format": "gemb2",
+            "format_version": FORMAT_VERSION,
+            "model_id": model_id,
+            "config": model.config.to_dict(),
+        }
         (tmp / "config.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         model.tokenizer.save(tmp / "tokenizer.json")
         (tmp / "README.md").write_text(_model_card(model, model_id), encoding="utf-8")
@@ -89,8 +95,10 @@ def load_pretrained(folder: str | Path, device: torch.device | str | None = None
         raise FileNotFoundError(f"{folder}: no model.safetensors (gemb2 loads weights only from safetensors)")
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() in PICKLE_SUFFIXES:  # refused, never opened: a model folder is safetensors + JSON
-            raise ValueError(f"{folder}: holds {path.name}, a pickle; gemb2 loads only safetensors and JSON "
-                             "(remove the file to load this folder)")
+            raise ValueError(
+                f"{folder}: holds {path.name}, a pickle; gemb2 loads only safetensors and JSON "
+                "(remove the file to load this folder)"
+            )
     config = ModelConfig.from_dict(doc.get("config"))
     tok_path = folder / "tokenizer.json"
     model = Gemb2Model(config, TextTokenizer.from_file(tok_path) if tok_path.is_file() else None)
@@ -100,23 +108,31 @@ def load_pretrained(folder: str | Path, device: torch.device | str | None = None
         missing = sorted(set(expected) - found)
         unexpected = sorted(found - set(expected))
         if missing:
-            raise ValueError(f"{weights}: missing tensor(s) {', '.join(missing[:5])}"
-                             + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+            raise ValueError(
+                f"{weights}: missing tensor(s) {', '.join(missing[:5])}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            )
         if unexpected:
-            raise ValueError(f"{weights}: unexpected tensor(s) {', '.join(unexpected[:5])}"
-                             + (f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else ""))
+            raise ValueError(
+                f"{weights}: unexpected tensor(s) {', '.join(unexpected[:5])}"
+                + (f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else "")
+            )
         state = {}
         for name, want in expected.items():
             t = f.get_tensor(name)
             if t.shape != want.shape or t.dtype != want.dtype:
-                raise ValueError(f"{weights}: tensor {name} has shape {tuple(t.shape)} and dtype {t.dtype}, "
-                                 f"the model needs {tuple(want.shape)} and {want.dtype}")
+                raise ValueError(
+                    f"{weights}: tensor {name} has shape {tuple(t.shape)} and dtype {t.dtype}, "
+                    f"the model needs {tuple(want.shape)} and {want.dtype}"
+                )
             state[name] = t
     model.load_state_dict(state, strict=True)
     stored = doc.get("model_id")
     if stored is not None and stored != model.model_id:
-        raise ValueError(f"{folder}: config.json says model_id {stored} but the files give {model.model_id}; "
-                         "the folder was edited after saving (re-save it, or delete the model_id key)")
+        raise ValueError(
+            f"{folder}: config.json says model_id {stored} but the files give {model.model_id}; "
+            "the folder was edited after saving (re-save it, or delete the model_id key)"
+        )
     model.eval()
     return model.to(device) if device is not None else model
 
@@ -143,6 +159,10 @@ in one L2-normalised vector space.
 
 Files: `config.json` (the config and model id), `model.safetensors` (weights), `tokenizer.json`
 (WordPiece). Load with `gemb2.model.load_model("<this folder>")`.
-""" + ("\nThis model is randomly initialised (untrained): for testing only.\n" if "random" in c.name else
-       "\nParts of this model (its new projectors) are untrained: a starting point for `gemb2 train`.\n"
-       if "untrained" in c.name else "")
+""" + (
+        "\nThis model is randomly initialised (untrained): for testing only.\n"
+        if "random" in c.name
+        else "\nParts of this model (its new projectors) are untrained: a starting point for `gemb2 train`.\n"
+        if "untrained" in c.name
+        else ""
+    )

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -63,7 +63,7 @@ class Batch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         def move(v):
             if isinstance(v, tuple):
                 return tuple(t.to(device, non_blocking=non_blocking) for t in v)
@@ -71,8 +71,9 @@ class Batch:
 
         return Batch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
 
-    def pin_memory(self) -> "Batch":
+    def pin_memory(self) -> Batch:
         """A copy in page-locked memory, so that `to(cuda, non_blocking=True)` overlaps with compute."""
+
         def pin(v):
             return tuple(t.pin_memory() for t in v) if isinstance(v, tuple) else v.pin_memory()
 
@@ -121,12 +122,15 @@ class Gemb2Model(nn.Module):
             self.modality_embeddings = nn.Embedding(len(KINDS), cfg.hidden)
             nn.init.zeros_(self.modality_embeddings.weight)
             self.projection = nn.Linear(cfg.hidden, cfg.out_dim)
-            nn.init.normal_(self.projection.weight, std=cfg.hidden ** -0.5)
+            nn.init.normal_(self.projection.weight, std=cfg.hidden**-0.5)
             nn.init.zeros_(self.projection.bias)
         tok = self.tokenizer
-        self._prompt_ids = {"query": tok.encode(cfg.query_prompt), "document": tok.encode(cfg.document_prompt),
-                            None: []}
-        self._frame_side = int(round(cfg.video_tokens_per_frame ** 0.5))
+        self._prompt_ids = {
+            "query": tok.encode(cfg.query_prompt),
+            "document": tok.encode(cfg.document_prompt),
+            None: [],
+        }
+        self._frame_side = int(round(cfg.video_tokens_per_frame**0.5))
         self._id_cache: tuple | None = None
 
     # --- identity and placement ------------------------------------------------------------
@@ -176,11 +180,15 @@ class Gemb2Model(nn.Module):
                 pieces.append(("ids", ids))
                 length += len(ids)
             elif isinstance(p, (Image, Video)) and self.image_stem is None:
-                raise ValueError(f"this model has no image stem (image_stem='none'): it embeds "
-                                 f"{', '.join(cfg.modalities)}, not {type(p).__name__.lower()}")
+                raise ValueError(
+                    f"this model has no image stem (image_stem='none'): it embeds "
+                    f"{', '.join(cfg.modalities)}, not {type(p).__name__.lower()}"
+                )
             elif isinstance(p, Audio) and self.audio_stem is None:
-                raise ValueError(f"this model has no audio stem (audio_stem='none'): it embeds "
-                                 f"{', '.join(cfg.modalities)}, not audio")
+                raise ValueError(
+                    f"this model has no audio stem (audio_stem='none'): it embeds "
+                    f"{', '.join(cfg.modalities)}, not audio"
+                )
             elif isinstance(p, Image):
                 pieces.append(("image", p.pixels))
                 length += cfg.image_tokens
@@ -272,13 +280,16 @@ class Gemb2Model(nn.Module):
 
         lengths = sorted(audio_groups)
         return Batch(
-            input_ids=input_ids, kinds=kinds, mask=mask,
-            images=pixels(images), image_slots=slot_tensor(image_slots, k),
-            frames=pixels(frames), frame_buckets=torch.tensor(buckets, dtype=torch.long),
+            input_ids=input_ids,
+            kinds=kinds,
+            mask=mask,
+            images=pixels(images),
+            image_slots=slot_tensor(image_slots, k),
+            frames=pixels(frames),
+            frame_buckets=torch.tensor(buckets, dtype=torch.long),
             frame_slots=slot_tensor(frame_slots, r),
             audio=tuple(torch.from_numpy(np.stack(audio_groups[n][0]).astype(np.float32)) for n in lengths),
-            audio_slots=tuple(slot_tensor(audio_groups[n][1], n // self.audio_stem.samples_per_token)
-                              for n in lengths),
+            audio_slots=tuple(slot_tensor(audio_groups[n][1], n // self.audio_stem.samples_per_token) for n in lengths),
         )
 
     # --- the forward pass ----------------------------------------------------------------
@@ -299,7 +310,9 @@ class Gemb2Model(nn.Module):
             tokens.append(_chunked(self.image_stem, batch.images, stem_chunk).reshape(-1, H))  # (Ni * k, H)
             slots.append(batch.image_slots.reshape(-1))
         if len(batch.frames):
-            f = self.frame_tokens(_chunked(self.image_stem, batch.frames, stem_chunk), batch.frame_buckets)  # (Nf, r, H)
+            f = self.frame_tokens(
+                _chunked(self.image_stem, batch.frames, stem_chunk), batch.frame_buckets
+            )  # (Nf, r, H)
             tokens.append(f.reshape(-1, H))
             slots.append(batch.frame_slots.reshape(-1))
         for samples, s in zip(batch.audio, batch.audio_slots):
@@ -344,9 +357,17 @@ class Gemb2Model(nn.Module):
         """Matryoshka prefix of `dim` (one of config.matryoshka_dims), re-normalised."""
         return truncate(vectors, self.check_dim(dim))
 
-    def encode(self, items: Sequence[Item | Part | str], *, task: str | None = "document", dim: int | None = None,
-               batch_size: int | None = None, max_tokens: int | None = None, precision: str = "auto",
-               device: torch.device | str | None = None) -> np.ndarray:
+    def encode(
+        self,
+        items: Sequence[Item | Part | str],
+        *,
+        task: str | None = "document",
+        dim: int | None = None,
+        batch_size: int | None = None,
+        max_tokens: int | None = None,
+        precision: str = "auto",
+        device: torch.device | str | None = None,
+    ) -> np.ndarray:
         """Items -> (N, dim) float32 unit vectors, in input order.
 
         Runs in eval mode under inference_mode. Items are tokenized in bulk, sorted by sequence length and
@@ -375,9 +396,13 @@ class Gemb2Model(nn.Module):
         self.eval()
         try:
             with torch.inference_mode(), torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
-                for chunk in length_batches([plans[i].length for i in order], batch_size, max_tokens,
-                                            media=[plans[i].media for i in order],
-                                            max_media=MAX_MEDIA.get(dev.type, MAX_MEDIA["cpu"])):
+                for chunk in length_batches(
+                    [plans[i].length for i in order],
+                    batch_size,
+                    max_tokens,
+                    media=[plans[i].media for i in order],
+                    max_media=MAX_MEDIA.get(dev.type, MAX_MEDIA["cpu"]),
+                ):
                     idx = [order[i] for i in chunk]
                     batch = self._collate_plans([plans[i] for i in idx])
                     batch = batch.pin_memory().to(dev, non_blocking=True) if cuda else batch.to(dev)
@@ -427,8 +452,14 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return choices[precision]
 
 
-def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None, *,
-                   media: Sequence[int] | None = None, max_media: int | None = None) -> list[list[int]]:
+def length_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    max_tokens: int | None = None,
+    *,
+    media: Sequence[int] | None = None,
+    max_media: int | None = None,
+) -> list[list[int]]:
     """Cut positions 0..n-1 of `lengths` (sorted longest first) into consecutive batches of at most
     `batch_size` items whose padded size (items x the first, longest, length) stays within `max_tokens`
     and whose `media` (images + video frames per item) add up to at most `max_media` (a single item over
@@ -454,8 +485,9 @@ def identity_projection_(model: Gemb2Model) -> Gemb2Model:
     """Set the output projection to the identity (out_dim must equal hidden): the pooled backbone state IS the vector."""
     cfg = model.config
     if cfg.out_dim != cfg.hidden:
-        raise ValueError(f"an identity projection needs out_dim == hidden, got out_dim {cfg.out_dim} "
-                         f"and hidden {cfg.hidden}")
+        raise ValueError(
+            f"an identity projection needs out_dim == hidden, got out_dim {cfg.out_dim} and hidden {cfg.hidden}"
+        )
     with torch.no_grad():
         model.projection.weight.copy_(torch.eye(cfg.hidden, dtype=model.projection.weight.dtype))
         model.projection.bias.zero_()

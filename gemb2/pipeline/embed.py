@@ -18,9 +18,10 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Callable, ContextManager, Protocol, Sequence
+from typing import ContextManager, Protocol
 
 from gemb2 import __version__
 from gemb2.data.discover import FileEntry, Skipped, discover
@@ -93,7 +94,9 @@ class EmbedOptions:
 
     def __post_init__(self) -> None:
         if self.world_size < 1 or not 0 <= self.rank < self.world_size:
-            raise ValueError(f"rank must be in [0, world_size) and world_size >= 1; got rank {self.rank}, world_size {self.world_size}")
+            raise ValueError(
+                f"rank must be in [0, world_size) and world_size >= 1; got rank {self.rank}, world_size {self.world_size}"
+            )
 
 
 def default_batch_size(model) -> int:
@@ -147,9 +150,17 @@ def _lstat(path: str) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def plan(roots: Sequence[str], known: dict[str, FileRecord], model_id: str, *, follow_symlinks: bool = False,
-         rank: int = 0, world_size: int = 1, failures: dict[str, FailureRecord] | None = None,
-         retry_failed: bool = False) -> Plan:
+def plan(
+    roots: Sequence[str],
+    known: dict[str, FileRecord],
+    model_id: str,
+    *,
+    follow_symlinks: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    failures: dict[str, FailureRecord] | None = None,
+    retry_failed: bool = False,
+) -> Plan:
     """Walk `roots` and sort the files `rank` owns into new / changed / unchanged / failed before and unchanged,
     and its known files gone from the roots. Skipped paths (broken links, FIFOs...) are reported by their owner
     too, unless they are remembered failures that have not changed."""
@@ -190,8 +201,9 @@ def plan(roots: Sequence[str], known: dict[str, FileRecord], model_id: str, *, f
             p.changed.append(found)
     abs_roots = [storage_path(os.path.abspath(r)) for r in roots]
     p.deleted = [rec for path, rec in known.items() if path not in seen and mine(path) and _under(path, abs_roots)]
-    p.gone_failures = [path for path in failures if path not in seen and path not in known and mine(path)
-                       and _under(path, abs_roots)]
+    p.gone_failures = [
+        path for path in failures if path not in seen and path not in known and mine(path) and _under(path, abs_roots)
+    ]
     return p
 
 
@@ -214,9 +226,14 @@ class _Pending:
 class _Run:
     """The state of one run: its report, the failures to remember, and what to tell the caller."""
 
-    def __init__(self, report: EmbedReport, model_id: str, progress: Progress,
-                 on_failure: Callable[[Failure], None] | None,
-                 on_notes: Callable[[str, Sequence[str]], None] | None = None):
+    def __init__(
+        self,
+        report: EmbedReport,
+        model_id: str,
+        progress: Progress,
+        on_failure: Callable[[Failure], None] | None,
+        on_notes: Callable[[str, Sequence[str]], None] | None = None,
+    ):
         self.report, self.model_id, self.progress, self.on_failure = report, model_id, progress, on_failure
         self.on_notes = on_notes  # what a file's codecs and libraries printed (captured by the loaders)
         self.remember: list[FailureRecord] = []  # content failures not yet written to the store
@@ -253,13 +270,25 @@ def run_embed(
     """
     t0 = time.perf_counter()
     progress = progress or _NoProgress()
-    report = EmbedReport(model=model_id, rank=options.rank, world_size=options.world_size, dry_run=dry_run,
-                         store=getattr(store, "where", ""))
+    report = EmbedReport(
+        model=model_id,
+        rank=options.rank,
+        world_size=options.world_size,
+        dry_run=dry_run,
+        store=getattr(store, "where", ""),
+    )
     run = _Run(report, model_id, progress, on_failure, on_notes)
 
-    p = plan(roots, store.known_files(), model_id, follow_symlinks=options.follow_symlinks,
-             rank=options.rank, world_size=options.world_size, failures=store.known_failures(),
-             retry_failed=options.retry_failed)
+    p = plan(
+        roots,
+        store.known_files(),
+        model_id,
+        follow_symlinks=options.follow_symlinks,
+        rank=options.rank,
+        world_size=options.world_size,
+        failures=store.known_failures(),
+        retry_failed=options.retry_failed,
+    )
     report.files_unchanged, report.files_failed_known = p.unchanged, p.failed_known
     report.unsupported = dict(sorted(p.unsupported.items()))
     report.files_unsupported = sum(p.unsupported.values())
@@ -289,8 +318,10 @@ def run_embed(
             can = set(model.config.modalities)
             for e in todo:  # e.g. images under a text-only model: a counted failure, never a crash
                 if e.modality not in can:
-                    run.fail(Failure(storage_path(e.path), f"model {model_id} does not embed {e.modality} files"),
-                             (e.size, e.mtime_ns))
+                    run.fail(
+                        Failure(storage_path(e.path), f"model {model_id} does not embed {e.modality} files"),
+                        (e.size, e.mtime_ns),
+                    )
                     progress.advance(1)
             keep = [i for i, e in enumerate(todo) if e.modality in can]
             todo, is_new = [todo[i] for i in keep], [is_new[i] for i in keep]
@@ -312,8 +343,15 @@ def _interrupted(report: EmbedReport, stop: StopFlag, t0: float) -> EmbedReport:
     return report
 
 
-def _embed_files(todo: list[FileEntry], is_new: list[bool], store: Store, model, options: EmbedOptions, run: _Run,
-                 stop: StopFlag | None) -> None:
+def _embed_files(
+    todo: list[FileEntry],
+    is_new: list[bool],
+    store: Store,
+    model,
+    options: EmbedOptions,
+    run: _Run,
+    stop: StopFlag | None,
+) -> None:
     """Load `todo` in worker processes, embed their segments in per-modality batches, and commit whole files
     every `commit_rows` rows or `commit_seconds` seconds. A file counts as done (progress) once embedded."""
     from gemb2.pipeline.spec import load_spec_for
@@ -349,8 +387,15 @@ def _embed_files(todo: list[FileEntry], is_new: list[bool], store: Store, model,
             return
         del pending[fid]
         e = pf.entry
-        rec = FileRecord(storage_path(e.path), e.size, e.mtime_ns, pf.content_hash, run.model_id, pf.n_segments,
-                         segmentation_version(e.modality))
+        rec = FileRecord(
+            storage_path(e.path),
+            e.size,
+            e.mtime_ns,
+            pf.content_hash,
+            run.model_id,
+            pf.n_segments,
+            segmentation_version(e.modality),
+        )
         ready.append((fid, EmbeddedFile(rec, [pf.rows[i] for i in range(pf.n_segments)])))
         progress.advance(1)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -30,8 +30,11 @@ class Hit:
     text_rank: int | None = None  # hybrid only: rank in the full-text list
 
     def to_dict(self) -> dict:
-        extra = {} if self.vector_rank is None and self.text_rank is None else {
-            "vector_rank": self.vector_rank, "text_rank": self.text_rank}
+        extra = (
+            {}
+            if self.vector_rank is None and self.text_rank is None
+            else {"vector_rank": self.vector_rank, "text_rank": self.text_rank}
+        )
         return {
             "rank": self.rank,
             "score": round(self.score, 6),
@@ -79,8 +82,16 @@ def _hit(rank: int, r: dict, **extra) -> Hit:
     return Hit(rank, r["score"], r["path"], r["modality"], r["segment"], r["start"], r["end"], r["text"], **extra)
 
 
-def search(store, vector: np.ndarray, k: int, *, modality: str | None = None, where: str | None = None,
-           tuning=None, dim: int | None = None) -> list[Hit]:
+def search(
+    store,
+    vector: np.ndarray,
+    k: int,
+    *,
+    modality: str | None = None,
+    where: str | None = None,
+    tuning=None,
+    dim: int | None = None,
+) -> list[Hit]:
     """The k nearest rows to `vector`. `dim`: answer as the Matryoshka prefix of `dim` dimensions would
     (the query is truncated and re-normalised here; the store re-ranks by prefix cosine)."""
     if dim is not None:
@@ -110,8 +121,18 @@ def rrf_fuse(rankings: Sequence[Sequence[str]], k: int, c: int = RRF_K) -> list[
     return sorted(scores.items(), key=lambda kv: -kv[1])[:k]
 
 
-def hybrid_search(store, vector: np.ndarray, text: str, k: int, *, modality: str | None = None,
-                  where: str | None = None, tuning=None, dim: int | None = None, depth: int | None = None) -> list[Hit]:
+def hybrid_search(
+    store,
+    vector: np.ndarray,
+    text: str,
+    k: int,
+    *,
+    modality: str | None = None,
+    where: str | None = None,
+    tuning=None,
+    dim: int | None = None,
+    depth: int | None = None,
+) -> list[Hit]:
     """Full-text (BM25 on the rows' text) and vector search, each `depth` deep (default max(50, 2k)), fused by
     reciprocal-rank fusion. `score` is the fused score; `vector_rank` and `text_rank` say where each hit came from."""
     if not text:

@@ -96,13 +96,23 @@ def format_lines(first_line: int, texts: list[str], vectors) -> str:
     fmt = _template(vectors.shape[1])
     rows = vectors.astype("float64").tolist()
     dumps = json.dumps
-    return "".join(f'{{"line": {first_line + i}, "text": {dumps(t, ensure_ascii=False)}, "vector": {fmt % tuple(r)}}}\n'
-                   for i, (t, r) in enumerate(zip(texts, rows)))
+    return "".join(
+        f'{{"line": {first_line + i}, "text": {dumps(t, ensure_ascii=False)}, "vector": {fmt % tuple(r)}}}\n'
+        for i, (t, r) in enumerate(zip(texts, rows))
+    )
 
 
-def embed_lines(model, lines_in, out: IO[str], *, task: str | None = "document", dim: int | None = None,
-                batch_size: int = 32, window: int | None = None,
-                warn: Callable[[str], None] | None = None) -> int:
+def embed_lines(
+    model,
+    lines_in,
+    out: IO[str],
+    *,
+    task: str | None = "document",
+    dim: int | None = None,
+    batch_size: int = 32,
+    window: int | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> int:
     """Embed each line of `lines_in` (a byte or text stream) and write its JSON line to `out`, in input order.
 
     `window` (default max(4096, 32 x `batch_size`)) caps the lines given to one `model.encode` call, and so

@@ -4,9 +4,17 @@ Both stores keep, per file, the (size, mtime_ns, content hash, model) it was emb
 can tell unchanged files from changed ones without reading them.
 """
 
-from gemb2.store.records import (EmbeddedFile, FailureRecord, FileRecord, SegmentRow, Store, StoreError,
-                                 WrongModelError, storage_path)
 from gemb2.store.lance import LanceStore, default_db_uri
+from gemb2.store.records import (
+    EmbeddedFile,
+    FailureRecord,
+    FileRecord,
+    SegmentRow,
+    Store,
+    StoreError,
+    WrongModelError,
+    storage_path,
+)
 from gemb2.store.shards import ShardStore, read_shards
 
 __all__ = [

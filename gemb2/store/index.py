@@ -159,8 +159,9 @@ def vector_index_config(plan: VectorIndexPlan):
     from lancedb.index import HnswSq, IvfPq
 
     if plan.kind == "hnsw":
-        return HnswSq(distance_type="cosine", num_partitions=plan.num_partitions, m=plan.m,
-                      ef_construction=plan.ef_construction)
+        return HnswSq(
+            distance_type="cosine", num_partitions=plan.num_partitions, m=plan.m, ef_construction=plan.ef_construction
+        )
     if plan.kind == "ivf_pq":
         return IvfPq(distance_type="cosine", num_partitions=plan.num_partitions, num_sub_vectors=plan.num_sub_vectors)
     raise ValueError(f"no index config for kind {plan.kind!r}")

@@ -10,11 +10,11 @@ duplicates a row.
 from __future__ import annotations
 
 import os
-import time
 import re
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -114,7 +114,7 @@ def _writing(what: str) -> Iterator[None]:
         yield
     except StoreError:
         raise
-    except (OSError, RuntimeError, IOError) as e:
+    except (OSError, RuntimeError) as e:
         raise StoreError(f"{what} failed: {_one_line(e)}") from e
 
 
@@ -133,17 +133,26 @@ class LanceStore:
     Files without rows (empty texts, remembered failures) are kept in the side table `<table>__norows`.
     """
 
-    def __init__(self, uri: str, table: str = DEFAULT_TABLE, *, model: str | None = None, dim: int | None = None, source: str = ""):
+    def __init__(
+        self,
+        uri: str,
+        table: str = DEFAULT_TABLE,
+        *,
+        model: str | None = None,
+        dim: int | None = None,
+        source: str = "",
+    ):
         import lancedb
 
         if not table or not all(c.isalnum() or c in "_-." for c in table) or table.endswith(NOROWS_SUFFIX):
-            raise StoreError(f"invalid table name {table!r}: use letters, digits, '_', '-' and '.' "
-                             f"(not ending in {NOROWS_SUFFIX!r})")
+            raise StoreError(
+                f"invalid table name {table!r}: use letters, digits, '_', '-' and '.' (not ending in {NOROWS_SUFFIX!r})"
+            )
         self.uri, self.table_name = uri, table
         self.where = f"table {table!r} in {uri if '://' in uri else os.path.abspath(uri)}"
         try:
             self._db = lancedb.connect(uri)
-        except Exception as e:  # noqa: BLE001 - lancedb raises several types; the message is what matters
+        except Exception as e:
             raise StoreError(f"cannot open database {uri}: {e}") from e
         self._table = self._open(table)
         self._norows = self._open(table + NOROWS_SUFFIX)
@@ -216,7 +225,7 @@ class LanceStore:
             try:
                 table.set_unenforced_primary_key(key)
                 return
-            except Exception as e:  # noqa: BLE001 - lancedb raises a plain runtime error type
+            except Exception as e:
                 if "already set" in str(e):  # the creator (another process) set it: the same key
                     return
                 if attempt == attempts - 1:
@@ -257,13 +266,20 @@ class LanceStore:
         self.refresh()
         known: dict[str, FileRecord] = {}
         for rec in self._norows_records("empty"):
-            known[rec["path"]] = FileRecord(rec["path"], rec["size"], rec["mtime_ns"], rec["content_hash"], rec["model"],
-                                            0, rec["segmentation"])
+            known[rec["path"]] = FileRecord(
+                rec["path"], rec["size"], rec["mtime_ns"], rec["content_hash"], rec["model"], 0, rec["segmentation"]
+            )
         if self._table is None:
             return known
         cols = ["path", "size", "mtime_ns", "content_hash", "model", "n_segments"]
         has_seg = "segmentation" in self._table.schema.names
-        t = self._table.search().where("segment = 0").select(cols + (["segmentation"] if has_seg else [])).limit(None).to_arrow()
+        t = (
+            self._table.search()
+            .where("segment = 0")
+            .select(cols + (["segmentation"] if has_seg else []))
+            .limit(None)
+            .to_arrow()
+        )
         columns = [t.column(c).to_pylist() for c in cols]
         segs = t.column("segmentation").to_pylist() if has_seg else [1] * t.num_rows
         for rec, seg in zip(zip(*columns), segs):  # rows win over a stale side-table record of the same path
@@ -272,8 +288,10 @@ class LanceStore:
 
     def known_failures(self) -> dict[str, FailureRecord]:
         self.refresh()
-        return {r["path"]: FailureRecord(r["path"], r["size"], r["mtime_ns"], r["model"], r["reason"], r["version"])
-                for r in self._norows_records("failed")}
+        return {
+            r["path"]: FailureRecord(r["path"], r["size"], r["mtime_ns"], r["model"], r["reason"], r["version"])
+            for r in self._norows_records("failed")
+        }
 
     def _norows_records(self, status: str) -> list[dict]:
         return [r for r in self._side_records() if r["status"] == status]
@@ -321,12 +339,31 @@ class LanceStore:
 
     def _write_norows(self, files: Sequence[EmbeddedFile], failures: Sequence[FailureRecord]) -> None:
         records = [
-            {"path": f.record.path, "size": f.record.size, "mtime_ns": f.record.mtime_ns, "content_hash": f.record.content_hash,
-             "model": f.record.model, "status": "empty", "reason": "", "segmentation": f.record.segmentation, "version": __version__}
-            for f in files if not f.rows
+            {
+                "path": f.record.path,
+                "size": f.record.size,
+                "mtime_ns": f.record.mtime_ns,
+                "content_hash": f.record.content_hash,
+                "model": f.record.model,
+                "status": "empty",
+                "reason": "",
+                "segmentation": f.record.segmentation,
+                "version": __version__,
+            }
+            for f in files
+            if not f.rows
         ] + [
-            {"path": r.path, "size": r.size, "mtime_ns": r.mtime_ns, "content_hash": "", "model": r.model, "status": "failed",
-             "reason": r.reason, "segmentation": 0, "version": r.version}
+            {
+                "path": r.path,
+                "size": r.size,
+                "mtime_ns": r.mtime_ns,
+                "content_hash": "",
+                "model": r.model,
+                "status": "failed",
+                "reason": r.reason,
+                "segmentation": 0,
+                "version": r.version,
+            }
             for r in failures
         ]
         name = self.table_name + NOROWS_SUFFIX
@@ -381,9 +418,13 @@ class LanceStore:
         schema = segment_schema(self.dim, self.model)
         flat = np.ascontiguousarray(np.stack(vectors).astype(np.float32, copy=False)).reshape(-1)  # (N * dim,)
         if flat.size != len(vectors) * self.dim:
-            raise StoreError(f"vectors of dimension {len(flat) // max(len(vectors), 1)} for a table of dimension {self.dim}")
+            raise StoreError(
+                f"vectors of dimension {len(flat) // max(len(vectors), 1)} for a table of dimension {self.dim}"
+            )
         cols["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), self.dim)
-        arrays = [cols[n] if isinstance(cols[n], pa.Array) else pa.array(cols[n], schema.field(n).type) for n in schema.names]
+        arrays = [
+            cols[n] if isinstance(cols[n], pa.Array) else pa.array(cols[n], schema.field(n).type) for n in schema.names
+        ]
         return pa.Table.from_arrays(arrays, schema=schema)
 
     @staticmethod
@@ -441,7 +482,9 @@ class LanceStore:
         filters = self._filters(where, modality)
         if filters:
             q = q.where(filters, prefilter=True)
-        cols = ["key", "path", "modality", "segment", "start", "end", "text", "_distance"] + (["vector"] if prefix else [])
+        cols = ["key", "path", "modality", "segment", "start", "end", "text", "_distance"] + (
+            ["vector"] if prefix else []
+        )
         rows = q.select(cols).to_arrow().to_pylist()
         for r in rows:
             r["score"] = 1.0 - float(r.pop("_distance"))
@@ -453,7 +496,9 @@ class LanceStore:
             rows = rows[:k]
         return rows
 
-    def text_search(self, text: str, k: int = 10, *, where: str | None = None, modality: str | None = None) -> list[dict]:
+    def text_search(
+        self, text: str, k: int = 10, *, where: str | None = None, modality: str | None = None
+    ) -> list[dict]:
         """Full-text (BM25) search of the `text` column, best first; needs the full-text index (`gemb2 index`)."""
         if self._table is None:
             return []

@@ -27,8 +27,8 @@ import hashlib
 import os
 import struct
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from gemb2.store.records import StoreError
 
@@ -54,7 +54,9 @@ def owner(path: str, world_size: int) -> int:
 def rank_interval(rank: int, world_size: int) -> tuple[int, int]:
     """[lo, hi) of the hash space that `rank` owns: exactly the h with owner == rank."""
     if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"rank must be in [0, world_size) and world_size >= 1; got rank {rank}, world_size {world_size}")
+        raise ValueError(
+            f"rank must be in [0, world_size) and world_size >= 1; got rank {rank}, world_size {world_size}"
+        )
     lo = -(-rank * SPACE // world_size)
     hi = -(-(rank + 1) * SPACE // world_size)
     return lo, hi
@@ -67,7 +69,7 @@ def _is_local(uri: str) -> bool:
 def lock_file_for(uri: str, table: str) -> str:
     """Where the lock of table `table` in database (or shard folder, table "") `uri` lives."""
     if _is_local(uri):
-        folder = uri[len("file://"):] if uri.startswith("file://") else uri
+        folder = uri[len("file://") :] if uri.startswith("file://") else uri
         return os.path.join(folder, f".{table or 'shards'}.gemb2-lock")
     digest = hashlib.sha256(f"{uri}\0{table}".encode()).hexdigest()[:24]
     return os.path.join(os.path.expanduser("~"), ".cache", "gemb2", "locks", f"{digest}.lock")

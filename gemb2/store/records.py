@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -47,8 +48,12 @@ class FileRecord:
     def matches(self, size: int, mtime_ns: int, model: str, segmentation: int = 1) -> bool:
         """Whether rows made from this record still stand for a file of `size` and `mtime_ns`: same file,
         same model, and cut by the current segmentation (rows cut by an older one are re-embedded)."""
-        return (self.size == size and self.mtime_ns == mtime_ns and self.model == model
-                and self.segmentation >= segmentation)
+        return (
+            self.size == size
+            and self.mtime_ns == mtime_ns
+            and self.model == model
+            and self.segmentation >= segmentation
+        )
 
 
 @dataclass(frozen=True)

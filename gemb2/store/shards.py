@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -71,19 +71,30 @@ class ShardStore:
             m["schema_version"] = SCHEMA_VERSION  # version 1 reads as version 2 with defaults
             self._m = m
         else:
-            self._m = {"schema_version": SCHEMA_VERSION, "model": model, "dim": dim, "next_shard": 1, "shards": {},
-                       "files": {}, "failed": {}}
+            self._m = {
+                "schema_version": SCHEMA_VERSION,
+                "model": model,
+                "dim": dim,
+                "next_shard": 1,
+                "shards": {},
+                "files": {},
+                "failed": {},
+            }
         self.model, self.dim, self.source = self._m["model"], self._m["dim"], self._m.get("source", "")
 
     def known_files(self) -> dict[str, FileRecord]:
         return {
-            p: FileRecord(p, f["size"], f["mtime_ns"], f["content_hash"], self.model, f["n_segments"], f.get("segmentation", 1))
+            p: FileRecord(
+                p, f["size"], f["mtime_ns"], f["content_hash"], self.model, f["n_segments"], f.get("segmentation", 1)
+            )
             for p, f in self._m["files"].items()
         }
 
     def known_failures(self) -> dict[str, FailureRecord]:
-        return {p: FailureRecord(p, f["size"], f["mtime_ns"], f["model"], f["reason"], f["version"])
-                for p, f in self._m["failed"].items()}
+        return {
+            p: FailureRecord(p, f["size"], f["mtime_ns"], f["model"], f["reason"], f["version"])
+            for p, f in self._m["failed"].items()
+        }
 
     def drop(self) -> None:
         for name in os.listdir(self.folder) if os.path.isdir(self.folder) else []:
@@ -97,18 +108,38 @@ class ShardStore:
         if not files and not failures:
             return
         for r in failures:
-            self._m["failed"][r.path] = {"size": r.size, "mtime_ns": r.mtime_ns, "model": r.model, "reason": r.reason,
-                                         "version": r.version}
+            self._m["failed"][r.path] = {
+                "size": r.size,
+                "mtime_ns": r.mtime_ns,
+                "model": r.model,
+                "reason": r.reason,
+                "version": r.version,
+            }
         self._drop_rows([f.record.path for f in files])
         pieces = self._carry_live_rows()
         for f in files:
             self._m["failed"].pop(f.record.path, None)
             rec = f.record
-            info = {"size": rec.size, "mtime_ns": rec.mtime_ns, "content_hash": rec.content_hash,
-                    "n_segments": rec.n_segments, "segmentation": rec.segmentation}
+            info = {
+                "size": rec.size,
+                "mtime_ns": rec.mtime_ns,
+                "content_hash": rec.content_hash,
+                "n_segments": rec.n_segments,
+                "segmentation": rec.segmentation,
+            }
             lines = [
-                json.dumps({"key": segment_key(rec.path, r.segment), "path": rec.path, "modality": r.modality,
-                            "segment": r.segment, "start": r.start, "end": r.end, "text": r.text}, ensure_ascii=False)
+                json.dumps(
+                    {
+                        "key": segment_key(rec.path, r.segment),
+                        "path": rec.path,
+                        "modality": r.modality,
+                        "segment": r.segment,
+                        "start": r.start,
+                        "end": r.end,
+                        "text": r.text,
+                    },
+                    ensure_ascii=False,
+                )
                 for r in f.rows
             ]
             vectors = np.stack([r.vector for r in f.rows]).astype(np.float32) if f.rows else None  # (rows, dim)
@@ -147,8 +178,10 @@ class ShardStore:
 
             arr = np.concatenate([v for _, _, _, v in pieces if v is not None])
             _atomic_write(os.path.join(self.folder, name + ".jsonl"), ("\n".join(lines) + "\n").encode("utf-8"))
-            _atomic_write(os.path.join(self.folder, name + ".safetensors"),
-                          save({"vectors": arr}, metadata={"model": self.model, "dim": str(self.dim)}))
+            _atomic_write(
+                os.path.join(self.folder, name + ".safetensors"),
+                save({"vectors": arr}, metadata={"model": self.model, "dim": str(self.dim)}),
+            )
             self._m["shards"][name] = {"rows": len(lines), "live": len(lines)}
             self._m["next_shard"] = n + 1
         row = 0

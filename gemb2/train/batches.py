@@ -40,8 +40,9 @@ def rank_slice(plan: BatchPlan, rank: int, world: int) -> slice:
     return slice(rank * per, (rank + 1) * per)
 
 
-def build_batch(plan: BatchPlan, manifest: Manifest, task: TaskSpec, spec: LoadSpec, config,
-                rank: int = 0, world: int = 1) -> TrainBatch:
+def build_batch(
+    plan: BatchPlan, manifest: Manifest, task: TaskSpec, spec: LoadSpec, config, rank: int = 0, world: int = 1
+) -> TrainBatch:
     """Load this rank's share of `plan` from disk. `config` is the model's (for the default prompts)."""
     rows = rank_slice(plan, rank, world)
     examples = manifest.examples(plan.task, plan.indices[rows])
@@ -57,5 +58,12 @@ def build_batch(plan: BatchPlan, manifest: Manifest, task: TaskSpec, spec: LoadS
     neg_refs = [n for e in examples for n in e.negatives[: task.negatives]]
     negatives = [prompted(n, dp, True) for n in neg_refs]
     ids = lambda refs: torch.tensor([content_id(r) for r in refs], dtype=torch.long)  # noqa: E731
-    return TrainBatch(plan.task, queries, positives, negatives,
-                      ids([e.query for e in examples]), ids([e.positive for e in examples]), ids(neg_refs))
+    return TrainBatch(
+        plan.task,
+        queries,
+        positives,
+        negatives,
+        ids([e.query for e in examples]),
+        ids([e.positive for e in examples]),
+        ids(neg_refs),
+    )

@@ -21,7 +21,8 @@ then `MatryoshkaLoss(InfoNCELoss())`).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -35,8 +36,12 @@ class GradCache:
         no_sync: optional context factory entered for every backward but the last (DDP's no_sync).
     """
 
-    def __init__(self, encode: Callable[[Any], torch.Tensor], loss_fn: Callable[..., torch.Tensor],
-                 no_sync: Callable[[], contextlib.AbstractContextManager] | None = None):
+    def __init__(
+        self,
+        encode: Callable[[Any], torch.Tensor],
+        loss_fn: Callable[..., torch.Tensor],
+        no_sync: Callable[[], contextlib.AbstractContextManager] | None = None,
+    ):
         self.encode, self.loss_fn, self.no_sync = encode, loss_fn, no_sync
 
     def step(self, chunks: Mapping[str, Sequence[Any]], **extra) -> torch.Tensor:
@@ -76,7 +81,7 @@ class _RNG:
         self.cpu, self.cuda = cpu, cuda
 
     @classmethod
-    def capture(cls) -> "_RNG":
+    def capture(cls) -> _RNG:
         cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
         return cls(torch.get_rng_state(), cuda)
 

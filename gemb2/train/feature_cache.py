@@ -50,8 +50,10 @@ class FeatureCache:
         return len(self._rows)
 
     def stats(self) -> str:
-        return (f"feature cache: {len(self)} rows, {self.used_bytes / 2**20:.0f} MiB, "
-                f"{self.hits} hits, {self.misses} misses")
+        return (
+            f"feature cache: {len(self)} rows, {self.used_bytes / 2**20:.0f} MiB, "
+            f"{self.hits} hits, {self.misses} misses"
+        )
 
     def save(self, path: str) -> None:
         """Write the cached rows to a safetensors file (keys hex-encoded), for another process to `load`."""
@@ -102,8 +104,14 @@ class FeatureCache:
     def run(self, fn, x: torch.Tensor, prefix: bytes) -> torch.Tensor:
         """fn over the rows of x (B, ...) -> (B, ...), computing only the rows not cached."""
         rows = x.detach().cpu().contiguous()
-        keys = [prefix + hashlib.blake2b(f"{tuple(r.shape)}|{r.dtype}|".encode() + r.reshape(-1).view(torch.uint8)
-                                         .numpy().tobytes(), digest_size=16).digest() for r in rows]
+        keys = [
+            prefix
+            + hashlib.blake2b(
+                f"{tuple(r.shape)}|{r.dtype}|".encode() + r.reshape(-1).view(torch.uint8).numpy().tobytes(),
+                digest_size=16,
+            ).digest()
+            for r in rows
+        ]
         first = {}  # key -> the first row that has it, for the keys not cached (a batch may repeat a row)
         for i, k in enumerate(keys):
             if k not in self._rows:

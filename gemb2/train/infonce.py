@@ -58,9 +58,15 @@ class InfoNCELoss(nn.Module):
         self.temperature = float(temperature)
         self.symmetric = bool(symmetric)
 
-    def forward(self, q: torch.Tensor, d: torch.Tensor, negatives: torch.Tensor | None = None,
-                q_ids: torch.Tensor | None = None, d_ids: torch.Tensor | None = None,
-                n_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        q: torch.Tensor,
+        d: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+        q_ids: torch.Tensor | None = None,
+        d_ids: torch.Tensor | None = None,
+        n_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         B = q.shape[0]
         if d.shape[0] != B:
             raise ValueError(f"q has {B} rows but d has {d.shape[0]}: every query needs one positive")
@@ -81,8 +87,9 @@ class InfoNCELoss(nn.Module):
         return loss
 
 
-def false_negatives(q_ids: torch.Tensor | None, d_ids: torch.Tensor | None, B: int,
-                    device: torch.device) -> torch.Tensor:
+def false_negatives(
+    q_ids: torch.Tensor | None, d_ids: torch.Tensor | None, B: int, device: torch.device
+) -> torch.Tensor:
     """(B, B) bool: True where column j is a duplicate of row i's query or positive (never the diagonal)."""
     mask = torch.zeros((B, B), dtype=torch.bool, device=device)
     if q_ids is not None:

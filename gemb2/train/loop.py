@@ -18,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -75,8 +75,12 @@ class TrainSettings:
 
 def fingerprint(s: TrainSettings, tasks: dict[str, TaskSpec], data: list[str], init: str) -> dict:
     """What a checkpoint must agree with for --resume to continue the same run."""
-    return {"settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.__dict__.items()},
-            "tasks": {n: t.__dict__ for n, t in sorted(tasks.items())}, "data": list(map(str, data)), "init": init}
+    return {
+        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.__dict__.items()},
+        "tasks": {n: t.__dict__ for n, t in sorted(tasks.items())},
+        "data": list(map(str, data)),
+        "init": init,
+    }
 
 
 def prepare_model(init: str, s: TrainSettings, device: torch.device):
@@ -106,8 +110,16 @@ def prepare_model(init: str, s: TrainSettings, device: torch.device):
     return model, trainable
 
 
-def train_stage(init: str, out: str | Path, tasks: dict[str, TaskSpec], data: list[str], s: TrainSettings,
-                *, resume: bool = False, log: Callable[[str], None] = lambda m: None) -> Path:
+def train_stage(
+    init: str,
+    out: str | Path,
+    tasks: dict[str, TaskSpec],
+    data: list[str],
+    s: TrainSettings,
+    *,
+    resume: bool = False,
+    log: Callable[[str], None] = lambda m: None,
+) -> Path:
     """Train one stage from model `init` (a preset or folder); the result is `out`/final. Returns that folder."""
     from safetensors.torch import load_file, save_file
 
@@ -122,12 +134,16 @@ def train_stage(init: str, out: str | Path, tasks: dict[str, TaskSpec], data: li
     params = [p for _, p in trainable]
     decay = [p for n, p in trainable if p.ndim >= 2]
     no_decay = [p for n, p in trainable if p.ndim < 2]  # biases and LayerNorms (BERT's practice)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=s.lr, betas=s.betas)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=s.lr,
+        betas=s.betas,
+    )
     manifest = Manifest(data)
     # the data's other tasks are not sampled in this stage
-    sampler = TaskSampler(manifest.tasks, {n: t.weight for n, t in tasks.items()}, s.batch_size, s.seed,
-                          s.prompt_dropout)
+    sampler = TaskSampler(
+        manifest.tasks, {n: t.weight for n, t in tasks.items()}, s.batch_size, s.seed, s.prompt_dropout
+    )
     spec = load_spec_for(model)
     dims = s.matryoshka_dims or model.config.matryoshka_dims
     losses = {n: MatryoshkaLoss(InfoNCELoss(s.temperature, t.symmetric), dims) for n, t in tasks.items()}
@@ -138,8 +154,10 @@ def train_stage(init: str, out: str | Path, tasks: dict[str, TaskSpec], data: li
     if last is not None:
         doc = ckpt.load_json(last, "trainer.json")
         if doc["fingerprint"] != meta:
-            raise ValueError(f"{last}: the checkpoint was made with other settings, tasks or data; "
-                             "resume with the same recipe (or remove the stage's folder to start over)")
+            raise ValueError(
+                f"{last}: the checkpoint was made with other settings, tasks or data; "
+                "resume with the same recipe (or remove the stage's folder to start over)"
+            )
         state = load_file(str(last / "trainable.safetensors"))
         names = {n for n, _ in trainable}
         if set(state) != names:
@@ -155,8 +173,9 @@ def train_stage(init: str, out: str | Path, tasks: dict[str, TaskSpec], data: li
     else:
         torch.manual_seed(s.seed * 1000 + rank)  # dropout differs per rank, fixed by the seed
 
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
-        else contextlib.nullcontext
+    autocast = (
+        (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else contextlib.nullcontext
+    )
 
     def encode(items) -> torch.Tensor:  # items -> (n, D) unit vectors
         with autocast():
@@ -185,8 +204,10 @@ def train_stage(init: str, out: str | Path, tasks: dict[str, TaskSpec], data: li
             done = step + 1
             if s.log_every and (done % s.log_every == 0 or done == s.steps):
                 rate = seen / max(time.perf_counter() - t0, 1e-9)
-                log(f"step {done}/{s.steps} task {plan.task} loss {loss.item():.4f} lr {lr:.2e} "
-                    f"grad-norm {float(norm):.3f} {rate:.1f} samples/s" + (f"; {cache.stats()}" if cache else ""))
+                log(
+                    f"step {done}/{s.steps} task {plan.task} loss {loss.item():.4f} lr {lr:.2e} "
+                    f"grad-norm {float(norm):.3f} {rate:.1f} samples/s" + (f"; {cache.stats()}" if cache else "")
+                )
             if s.checkpoint_every and done % s.checkpoint_every == 0 and done < s.steps:
                 _save_checkpoint(root, done, model, trainable, opt, sampler, meta, rank, s.keep_checkpoints, save_file)
                 log(f"checkpoint {ckpt.step_dir(root, done)}")
@@ -201,17 +222,26 @@ def train_stage(init: str, out: str | Path, tasks: dict[str, TaskSpec], data: li
 
 def _objective(batch: TrainBatch, encode, loss_fn, cache_chunk: int) -> torch.Tensor:
     """Embed, gather across ranks, Matryoshka InfoNCE; backward into the parameters. Returns the loss."""
+
     def global_loss(q, d, negatives=None):
         negatives = q.new_zeros((0, q.shape[1])) if negatives is None else negatives  # every rank gathers
         n = gather_rows(negatives)
-        return loss_fn(gather_rows(q), gather_rows(d), n if len(n) else None,
-                       q_ids=gather_rows(batch.q_ids.to(q.device)), d_ids=gather_rows(batch.d_ids.to(q.device)),
-                       n_ids=gather_rows(batch.n_ids.to(q.device)))
+        return loss_fn(
+            gather_rows(q),
+            gather_rows(d),
+            n if len(n) else None,
+            q_ids=gather_rows(batch.q_ids.to(q.device)),
+            d_ids=gather_rows(batch.d_ids.to(q.device)),
+            n_ids=gather_rows(batch.n_ids.to(q.device)),
+        )
 
     roles = {"q": batch.queries, "d": batch.positives, "negatives": batch.negatives}
     if cache_chunk > 0:
-        chunks = {r: [items[i : i + cache_chunk] for i in range(0, len(items), cache_chunk)]
-                  for r, items in roles.items() if items}
+        chunks = {
+            r: [items[i : i + cache_chunk] for i in range(0, len(items), cache_chunk)]
+            for r, items in roles.items()
+            if items
+        }
         return GradCache(encode, global_loss).step(chunks)
     embs = {r: encode(items) for r, items in roles.items() if items}
     loss = global_loss(**embs)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -43,8 +43,9 @@ class LoRALinear(nn.Module):
     def merged_linear(self) -> nn.Linear:
         """A plain nn.Linear computing the same function."""
         b = self.base
-        out = nn.Linear(b.in_features, b.out_features, bias=b.bias is not None,
-                        device=b.weight.device, dtype=b.weight.dtype)
+        out = nn.Linear(
+            b.in_features, b.out_features, bias=b.bias is not None, device=b.weight.device, dtype=b.weight.dtype
+        )
         with torch.no_grad():
             out.weight.copy_(b.weight + (self.lora_B @ self.lora_A) * self.scale)
             if b.bias is not None:
@@ -54,8 +55,11 @@ class LoRALinear(nn.Module):
 
 def apply_lora(module: nn.Module, rank: int, alpha: float, targets: Sequence[str] = DEFAULT_TARGETS) -> list[str]:
     """Wrap every nn.Linear under `module` whose own name is in `targets`; returns their qualified names."""
-    found = [(name, m) for name, m in module.named_modules()
-             if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1] in targets]
+    found = [
+        (name, m)
+        for name, m in module.named_modules()
+        if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1] in targets
+    ]
     if not found:
         raise ValueError(f"no linear layer named {', '.join(targets)} to put LoRA on")
     for name, lin in found:

@@ -73,6 +73,7 @@ class ManifestError(ValueError):
 
 def parse_example(doc: object, base: Path, where: str) -> Example:
     """A decoded JSON line -> Example; `where` ("file:line") prefixes every error."""
+
     def bad(msg: str) -> ManifestError:
         return ManifestError(f"{where}: {msg}")
 
@@ -90,8 +91,12 @@ def parse_example(doc: object, base: Path, where: str) -> Example:
     negs = doc.get("negatives", [])
     if not isinstance(negs, list):
         raise bad(f"'negatives' must be a list of items, got {type(negs).__name__}")
-    return Example(task, _item(doc["query"], base, bad, "query"), _item(doc["positive"], base, bad, "positive"),
-                   tuple(_item(n, base, bad, f"negatives[{i}]") for i, n in enumerate(negs)))
+    return Example(
+        task,
+        _item(doc["query"], base, bad, "query"),
+        _item(doc["positive"], base, bad, "positive"),
+        tuple(_item(n, base, bad, f"negatives[{i}]") for i, n in enumerate(negs)),
+    )
 
 
 def _item(value: object, base: Path, bad, name: str) -> ItemRef:
@@ -102,18 +107,18 @@ def _item(value: object, base: Path, bad, name: str) -> ItemRef:
 
 def _part(p: object, base: Path, bad, name: str) -> PartRef:
     if not isinstance(p, dict):
-        raise bad(f"{name} must be an object like {{\"text\": ...}} or {{\"path\": ...}}, got {p!r:.80}")
+        raise bad(f'{name} must be an object like {{"text": ...}} or {{"path": ...}}, got {p!r:.80}')
     if "text" in p:
         if set(p) != {"text"} or not isinstance(p["text"], str):
-            raise bad(f"{name}: a text part is exactly {{\"text\": str}}, got {p!r:.80}")
+            raise bad(f'{name}: a text part is exactly {{"text": str}}, got {p!r:.80}')
         return PartRef(text=p["text"])
     if "path" not in p:
-        raise bad(f"{name}: a part needs \"text\" or \"path\", got keys {sorted(p)}")
+        raise bad(f'{name}: a part needs "text" or "path", got keys {sorted(p)}')
     unknown = sorted(set(p) - {"path", "start", "end"})
     if unknown:
         raise bad(f"{name}: unknown key(s) {', '.join(map(repr, unknown))}")
     if not isinstance(p["path"], str) or not p["path"]:
-        raise bad(f"{name}: \"path\" must be a non-empty string, got {p['path']!r}")
+        raise bad(f'{name}: "path" must be a non-empty string, got {p["path"]!r}')
     start, end = p.get("start"), p.get("end")
     for k, v in (("start", start), ("end", end)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
@@ -122,8 +127,9 @@ def _part(p: object, base: Path, bad, name: str) -> PartRef:
         raise bad(f"{name}: end ({end}) must be after start ({start})")
     path = Path(p["path"]).expanduser()
     path = path if path.is_absolute() else base / path
-    return PartRef(path=os.fspath(path), start=None if start is None else float(start),
-                   end=None if end is None else float(end))
+    return PartRef(
+        path=os.fspath(path), start=None if start is None else float(start), end=None if end is None else float(end)
+    )
 
 
 class Manifest:

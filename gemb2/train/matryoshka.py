@@ -12,7 +12,7 @@ D >= max(dims). Ids and other arguments pass through unchanged.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,8 +38,9 @@ class MatryoshkaLoss(nn.Module):
             raise ValueError(f"{len(weights)} weights for {len(dims)} dims")
         self.loss, self.dims, self.weights = loss, dims, weights
 
-    def forward(self, q: torch.Tensor, d: torch.Tensor, negatives: torch.Tensor | None = None,
-                **kwargs) -> torch.Tensor:
+    def forward(
+        self, q: torch.Tensor, d: torch.Tensor, negatives: torch.Tensor | None = None, **kwargs
+    ) -> torch.Tensor:
         if max(self.dims) > q.shape[-1]:
             raise ValueError(f"Matryoshka dim {max(self.dims)} exceeds the embedding size {q.shape[-1]}")
         total = q.new_zeros((), dtype=torch.float32)

@@ -32,8 +32,12 @@ def save_optimizer(optimizer: torch.optim.Optimizer, folder: str | Path) -> None
             else:
                 state[str(index)][name] = {"value": value}
     save_file(tensors, str(folder / "optimizer.safetensors"))
-    doc = {"format": "gemb2-optimizer", "type": type(optimizer).__name__, "state": state,
-           "param_groups": sd["param_groups"]}
+    doc = {
+        "format": "gemb2-optimizer",
+        "type": type(optimizer).__name__,
+        "state": state,
+        "param_groups": sd["param_groups"],
+    }
     (folder / "optimizer.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
 
 
@@ -46,8 +50,10 @@ def load_optimizer(optimizer: torch.optim.Optimizer, folder: str | Path) -> None
     if doc.get("type") != type(optimizer).__name__:
         raise ValueError(f"{folder}: optimizer state is for {doc.get('type')!r}, not {type(optimizer).__name__}")
     tensors = load_file(str(folder / "optimizer.safetensors"))
-    state = {int(i): {name: tensors[v["tensor"]] if "tensor" in v else v["value"] for name, v in entries.items()}
-             for i, entries in doc["state"].items()}
+    state = {
+        int(i): {name: tensors[v["tensor"]] if "tensor" in v else v["value"] for name, v in entries.items()}
+        for i, entries in doc["state"].items()
+    }
     groups = doc["param_groups"]
     for g in groups:
         if isinstance(g.get("betas"), list):

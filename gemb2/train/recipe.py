@@ -31,9 +31,10 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .loop import TrainSettings, train_stage
 from .tasks import TaskSpec
@@ -241,19 +242,26 @@ def _setting(value: Any, hint, where: str, bad):
 
 def _check_settings(s: TrainSettings, where: str, bad) -> None:
     checks = [
-        (s.steps >= 1, "steps", "must be >= 1"), (s.batch_size >= 2, "batch_size", "must be >= 2 (in-batch negatives)"),
-        (s.lr > 0, "lr", "must be > 0"), (s.weight_decay >= 0, "weight_decay", "must be >= 0"),
+        (s.steps >= 1, "steps", "must be >= 1"),
+        (s.batch_size >= 2, "batch_size", "must be >= 2 (in-batch negatives)"),
+        (s.lr > 0, "lr", "must be > 0"),
+        (s.weight_decay >= 0, "weight_decay", "must be >= 0"),
         (0 <= s.warmup < s.steps, "warmup", f"must be in [0, steps={s.steps})"),
-        (0 <= s.lr_floor <= 1, "lr_floor", "must be in [0, 1]"), (s.clip >= 0, "clip", "must be >= 0"),
+        (0 <= s.lr_floor <= 1, "lr_floor", "must be in [0, 1]"),
+        (s.clip >= 0, "clip", "must be >= 0"),
         (s.temperature > 0, "temperature", "must be > 0"),
         (0 <= s.prompt_dropout <= 1, "prompt_dropout", "must be in [0, 1]"),
-        (s.lora_rank >= 0, "lora_rank", "must be >= 0"), (s.cache_chunk >= 0, "cache_chunk", "must be >= 0"),
+        (s.lora_rank >= 0, "lora_rank", "must be >= 0"),
+        (s.cache_chunk >= 0, "cache_chunk", "must be >= 0"),
         (s.feature_cache_mb >= 0, "feature_cache_mb", "must be >= 0"),
         (s.checkpoint_every >= 0, "checkpoint_every", "must be >= 0"),
         (s.keep_checkpoints >= 0, "keep_checkpoints", "must be >= 0"),
         (all(0 <= b < 1 for b in s.betas) and len(s.betas) == 2, "betas", "must be two numbers in [0, 1)"),
-        (s.matryoshka_dims is None or (len(s.matryoshka_dims) > 0 and min(s.matryoshka_dims) >= 1),
-         "matryoshka_dims", "must be positive integers"),
+        (
+            s.matryoshka_dims is None or (len(s.matryoshka_dims) > 0 and min(s.matryoshka_dims) >= 1),
+            "matryoshka_dims",
+            "must be positive integers",
+        ),
     ]
     for ok, key, msg in checks:
         if not ok:
@@ -277,12 +285,15 @@ def _check_files(model: str, stages: list[Stage], bad) -> None:
             model_ok(s.init, f"stages[{i}] ({s.name}).init")
         for d in s.data:
             if not Path(d).expanduser().is_file():
-                raise bad(f"stages[{i}] ({s.name}).data", f"manifest not found: {d} "
-                          "(the scripts in scripts/build_data/ build the shipped recipes' data)")
+                raise bad(
+                    f"stages[{i}] ({s.name}).data",
+                    f"manifest not found: {d} (the scripts in scripts/build_data/ build the shipped recipes' data)",
+                )
 
 
-def run_recipe(recipe: Recipe, *, output: Path | None = None, resume: bool = False,
-               log: Callable[[str], None] = lambda m: None) -> Path:
+def run_recipe(
+    recipe: Recipe, *, output: Path | None = None, resume: bool = False, log: Callable[[str], None] = lambda m: None
+) -> Path:
     """Run every stage in order; returns the last stage's final model folder."""
     from .soup import soup
 
@@ -294,8 +305,10 @@ def run_recipe(recipe: Recipe, *, output: Path | None = None, resume: bool = Fal
         final = folder / "final"
         if (final / "config.json").is_file():
             if not resume:
-                raise RecipeError(f"{folder} already holds a finished stage; pass --resume to continue the "
-                                  "run, or choose another --output")
+                raise RecipeError(
+                    f"{folder} already holds a finished stage; pass --resume to continue the "
+                    "run, or choose another --output"
+                )
             log(f"stage {s.name}: done already ({final})")
         elif s.type == "soup":
             log(f"stage {s.name}: soup of {', '.join(s.ingredients)}")
@@ -306,8 +319,9 @@ def run_recipe(recipe: Recipe, *, output: Path | None = None, resume: bool = Fal
             barrier()
         else:
             if folder.exists() and not resume and any(folder.iterdir()):
-                raise RecipeError(f"{folder} holds an unfinished stage; pass --resume to continue it, "
-                                  "or choose another --output")
+                raise RecipeError(
+                    f"{folder} holds an unfinished stage; pass --resume to continue it, or choose another --output"
+                )
             init = str(finals[s.init]) if s.init in finals else (s.init or str(previous))
             log(f"stage {s.name}: {s.settings.steps} steps from {init}")
             train_stage(init, folder, s.tasks, list(s.data), s.settings, resume=resume, log=log)

@@ -30,8 +30,9 @@ class BatchPlan:
 class TaskSampler:
     """sizes: task -> number of examples; weights: task -> weight; batch_size: the GLOBAL batch."""
 
-    def __init__(self, sizes: dict[str, int], weights: dict[str, float], batch_size: int, seed: int,
-                 prompt_dropout: float = 0.0):
+    def __init__(
+        self, sizes: dict[str, int], weights: dict[str, float], batch_size: int, seed: int, prompt_dropout: float = 0.0
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0.0 <= prompt_dropout <= 1.0:

@@ -8,10 +8,8 @@ must share one architecture (same config apart from the name) and tokenizer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
-
-import torch
 
 from gemb2.model import load_model, save_pretrained
 
