@@ -47,8 +47,8 @@ def make_corpus(root: str, n_image: int, n_audio: int, n_video: int) -> dict[str
 def decoded_items(folder: str, model) -> list:
     """Every segment of every file under `folder`, decoded in this process as `gemb2 embed` would (not timed)."""
     from gemb2.data.discover import FileEntry, discover
-    from gemb2.data.segments import load_file
-    from gemb2.pipeline.spec import load_spec_for
+    from gemb2.data.load import load_file
+    from gemb2.pipeline.loadspec import load_spec_for
 
     spec = load_spec_for(model)
     return [seg.parts for f in discover([folder]) if isinstance(f, FileEntry)

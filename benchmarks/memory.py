@@ -115,7 +115,7 @@ def main() -> None:
     a = ap.parse_args()
 
     from gemb2.data.limits import MAIN_MEMORY_BUDGET_MB
-    from gemb2.data.spec import LoadSpec
+    from gemb2.data.segments import LoadSpec
 
     root = a.keep or tempfile.mkdtemp(prefix="gemb2-bench-videos-")
     media = os.path.join(root, "media")

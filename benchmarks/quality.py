@@ -103,8 +103,8 @@ class Cascade:
         return " ".join(s.text.strip() for s in segments).strip()
 
     def item_text(self, item) -> str:
+        from gemb2.data.manifest_items import load_item
         from gemb2.parts import Audio, Image, Text, Video
-        from gemb2.train.items import load_item
 
         key = tuple(p.key().__repr__() for p in item)
         if key not in self._memo:
@@ -147,11 +147,11 @@ def main(argv=None) -> None:
                     "written at the end (the features of the same weights and inputs; no number changes)")
     args = ap.parse_args(argv)
 
+    from gemb2.data.manifest import Manifest
     from gemb2.eval.retrieval import evaluate
     from gemb2.model import load_model
-    from gemb2.pipeline.spec import load_spec_for
+    from gemb2.pipeline.loadspec import load_spec_for
     from gemb2.train.feature_cache import FeatureCache
-    from gemb2.train.manifest import Manifest
 
     paths = [str(Path(args.data) / s / "test.jsonl") for s in SPLITS if (Path(args.data) / s / "test.jsonl").is_file()]
     manifest = Manifest(paths)

@@ -25,9 +25,9 @@ def eval_(  # registered as `gemb2 eval`
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False,
 ) -> None:
     """Evaluate retrieval: each task's queries against all of that task's documents."""
+    from gemb2.data.manifest import ManifestError
+    from gemb2.data.manifest_items import ItemLoadError
     from gemb2.eval.retrieval import evaluate
-    from gemb2.train.items import ItemLoadError
-    from gemb2.train.manifest import ManifestError
 
     for p in manifest:
         if not p.is_file():

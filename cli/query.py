@@ -58,8 +58,8 @@ def query(
     ] = None,
 ) -> None:
     """Find the rows nearest to a query made of text and/or files (given together, they form one interleaved query)."""
+    from gemb2.pipeline.loadspec import load_spec_for
     from gemb2.pipeline.query import QueryError, hybrid_search, query_parts, query_vector, search
-    from gemb2.pipeline.spec import load_spec_for
     from gemb2.store import StoreError
     from gemb2.store.index import QueryTuning
 

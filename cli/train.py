@@ -23,8 +23,8 @@ def train(
 
     Several processes: `torchrun --nproc-per-node N -m cli.main train RECIPE`.
     """
-    from gemb2.train.items import ItemLoadError
-    from gemb2.train.manifest import ManifestError
+    from gemb2.data.manifest import ManifestError
+    from gemb2.data.manifest_items import ItemLoadError
     from gemb2.train.recipe import RecipeError, load_recipe, run_recipe
 
     try:

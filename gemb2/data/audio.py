@@ -28,8 +28,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from gemb2.data.segments import LoadError, Segment
-from gemb2.data.spec import LoadSpec
+from gemb2.data.segments import LoadError, LoadSpec, Segment
 from gemb2.parts import SAMPLE_RATE, Audio
 
 SOUNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".aifc"})

@@ -22,8 +22,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from gemb2.data.segments import LoadError, Segment
-from gemb2.data.spec import LoadSpec
+from gemb2.data.segments import LoadError, LoadSpec, Segment
 from gemb2.parts import Image, fit_image
 
 COMPOSITE_ROWS = 256  # rows composited on white at a time

@@ -52,8 +52,8 @@ from multiprocessing.connection import wait
 
 from gemb2.data.discover import FileEntry
 from gemb2.data.limits import limit_address_space, preload_decoders, resident_bytes
-from gemb2.data.segments import LoadError, Segment, load_file
-from gemb2.data.spec import LoadSpec
+from gemb2.data.load import load_file
+from gemb2.data.segments import LoadError, LoadSpec, Segment
 
 PREFETCH = 2  # files handed to a worker ahead of time (one loading, one queued)
 HASH_BLOCK = 1 << 20

@@ -1,24 +1,69 @@
-"""One file -> a stream of segments: the entry point of the loaders.
+"""What the loaders take and give: `LoadSpec` (how to cut and preprocess files), `Segment` (one window of a
+file, one row in the store), `LoadError` (why a file cannot be loaded), and the segmentation versions.
 
-    for seg in load_file(entry, "video", LoadSpec()):
-        seg.index, seg.start, seg.end, seg.parts   # 0, 0.0, 30.0, (Video(frames, times, audio),)
-
-A segment is one window of a file (one row in the store). `load_file` checks that the content agrees
-with the extension (`sniff`), then hands over to the loader of the modality, which streams: a 2-hour
-file is never held in memory, only the window being built. Every problem with the file's content is a
-`LoadError` whose message is the reason for a person, without the path (the caller knows it).
+The loaders (text.py, image.py, audio.py, video.py) and their dispatch (load.py) import this module; it
+imports none of them.
 """
 
 from __future__ import annotations
 
-import os
-import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from gemb2.data.sniff import SNIFF_BYTES, compatible, sniff_bytes
-from gemb2.data.spec import LoadSpec
 from gemb2.parts import Part
+
+# How the loaders cut files into segments, versioned per modality (the modality an extension claims). A store
+# keeps the version each file's rows were cut with; a rerun re-embeds files cut by an older version. Bump a
+# modality's number when its windows change.
+#   text 2: windows cover the whole text (version 1 let a tokenizer.json's own truncation cut each block).
+SEGMENTATION = {"text": 2, "image": 1, "audio": 1, "video": 1}
+
+
+def segmentation_version(modality: str) -> int:
+    """The current segmentation version of files of `modality` (1 for any modality not listed)."""
+    return SEGMENTATION.get(modality, 1)
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """How files are cut into segments and preprocessed. Built by the pipeline from a model's config.
+
+    Every long input is split into windows; each window is one segment (one row in the store),
+    with its start and end (seconds for audio and video, characters for text).
+    """
+
+    image_size: int = 224  # images and video frames: shorter side resized to this, then centre-cropped square
+    max_image_pixels: int = 100_000_000  # decompression-bomb guard: a larger image is refused before decoding
+    audio_window_s: float = 30.0  # audio is cut into windows of this length (the last may be shorter)
+    video_window_s: float = 30.0  # video likewise; each window holds its frames and its audio
+    video_fps: float = 1.0  # frames sampled per second of video
+    max_frames: int = 32  # cap on frames per video window (sampling spreads out when it would exceed it)
+    text_window_tokens: int = 256  # text is chunked by tokens of the model's tokenizer
+    text_overlap_tokens: int = 32  # tokens shared by consecutive text windows
+    tokenizer_file: str | None = None  # tokenizer.json used for chunking; None chunks by whitespace words
+    max_text_bytes: int = 64 * 1024 * 1024  # a larger text file is refused
+    # Per-file limits, enforced by the worker pool (load_parallel with workers >= 1; not in-process):
+    file_timeout_s: float = 120.0  # a file that takes longer than this to give its next segment (or to end;
+    #   time blocked on a full pipe is not counted) has its worker killed and fails "timed out after N s":
+    #   a hostile file cannot hang a run, a long file that makes progress is not cut
+    max_worker_memory_mb: int = 2048  # a worker whose resident memory passes this is killed and its file
+    #   fails; its address space (RLIMIT_AS) may also grow by at most 2x this beyond its size at start-up
+
+    def __post_init__(self) -> None:
+        if self.image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+        if self.audio_window_s <= 0 or self.video_window_s <= 0:
+            raise ValueError("window lengths must be positive")
+        if self.video_fps <= 0:
+            raise ValueError(f"video_fps must be positive, got {self.video_fps}")
+        if self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
+        if not 0 <= self.text_overlap_tokens < self.text_window_tokens:
+            raise ValueError("text_overlap_tokens must be in [0, text_window_tokens)")
+        if not self.file_timeout_s > 0:
+            raise ValueError(f"file_timeout_s must be positive, got {self.file_timeout_s}")
+        if self.max_worker_memory_mb < 64:
+            raise ValueError(f"max_worker_memory_mb must be >= 64, got {self.max_worker_memory_mb}")
+
 
 SNIPPET_CHARS = 1000  # text rows keep this much of their window as a snippet
 
@@ -34,71 +79,3 @@ class Segment:
 
 class LoadError(Exception):
     """A file that cannot be loaded; the message is the reason ("truncated JPEG: ..."), without the path."""
-
-
-_ARTICLE = {"image": "an image", "audio": "audio", "video": "a video", "text": "text"}
-
-
-def load_file(entry_or_path, modality: str, spec: LoadSpec) -> Iterator[Segment]:
-    """Stream the segments of one file (a FileEntry or a path) read as `modality`.
-
-    A generator: every check runs on the first `next`, and a LoadError may come after some segments
-    (a file corrupt in its middle); the caller then discards the segments it got.
-    """
-    path = getattr(entry_or_path, "path", entry_or_path)
-    path = os.fspath(path)
-    check_content(path, modality)
-    if modality == "text":
-        from gemb2.data.text import load_text as loader
-    elif modality == "image":
-        from gemb2.data.image import load_image as loader
-    elif modality == "audio":
-        from gemb2.data.audio import load_audio as loader
-    elif modality == "video":
-        from gemb2.data.video import load_video as loader
-    else:
-        raise ValueError(f"unknown modality {modality!r}; expected text, image, audio or video")
-    if modality in ("audio", "video") and not _utf8(path):
-        # OpenCV and FFmpeg take UTF-8 paths only; a name that is not UTF-8 is read through its descriptor
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            yield from loader(f"/proc/self/fd/{fd}", spec)
-        finally:
-            os.close(fd)
-        return
-    yield from loader(path, spec)
-
-
-def _utf8(path: str) -> bool:
-    try:
-        path.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
-def check_content(path: str, modality: str) -> None:
-    """Raise LoadError when the file is empty, unreadable, or its content is not of `modality`."""
-    try:
-        # O_NONBLOCK: a FIFO put where a regular file was found by the walk must not block the open
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise LoadError("not a regular file (it changed since the directory walk)")
-            size = st.st_size
-            found = sniff_bytes(os.read(fd, SNIFF_BYTES))
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise LoadError(f"cannot read the file: {e.strerror or e}") from None
-    if size == 0:
-        if modality == "text":
-            return  # an empty text is zero segments, like a whitespace-only one
-        raise LoadError("empty file (0 bytes)")
-    if not compatible(modality, found):
-        ext = os.path.splitext(path)[1] or "(no extension)"
-        if modality == "text":
-            raise LoadError(f"content is not text: binary data (extension {ext})")
-        seen = f", looks like {_ARTICLE[found]}" if found else ""
-        raise LoadError(f"content is not {_ARTICLE.get(modality, modality)} (extension {ext}{seen})")

@@ -23,8 +23,7 @@ import re
 from collections import deque
 from collections.abc import Iterator
 
-from gemb2.data.segments import SNIPPET_CHARS, LoadError, Segment
-from gemb2.data.spec import LoadSpec
+from gemb2.data.segments import SNIPPET_CHARS, LoadError, LoadSpec, Segment
 from gemb2.parts import Text
 
 BLOCK_CHARS = 1 << 16  # tokenize this much text at a time (cut at the next newline)

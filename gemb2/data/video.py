@@ -33,8 +33,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from gemb2.data.audio import PcmReader, av_pcm_blocks
-from gemb2.data.segments import LoadError, Segment
-from gemb2.data.spec import LoadSpec
+from gemb2.data.segments import LoadError, LoadSpec, Segment
 from gemb2.parts import SAMPLE_RATE, Audio, Video, fit_image
 
 MAX_BAD_PACKETS = 200  # corrupt packets tolerated per file before it is called unreadable

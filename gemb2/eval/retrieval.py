@@ -1,6 +1,6 @@
 """Evaluate a model on a manifest: per task, queries retrieve from the pool of that task's documents.
 
-For each task of the manifest (gemb2.train.manifest format): the corpus is every distinct positive
+For each task of the manifest (gemb2.data.manifest format): the corpus is every distinct positive
 and hard negative of the task (by content); each distinct query's relevant set is the positives of
 all its lines. Queries are embedded with the query prompt, documents with the document prompt (the
 model's `encode(task=...)`), ranked by cosine, and scored with metrics.retrieval_metrics.
@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gemb2.pipeline.spec import load_spec_for
-from gemb2.train.items import load_item
-from gemb2.train.manifest import Manifest, content_id
+from gemb2.data.manifest import Manifest, content_id
+from gemb2.data.manifest_items import load_item
+from gemb2.pipeline.loadspec import load_spec_for
 
 from .metrics import retrieval_metrics
 

@@ -470,7 +470,7 @@ def _manifest(model, dim: int, prefix: list[int], spt: int, graphs: dict, skippe
     from gemb2.data.audio import MIN_TAIL_S, SOUNDFILE_EXTENSIONS
     from gemb2.data.video import sample_step
     from gemb2.parts import SAMPLE_RATE
-    from gemb2.pipeline.spec import load_spec_for
+    from gemb2.pipeline.loadspec import load_spec_for
 
     cfg, tok = model.config, model.tokenizer
     spec = load_spec_for(model)

@@ -27,7 +27,7 @@ from gemb2 import __version__
 from gemb2.data.discover import FileEntry, Skipped, discover
 from gemb2.data.limits import release_free_memory
 from gemb2.data.pool import FileDone, FileFailed, SegmentLoaded, load_parallel, segment_nbytes
-from gemb2.data.spec import segmentation_version
+from gemb2.data.segments import segmentation_version
 from gemb2.parts import item_modality
 from gemb2.pipeline.interrupt import Interrupted
 from gemb2.store.lock import owner
@@ -354,7 +354,7 @@ def _embed_files(
 ) -> None:
     """Load `todo` in worker processes, embed their segments in per-modality batches, and commit whole files
     every `commit_rows` rows or `commit_seconds` seconds. A file counts as done (progress) once embedded."""
-    from gemb2.pipeline.spec import load_spec_for
+    from gemb2.pipeline.loadspec import load_spec_for
 
     spec = load_spec_for(model)
     report, progress = run.report, run.progress

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from gemb2.data.discover import modality_of
-from gemb2.data.segments import LoadError, load_file
+from gemb2.data.load import load_file
+from gemb2.data.segments import LoadError
 from gemb2.parts import Part, Text
 
 

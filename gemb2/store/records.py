@@ -43,7 +43,7 @@ class FileRecord:
     content_hash: str
     model: str
     n_segments: int
-    segmentation: int = 1  # the loaders' segmentation version its rows were cut with (see data/spec.py)
+    segmentation: int = 1  # the loaders' segmentation version its rows were cut with (see data/segments.py)
 
     def matches(self, size: int, mtime_ns: int, model: str, segmentation: int = 1) -> bool:
         """Whether rows made from this record still stand for a file of `size` and `mtime_ns`: same file,

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import torch
 
-from gemb2.data.spec import LoadSpec
+from gemb2.data.manifest import Manifest, content_id
+from gemb2.data.manifest_items import load_item
+from gemb2.data.segments import LoadSpec
 from gemb2.parts import Part, Text
 
-from .items import load_item
-from .manifest import Manifest, content_id
 from .sampler import BatchPlan
 from .tasks import TaskSpec
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from gemb2.data.manifest import Manifest
 from gemb2.model import fast, load_model, save_pretrained
 
 from . import checkpoint as ckpt
@@ -34,7 +35,6 @@ from .feature_cache import shared_cache
 from .gather import gather_rows
 from .infonce import InfoNCELoss
 from .lora import DEFAULT_TARGETS, apply_lora, merged
-from .manifest import Manifest
 from .matryoshka import MatryoshkaLoss
 from .optim_state import load_optimizer, save_optimizer
 from .sampler import TaskSampler
@@ -123,7 +123,7 @@ def train_stage(
     """Train one stage from model `init` (a preset or folder); the result is `out`/final. Returns that folder."""
     from safetensors.torch import load_file, save_file
 
-    from gemb2.pipeline.spec import load_spec_for
+    from gemb2.pipeline.loadspec import load_spec_for
 
     out = Path(out)
     rank, world, device = init_from_env()

@@ -4,7 +4,7 @@
 
 Each public function and method with a docstring gives one pair: the query is the docstring's first
 paragraph, the positive is the function's source WITHOUT its docstring (so the match is not a copy).
-Only the running Python is needed. Writes train.jsonl and test.jsonl (gemb2.train.manifest format).
+Only the running Python is needed. Writes train.jsonl and test.jsonl (gemb2.data.manifest format).
 """
 
 from __future__ import annotations

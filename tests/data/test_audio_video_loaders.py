@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gemb2.data.segments import LoadError, load_file
-from gemb2.data.spec import LoadSpec
+from gemb2.data.load import load_file
+from gemb2.data.segments import LoadError, LoadSpec
 from gemb2.data.video import sample_step
 from gemb2.parts import SAMPLE_RATE, Audio, Video
 from tests.data.makers import ffmpeg, tone, write_video

@@ -15,10 +15,10 @@ import pytest
 import soundfile as sf
 
 from gemb2.data.discover import FileEntry, discover, modality_of
+from gemb2.data.load import load_file
 from gemb2.data.pool import FileDone, failure_reason, load_file_events
-from gemb2.data.segments import LoadError, load_file
+from gemb2.data.segments import LoadError, LoadSpec
 from gemb2.data.sniff import sniff
-from gemb2.data.spec import LoadSpec
 from gemb2.parts import SAMPLE_RATE, Audio, item_modality
 from tests.data.makers import ffmpeg, tone
 from tests.system import PROBES, need_debian

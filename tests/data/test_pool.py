@@ -12,9 +12,9 @@ import soundfile as sf
 from PIL import Image as PILImage
 
 from gemb2.data.discover import FileEntry, discover
+from gemb2.data.load import load_file
 from gemb2.data.pool import FileDone, FileFailed, SegmentLoaded, content_hash, load_parallel
-from gemb2.data.segments import load_file
-from gemb2.data.spec import LoadSpec
+from gemb2.data.segments import LoadSpec
 from tests.data.makers import tone, write_video
 
 SPEC = LoadSpec(image_size=32, audio_window_s=1.0, video_window_s=2.0, video_fps=2.0, text_window_tokens=8,

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from gemb2.data.segments import LoadError, load_file
+from gemb2.data.load import load_file
+from gemb2.data.segments import LoadError, LoadSpec
 from gemb2.data.sniff import sniff
-from gemb2.data.spec import LoadSpec
 from gemb2.parts import Image, Text
 
 TOKENIZER = str(Path(__file__).parents[2] / "gemb2" / "model" / "assets" / "wordpiece-uncased.json")

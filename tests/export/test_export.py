@@ -29,8 +29,8 @@ def _session(folder, name):
 
 def _real_inputs(tmp_path, cfg):
     """Decoded by gemb2's own loaders from files written with real codecs."""
-    from gemb2.data.segments import load_file
-    from gemb2.pipeline.spec import load_spec_for
+    from gemb2.data.load import load_file
+    from gemb2.pipeline.loadspec import load_spec_for
 
     files = mixed_tree(tmp_path / "m")
     spec = load_spec_for(load_model("tiny"))

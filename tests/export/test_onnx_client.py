@@ -34,8 +34,8 @@ def _cos(a, b):
 
 def _gemb2(model, path, modality):
     """gemb2's own vectors for a file: its loader's segments through model.encode."""
-    from gemb2.data.segments import load_file
-    from gemb2.pipeline.spec import load_spec_for
+    from gemb2.data.load import load_file
+    from gemb2.pipeline.loadspec import load_spec_for
 
     return model.encode([s.parts for s in load_file(str(path), modality, load_spec_for(model))])
 

@@ -15,7 +15,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from gemb2.data.pool import FileFailed, load_parallel
-from gemb2.data.spec import LoadSpec
+from gemb2.data.segments import LoadSpec
 from gemb2.model import load_model
 from gemb2.pipeline.embed import EmbedOptions, run_embed
 from gemb2.pipeline.interrupt import StopSignal
@@ -137,7 +137,7 @@ def test_timeouts_are_transient_and_content_failures_are_not(tmp_path):
 
 
 def test_a_timed_out_file_is_not_remembered_and_is_tried_again(tmp_path, model, monkeypatch):
-    import gemb2.pipeline.spec as spec_mod
+    import gemb2.pipeline.loadspec as spec_mod
 
     real = spec_mod.load_spec_for
     monkeypatch.setattr(spec_mod, "load_spec_for",  # this model's spec, with a 1 s time limit and 4 h windows

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from PIL import Image as PILImage
 
 from gemb2.data.discover import EXTENSIONS
-from gemb2.data.segments import LoadError, load_file
-from gemb2.data.spec import LoadSpec
+from gemb2.data.load import load_file
+from gemb2.data.segments import LoadError, LoadSpec
 from gemb2.parts import Audio, Image, Text, Video
 from tests.data.makers import tone, write_video
 

@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 
 from gemb2.data.discover import FileEntry, discover
 from gemb2.data.pool import FileDone, FileFailed, load_parallel
-from gemb2.data.spec import LoadSpec
+from gemb2.data.segments import LoadSpec
 from tests.data.test_pool import collect, run_with_timeout
 
 

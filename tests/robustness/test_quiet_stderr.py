@@ -37,7 +37,7 @@ def _noisy_tree(root) -> None:
 
 def test_library_warnings_go_on_the_files_events_not_stderr(tmp_path, capfd):
     from gemb2.data.pool import FileDone, load_file_events, with_note
-    from gemb2.data.spec import LoadSpec
+    from gemb2.data.segments import LoadSpec
 
     _noisy_tree(tmp_path)
     capfd.readouterr()

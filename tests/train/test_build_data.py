@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gemb2.data.manifest import Manifest
+from gemb2.data.manifest_items import load_item
 from gemb2.model import Gemb2Model, mini
 from gemb2.parts import Audio, Image, Text, Video
-from gemb2.pipeline.spec import load_spec_for
-from gemb2.train.items import load_item
-from gemb2.train.manifest import Manifest
+from gemb2.pipeline.loadspec import load_spec_for
 from tests.system import install_line, need_debian
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,12 +9,12 @@ import pytest
 import soundfile as sf
 from PIL import Image as PILImage
 
+from gemb2.data.manifest import Manifest, ManifestError, content_id
+from gemb2.data.manifest_items import ItemLoadError, load_item
 from gemb2.model import Gemb2Model, tiny
 from gemb2.parts import Audio, Image, Text
-from gemb2.pipeline.spec import load_spec_for
+from gemb2.pipeline.loadspec import load_spec_for
 from gemb2.train.batches import build_batch
-from gemb2.train.items import ItemLoadError, load_item
-from gemb2.train.manifest import Manifest, ManifestError, content_id
 from gemb2.train.sampler import TaskSampler
 from gemb2.train.tasks import TaskSpec
 

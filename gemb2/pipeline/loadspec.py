@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from gemb2.data.spec import LoadSpec
+from gemb2.data.segments import LoadSpec
 
 
 def load_spec_for(model) -> LoadSpec:

@@ -15,7 +15,7 @@
 - `query`, `positive` and each of `negatives` is an ITEM: a non-empty list of parts, in order.
 - A part is {"text": str}, or {"path": str} with optional "start" and "end" (seconds for audio and
   video, characters for text). A relative path is relative to the manifest's folder. The file is
-  read by the same loaders as `gemb2 embed` (`gemb2.data.segments.load_file`), so it is cut into the
+  read by the same loaders as `gemb2 embed` (`gemb2.data.load.load_file`), so it is cut into the
   same windows: the part is the loader window that contains `start` (default 0), trimmed to
   [start, end) for audio and video.
 - Unknown keys are refused (a typo is an error, not a silently ignored field).

@@ -1,7 +1,7 @@
 """Manifest items -> model-ready parts, through the same loaders as `gemb2 embed`.
 
-A file part is cut by `gemb2.data.segments.load_file` with the model's LoadSpec
-(`gemb2.pipeline.spec.load_spec_for`), so training sees exactly the windows that embedding sees:
+A file part is cut by `gemb2.data.load.load_file` with the model's LoadSpec
+(`gemb2.pipeline.loadspec.load_spec_for`), so training sees exactly the windows that embedding sees:
 the part becomes the window containing `start` (default 0); audio and video are then trimmed to
 [start, end) (seconds). Text files give the token window containing character `start`.
 """
@@ -11,11 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from gemb2.data.discover import modality_of
-from gemb2.data.segments import load_file
-from gemb2.data.spec import LoadSpec
+from gemb2.data.load import load_file
+from gemb2.data.manifest import ItemRef, PartRef
+from gemb2.data.segments import LoadSpec
 from gemb2.parts import SAMPLE_RATE, Audio, Part, Text, Video
-
-from .manifest import ItemRef, PartRef
 
 
 class ItemLoadError(ValueError):
