@@ -101,6 +101,14 @@ def load_model(source: str, device: str | None):
         die(f"cannot load model {source!r}: {e}")
 
 
+def check_dim(m, dim: int | None) -> None:
+    """`--dim` must be one of the model's Matryoshka dimensions (`Gemb2Model.check_dim`): else a usage error."""
+    try:
+        m.check_dim(dim)
+    except ValueError as e:
+        die(f"--dim {dim}: {e}", EXIT_USAGE)
+
+
 def db_uri(db: str | None) -> str:
     from gemb2.store.lance import default_db_uri
 

@@ -319,8 +319,7 @@ def _embed_stdin(source: str, device: str | None, batch_size: int | None, task: 
         die(f"--task must be document, query or none, not {task!r}", EXIT_USAGE)
     m = common.load_model(source, device)
     batch_size = batch_size or default_batch_size(m)
-    if dim is not None and dim not in m.config.matryoshka_dims:
-        die(f"--dim {dim}: this model's dimensions are {', '.join(map(str, m.config.matryoshka_dims))}", EXIT_USAGE)
+    common.check_dim(m, dim)
     embed_lines(
         m,
         sys.stdin,

@@ -33,8 +33,8 @@ def eval_(  # registered as `gemb2 eval`
         if not p.is_file():
             die(f"no such manifest: {p}", EXIT_USAGE)
     m = common.load_model(common.model_name(model), device)
+    common.check_dim(m, dim)
     try:
-        m.check_dim(dim)
         results = evaluate(
             m,
             [str(p) for p in manifest],

@@ -51,8 +51,7 @@ def export_model(
     if out.exists() and not force and any(out.iterdir()):
         die(f"{out} exists and is not empty (use --force to replace it)", EXIT_USAGE)
     m = common.load_model(common.model_name(model), "cpu")
-    if dim is not None and dim not in m.config.matryoshka_dims:
-        die(f"--dim {dim}: this model's dimensions are {', '.join(map(str, m.config.matryoshka_dims))}", EXIT_USAGE)
+    common.check_dim(m, dim)
     try:
         manifest = export_onnx(m, str(out), dim=dim, force=force)
     except ExportError as e:

@@ -8,10 +8,6 @@ from typing import Annotated, NoReturn
 
 import typer
 
-os.environ.setdefault("LANCE_LOG", "error")
-
-os.environ.setdefault("LANCEDB_LOG", "error")  # the Rust logger of lancedb (LANCE_LOG is lance's)
-
 from cli.common import version
 from cli.embed import embed
 from cli.eval import eval_

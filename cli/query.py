@@ -81,10 +81,7 @@ def query(
     try:
         parts = query_parts(text, files, load_spec_for(m))
         tuning = QueryTuning(refine_factor=refine_factor or None, nprobes=nprobes, ef=ef)
-        if dim is not None and dim not in m.config.matryoshka_dims:
-            raise QueryError(
-                f"--dim {dim}: this model's dimensions are {', '.join(map(str, m.config.matryoshka_dims))}"
-            )
+        common.check_dim(m, dim)
         vec = query_vector(m, parts)
         if hybrid:
             hits = hybrid_search(store, vec, text or "", k, modality=modality, where=where, tuning=tuning, dim=dim)

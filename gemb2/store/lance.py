@@ -23,9 +23,10 @@ from gemb2 import __version__
 from gemb2.store.index import QueryTuning
 from gemb2.store.records import EmbeddedFile, FailureRecord, FileRecord, StoreError, WrongModelError, segment_key
 
-os.environ.setdefault("LANCE_LOG", "error")
-
-os.environ.setdefault("LANCEDB_LOG", "error")  # the Rust logger of lancedb (LANCE_LOG is lance's)
+# The one place gemb2 quiets LanceDB: its Rust loggers read these when lancedb is first imported (below, in
+# LanceStore; every user of lancedb in gemb2 comes through this module). A user's own setting wins.
+os.environ.setdefault("LANCE_LOG", "error")  # lance's logger
+os.environ.setdefault("LANCEDB_LOG", "error")  # lancedb's logger
 
 # Version 2 added the `segmentation` column; a version-1 table is migrated on its first write (the column is
 # added with 1, the old segmentation, so its text files are re-embedded once) and reads as it is until then.
