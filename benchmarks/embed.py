@@ -142,7 +142,7 @@ def rerun(n_files: int, workers: int) -> None:
 
     # Whole processes, as a user runs them: the CLI against a Python process that walks and stats the tree.
     env = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error")
-    cli = [sys.executable, "-m", "cli.main", "embed", root, "--db", db, "--model", "tiny", "--quiet", "--json"]
+    cli = [sys.executable, "-m", "gemb2", "embed", root, "--db", db, "--model", "tiny", "--quiet", "--json"]
     stat_walk = [sys.executable, "-c", STAT_WALK, root]
     t_cli = best_of(lambda: subprocess.run(cli, check=True, capture_output=True, env=env), repeat=3)
     t_py = best_of(lambda: subprocess.run(stat_walk, check=True, capture_output=True, env=env), repeat=3)
@@ -162,7 +162,7 @@ def long_video_rss(minutes: int) -> None:
     base = subprocess.Popen([sys.executable, "-c", "import gemb2.model, gemb2.pipeline.embed, lancedb, torch, time; time.sleep(3)"])
     with PeakRSS(base.pid) as idle:
         base.wait()
-    cmd = [sys.executable, "-m", "cli.main", "embed", os.path.join(tmp, "media"), "--model", "tiny",
+    cmd = [sys.executable, "-m", "gemb2", "embed", os.path.join(tmp, "media"), "--model", "tiny",
            "--db", os.path.join(tmp, "db"), "--json", "--quiet"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -130,7 +130,7 @@ def main() -> None:
 
     base = baseline_rss(a.model)
     db = tempfile.mkdtemp(prefix="gemb2-bench-db-")
-    cmd = [sys.executable, "-m", "cli.main", "embed", media, "--model", a.model, "--db", db, "--json", "--quiet",
+    cmd = [sys.executable, "-m", "gemb2", "embed", media, "--model", a.model, "--db", db, "--json", "--quiet",
            "--workers", str(a.workers)]
     if a.batch_size:
         cmd += ["--batch-size", str(a.batch_size)]

@@ -66,7 +66,7 @@ def main() -> None:
         write_text(os.path.join(tmp, "seed", f"s{i:04d}.txt"), " ".join(WORDS[(i + j) % len(WORDS)] for j in range(12)))
     for i in range(a.files):
         write_text(os.path.join(tmp, "new", f"n{i:04d}.txt"), " ".join(WORDS[(i * 3 + j) % len(WORDS)] for j in range(40)))
-    cli = [sys.executable, "-m", "cli.main", "embed", "--model", "tiny", "--db", db, "--quiet", "--workers", "1"]
+    cli = [sys.executable, "-m", "gemb2", "embed", "--model", "tiny", "--db", db, "--quiet", "--workers", "1"]
     subprocess.run(cli + [os.path.join(tmp, "seed")], check=True)
     model = load_model("tiny")
     errors: list[str] = []

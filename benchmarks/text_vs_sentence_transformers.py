@@ -166,7 +166,7 @@ def whole_process(args) -> None:
         outs = {"gemb2 embed -": os.path.join(tmp, "cli.jsonl"), "gemb2 Python encode": os.path.join(tmp, "py.npy"),
                 "sentence-transformers": os.path.join(tmp, "st.npy")}
         cmds = {
-            "gemb2 embed -": [sys.executable, "-m", "cli.main", "embed", "-", "--model", folder, "--task", "none",
+            "gemb2 embed -": [sys.executable, "-m", "gemb2", "embed", "-", "--model", folder, "--task", "none",
                               "--batch-size", str(args.batch_size), "--device", "cpu"],
             "gemb2 Python encode": [sys.executable, "-c", _PY_GEMB2, folder, lines, str(args.batch_size), str(threads),
                                     outs["gemb2 Python encode"]],

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from cli import common
-from cli.common import EXIT_BUSY, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, die
+from . import common
+from .common import EXIT_BUSY, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, die
 
 
 class _Bar:

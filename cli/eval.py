@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from cli import common
-from cli.common import EXIT_FATAL, EXIT_USAGE, die, warn
+from . import common
+from .common import EXIT_FATAL, EXIT_USAGE, die, warn
 
 COLUMNS = ("recall@1", "recall@5", "recall@10", "ndcg@10", "mrr")
 

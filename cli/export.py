@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from cli import common
-from cli.common import EXIT_USAGE, die
+from . import common
+from .common import EXIT_USAGE, die
 
 export_app = typer.Typer(
     help="Export the model (ONNX) or a table's embeddings (safetensors, Parquet, JSON lines).", no_args_is_help=True

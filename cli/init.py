@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from cli import common
-from cli.common import EXIT_USAGE, die
+from . import common
+from .common import EXIT_USAGE, die
 
 
 def init(

@@ -8,14 +8,14 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from cli.common import version
-from cli.embed import embed
-from cli.eval import eval_
-from cli.export import export_app
-from cli.index import index
-from cli.init import init
-from cli.query import query
-from cli.train import train
+from .common import version
+from .embed import embed
+from .eval import eval_
+from .export import export_app
+from .index import index
+from .init import init
+from .query import query
+from .train import train
 
 app = typer.Typer(
     name="gemb2",
@@ -63,7 +63,7 @@ def main() -> None:
     stdout = sys.stdout
     try:
         try:
-            app()
+            app(prog_name="gemb2")  # `python -m gemb2` and torchrun print usage as `gemb2`, like the script
         finally:
             sys.stdout.flush()  # what is still buffered, while a broken pipe can still be caught here
     except BrokenPipeError:

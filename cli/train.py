@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import EXIT_FATAL, EXIT_USAGE, die, printable, warn
+from .common import EXIT_FATAL, EXIT_USAGE, die, printable, warn
 
 
 def train(
@@ -21,7 +21,7 @@ def train(
 ) -> None:
     """Train (or fine-tune) a model as a recipe says: stages in order, checkpoints, resumable.
 
-    Several processes: `torchrun --nproc-per-node N -m cli.main train RECIPE`.
+    Several processes: `torchrun --nproc-per-node N -m gemb2 train RECIPE`.
     """
     from gemb2.data.manifest import ManifestError
     from gemb2.data.manifest_items import ItemLoadError

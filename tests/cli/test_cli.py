@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from gemb2.cli.main import app
 from tests.media import mixed_tree, write_image, write_text
 
 runner = CliRunner()
@@ -20,7 +20,7 @@ runner = CliRunner()
 def gemb2(*args, input=None, env=None, timeout=300):
     """Run the real `gemb2` entry point in a subprocess."""
     e = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], input=input, capture_output=True, text=True, env=e, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "gemb2", *args], input=input, capture_output=True, text=True, env=e, timeout=timeout)
 
 
 def test_embed_json_summary_then_query_finds_the_file_itself(tmp_path):
@@ -119,7 +119,7 @@ def test_sigkill_mid_run_then_rerun_gives_exact_rows_without_duplicates(tmp_path
     db = str(tmp_path / "db")
     args = ["embed", str(root), "--model", "tiny", "--db", db, "--commit-rows", "5", "--batch-size", "4", "--workers", "1", "--quiet"]
     e = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error")
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "gemb2", *args], env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     from gemb2.store import LanceStore
 
     deadline = time.time() + 120

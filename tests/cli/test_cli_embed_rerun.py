@@ -24,7 +24,7 @@ def test_an_unchanged_rerun_reads_no_model_weight(tmp_path):
     write_text(tmp_path / "m" / "a.txt", "a red car")
     write_text(tmp_path / "m" / "sub" / "b.md", "# notes\n\nthe quick brown fox")
     write_image(tmp_path / "m" / "c.png")
-    args = [sys.executable, "-m", "cli.main", "embed", str(tmp_path / "m"), "--model", "gemb2-mini",
+    args = [sys.executable, "-m", "gemb2", "embed", str(tmp_path / "m"), "--model", "gemb2-mini",
             "--db", str(tmp_path / "db"), "--workers", "0", "--json"]
     env = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error")
     weights = weight_files()

@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cli.main import app
+from gemb2.cli.main import app
 from tests.cli.test_cli import gemb2
 
 runner = CliRunner()

@@ -10,8 +10,8 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from cli.common import printable
-from cli.main import app
+from gemb2.cli.common import printable
+from gemb2.cli.main import app
 from tests.cli.test_cli import gemb2
 
 runner = CliRunner()

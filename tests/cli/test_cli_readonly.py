@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from gemb2.cli.main import app
 from tests.media import write_text
 
 runner = CliRunner()

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 
 def gemb2_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cli.main", *args]
+    return [sys.executable, "-m", "gemb2", *args]
 
 
 def env() -> dict:

@@ -8,7 +8,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from gemb2.cli.main import app
 from gemb2.store import LanceStore
 from gemb2.store.lock import table_lock
 from tests.media import mixed_tree, write_image, write_text
@@ -18,7 +18,7 @@ runner = CliRunner()
 
 def _popen(*args, env=None):
     e = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error", **(env or {}))
-    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "gemb2", *args], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _run(*args, env=None):

@@ -19,7 +19,7 @@ EXIT_BROKEN_PIPE = 141
 
 def popen(*args, **kw):
     env = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error")
-    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env, **kw)
+    return subprocess.Popen([sys.executable, "-m", "gemb2", *args], env=env, **kw)
 
 
 def test_each_typed_line_gets_its_vector_before_the_next_is_written():

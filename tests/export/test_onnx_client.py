@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from gemb2.cli.main import app
 from gemb2.export.onnx import GRAPHS, export_onnx
 from gemb2.model import Gemb2Model, tiny
 from tests.export.client import Client
@@ -228,7 +228,7 @@ def test_unwritable_target_is_one_line_and_leaves_nothing(tmp_path):
 def test_interrupted_export_leaves_nothing(tmp_path, sig, code):
     out = tmp_path / "onnx"
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    p = subprocess.Popen([sys.executable, "-m", "cli.main", "export", "model", str(out), "--model", "tiny"],
+    p = subprocess.Popen([sys.executable, "-m", "gemb2", "export", "model", str(out), "--model", "tiny"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background job ignores it
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

@@ -13,7 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cli.main import app
+from gemb2.cli.main import app
 from gemb2.model import load_model
 from gemb2.model.weights import MissingWeightsError, efficientnet_lite_file, minilm_folder, whisper_ct2_files
 from tests.media import write_text, write_video, write_wav
@@ -30,7 +30,7 @@ def _need(find, *args):
 
 def gemb2(*args, input=None, timeout=600):
     env = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error")
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], input=input, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "gemb2", *args], input=input, capture_output=True, text=True,
                           env=env, timeout=timeout)
 
 

@@ -245,7 +245,7 @@ def test_minilm_text_parity_with_sentence_transformers(sentences, reference):
 @pytest.mark.slow
 def test_minilm_text_parity_through_the_cli(sentences, reference):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    r = subprocess.run([sys.executable, "-m", "cli.main", "embed", "-", "--model", str(_minilm()), "--batch-size", "64"],
+    r = subprocess.run([sys.executable, "-m", "gemb2", "embed", "-", "--model", str(_minilm()), "--batch-size", "64"],
                        input="\n".join(sentences) + "\n", capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]

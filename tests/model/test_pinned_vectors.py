@@ -43,7 +43,7 @@ def _vectors(tmp_path) -> dict[str, np.ndarray]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error")
     r = subprocess.run([sys.executable, "-m", "gemb2", "embed", str(SAMPLE), "--out", str(out), "--quiet"]
                        if _has_main() else
-                       [sys.executable, "-m", "cli.main", "embed", str(SAMPLE), "--out", str(out), "--quiet"],
+                       [sys.executable, "-m", "gemb2", "embed", str(SAMPLE), "--out", str(out), "--quiet"],
                        capture_output=True, text=True, env=env, timeout=900)
     if r.returncode == 2 and "pip install" in r.stderr:
         pytest.skip(f"gemb2-mini's parts are not installed: {r.stderr.strip()}")

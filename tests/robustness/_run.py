@@ -25,7 +25,7 @@ def env(**extra: str) -> dict:
 
 
 def gemb2_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cli.main", *args]
+    return [sys.executable, "-m", "gemb2", *args]
 
 
 def without_root_read_override(cmd: list[str]) -> list[str]:

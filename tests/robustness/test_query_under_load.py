@@ -23,7 +23,7 @@ def test_1000_queries_while_embed_writes(tmp_path):
         write_text(tmp_path / "seed" / f"s{i:03d}.txt", f"seed note {i} about rivers and stones")
     for i in range(300):
         write_text(tmp_path / "new" / f"n{i:03d}.txt", f"new note {i} " + "music city night " * (i % 5 + 1))
-    cli = [sys.executable, "-m", "cli.main", "embed", "--model", "tiny", "--db", db, "--quiet", "--workers", "1"]
+    cli = [sys.executable, "-m", "gemb2", "embed", "--model", "tiny", "--db", db, "--quiet", "--workers", "1"]
     env = dict(os.environ, LANCE_LOG="error", HF_HUB_OFFLINE="1")
     subprocess.run(cli + [str(tmp_path / "seed")], check=True, env=env, timeout=300)
     model = load_model("tiny")

@@ -14,7 +14,7 @@ import pytest
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from cli.main import app
+from gemb2.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ def recipe(path: Path, data: Path, output: Path, **stage) -> Path:
 
 def gemb2(*args, **kw) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "gemb2", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, **kw)
 
 
@@ -63,7 +63,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
 
     killed = recipe(tmp_path / "killed.yaml", data / "train.jsonl", tmp_path / "killed", **stage)
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "train", str(killed)], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "gemb2", "train", str(killed)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seen = []
     for line in proc.stderr:  # kill it right after step 5 (a checkpoint was written at step 3)
