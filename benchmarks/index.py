@@ -44,7 +44,7 @@ def clustered(n: int, dim: int, clusters: int, seed: int) -> np.ndarray:
 
 def write_table(store, vectors: np.ndarray, batch: int = 100_000) -> None:
     """Rows straight into the store's table, in the store's schema (what `gemb2 embed` would write)."""
-    from gemb2.store.lance import segment_schema
+    from gemb2.store.lance_schema import segment_schema
 
     schema = segment_schema(store.dim, store.model)
     n, dim = vectors.shape

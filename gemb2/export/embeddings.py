@@ -19,8 +19,12 @@ import json
 import os
 import struct
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from gemb2.store.lance import LanceStore
 
 FORMATS = ("safetensors", "parquet", "jsonl")
 META_COLUMNS = ("key", "path", "modality", "segment", "start", "end", "text")
@@ -37,7 +41,7 @@ def sidecar_path(out: str) -> str:
 
 
 def export_embeddings(
-    store, out: str, fmt: str, *, batch_rows: int = 8192, progress: Callable[[int], None] | None = None
+    store: LanceStore, out: str, fmt: str, *, batch_rows: int = 8192, progress: Callable[[int], None] | None = None
 ) -> dict:
     """Write every row of a LanceStore's table to `out` in format `fmt`. Returns {"rows", "dim", "files"}."""
     if fmt not in FORMATS:

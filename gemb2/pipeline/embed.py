@@ -275,7 +275,7 @@ def run_embed(
         rank=options.rank,
         world_size=options.world_size,
         dry_run=dry_run,
-        store=getattr(store, "where", ""),
+        store=store.where,
     )
     run = _Run(report, model_id, progress, on_failure, on_notes)
 

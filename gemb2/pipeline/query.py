@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,6 +12,10 @@ from gemb2.data.discover import modality_of
 from gemb2.data.load import load_file
 from gemb2.data.segments import LoadError
 from gemb2.parts import Part, Text
+
+if TYPE_CHECKING:
+    from gemb2.store.index import QueryTuning
+    from gemb2.store.lance import LanceStore
 
 
 class QueryError(Exception):
@@ -84,13 +89,13 @@ def _hit(rank: int, r: dict, **extra) -> Hit:
 
 
 def search(
-    store,
+    store: LanceStore,
     vector: np.ndarray,
     k: int,
     *,
     modality: str | None = None,
     where: str | None = None,
-    tuning=None,
+    tuning: QueryTuning | None = None,
     dim: int | None = None,
 ) -> list[Hit]:
     """The k nearest rows to `vector`. `dim`: answer as the Matryoshka prefix of `dim` dimensions would
@@ -123,14 +128,14 @@ def rrf_fuse(rankings: Sequence[Sequence[str]], k: int, c: int = RRF_K) -> list[
 
 
 def hybrid_search(
-    store,
+    store: LanceStore,
     vector: np.ndarray,
     text: str,
     k: int,
     *,
     modality: str | None = None,
     where: str | None = None,
-    tuning=None,
+    tuning: QueryTuning | None = None,
     dim: int | None = None,
     depth: int | None = None,
 ) -> list[Hit]:

@@ -25,6 +25,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
@@ -154,6 +155,12 @@ class IndexReport:
         d["seconds"] = {k: round(v, 3) for k, v in self.seconds.items()}
         return d
 
+    def timed(self, step: str, fn: Callable[[], object]) -> None:
+        """Run `fn`, adding its wall time to `seconds[step]`."""
+        t0 = time.perf_counter()
+        fn()
+        self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - t0
+
 
 def vector_index_config(plan: VectorIndexPlan):
     from lancedb.index import HnswSq, IvfPq
@@ -184,19 +191,11 @@ def build_indexes(
     `cleanup_older_than`: versions older than this are deleted (None: keep every version). Readers that
     still hold an older version fail when its files go, so the default keeps ten minutes of history.
     """
-    from lancedb.index import FTS, Bitmap, BTree
-
     rep = IndexReport(table=name, dim=dim)
     rep.rows = table.count_rows()
     rep.versions_before = len(table.list_versions())
     plan = plan_vector_index(rep.rows, dim, kind)
     rep.vector = plan.to_dict() | {"built": False}
-
-    def timed(step: str, fn) -> None:
-        t0 = time.perf_counter()
-        fn()
-        rep.seconds[step] = rep.seconds.get(step, 0.0) + time.perf_counter() - t0
-
     older = cleanup_older_than if cleanup_older_than is not None else timedelta(days=365_000)
 
     def optimize() -> None:
@@ -206,48 +205,67 @@ def build_indexes(
 
     # 1. compact, delete old versions, and fold rows added since the last run into the existing indexes
     #    (LanceDB's optimize). Indexes built below leave a few versions: the next run deletes them. (A second
-    #    optimize after building took 28 minutes at 1M rows on 2 cores: it is not worth it.)
-    timed("optimize", optimize)
+    #    optimize after building is not worth it: see BENCHMARKS.md, "Vector index".)
+    rep.timed("optimize", optimize)
     existing = {tuple(i.columns): i for i in table.list_indices()}
-    # 2. the vector index: built when missing, of another kind, or when the table has doubled since it was built
-    #    (its partitions were sized for the old row count); otherwise step 1 refreshed it.
-    current = existing.get(("vector",))
-    if plan.kind != "none":
-        stale = current is None or rebuild or str(current.index_type) != LANCE_TYPES[plan.kind]
-        if not stale:
-            stats = table.index_stats(current.name)
-            stale = stats is None or stats.num_unindexed_rows > stats.num_indexed_rows
-        if stale:
-            timed("vector", lambda: table.create_index("vector", config=vector_index_config(plan), replace=True))
-            rep.vector["built"] = True
-        else:
-            rep.messages.append(f"the vector index {current.name} is up to date (new rows were added to it)")
-        rep.vector["present"] = True
-    else:
-        if current is not None:  # an index left from when the table was bigger, or --type none
-            timed("vector", lambda: table.drop_index(current.name))
-            rep.messages.append(f"dropped the vector index {current.name}")
-        rep.messages.append(plan.reason)
-        rep.vector["present"] = False
+    _vector_index(table, plan, existing.get(("vector",)), rebuild, rep)
     # 3. scalar and full-text indexes: built when missing (or --rebuild); optimize keeps them current
     if rep.rows == 0:
         rep.messages.append("the table is empty: no scalar or full-text index to build")
     else:
-        for col in scalar_columns:
-            if rebuild or (col,) not in existing:
-                cfg = Bitmap() if col == "modality" else BTree()
-                timed("scalar", lambda col=col, cfg=cfg: table.create_index(col, config=cfg, replace=True))
-            rep.scalar.append(col)
-        for col in fts_columns:
-            if rebuild or (col,) not in existing:
-                timed("fts", lambda col=col: table.create_index(col, config=FTS(), replace=True))
-            rep.fts.append(col)
+        _scalar_and_fts_indexes(table, scalar_columns, fts_columns, existing, rebuild, rep)
     rep.versions_after = len(table.list_versions())
     rep.version = table.version
     rep.indexes = describe_indexes(table)
     stats = table.stats()
     rep.size_bytes = int(stats["total_bytes"] if isinstance(stats, dict) else stats.total_bytes)
     return rep
+
+
+def _vector_index(table, plan: VectorIndexPlan, current, rebuild: bool, rep: IndexReport) -> None:
+    """2. The vector index: built when missing, of another kind, or when the table has doubled since it was
+    built (its partitions were sized for the old row count); otherwise step 1 (optimize) refreshed it.
+    `current`: the table's vector index, or None."""
+    if plan.kind != "none":
+        if current is None or rebuild or str(current.index_type) != LANCE_TYPES[plan.kind]:
+            stale = True
+        else:
+            stats = table.index_stats(current.name)
+            stale = stats is None or stats.num_unindexed_rows > stats.num_indexed_rows
+        if stale or current is None:
+            rep.timed("vector", lambda: table.create_index("vector", config=vector_index_config(plan), replace=True))
+            rep.vector["built"] = True
+        else:
+            rep.messages.append(f"the vector index {current.name} is up to date (new rows were added to it)")
+        rep.vector["present"] = True
+    else:
+        if current is not None:  # an index left from when the table was bigger, or --type none
+            rep.timed("vector", lambda: table.drop_index(current.name))
+            rep.messages.append(f"dropped the vector index {current.name}")
+        rep.messages.append(plan.reason)
+        rep.vector["present"] = False
+
+
+def _scalar_and_fts_indexes(
+    table,
+    scalar_columns: tuple[str, ...],
+    fts_columns: tuple[str, ...],
+    existing: dict,
+    rebuild: bool,
+    rep: IndexReport,
+) -> None:
+    """The scalar indexes (a BITMAP on `modality`, BTREEs elsewhere) and the full-text ones that are missing."""
+    from lancedb.index import FTS, Bitmap, BTree
+
+    for col in scalar_columns:
+        if rebuild or (col,) not in existing:
+            cfg = Bitmap() if col == "modality" else BTree()
+            rep.timed("scalar", lambda col=col, cfg=cfg: table.create_index(col, config=cfg, replace=True))
+        rep.scalar.append(col)
+    for col in fts_columns:
+        if rebuild or (col,) not in existing:
+            rep.timed("fts", lambda col=col: table.create_index(col, config=FTS(), replace=True))
+        rep.fts.append(col)
 
 
 def describe_indexes(table) -> list[dict]:

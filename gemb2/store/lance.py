@@ -15,22 +15,23 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pyarrow as pa
 
-from gemb2 import __version__
 from gemb2.store.index import QueryTuning
-from gemb2.store.records import EmbeddedFile, FailureRecord, FileRecord, StoreError, WrongModelError, segment_key
+from gemb2.store.lance_schema import SCHEMA_VERSION, norows_records, norows_schema, segment_rows, segment_schema
+from gemb2.store.records import EmbeddedFile, FailureRecord, FileRecord, StoreError, WrongModelError
+
+if TYPE_CHECKING:
+    from lancedb.query import LanceVectorQueryBuilder
 
 # The one place gemb2 quiets LanceDB: its Rust loggers read these when lancedb is first imported (below, in
 # LanceStore; every user of lancedb in gemb2 comes through this module). A user's own setting wins.
 os.environ.setdefault("LANCE_LOG", "error")  # lance's logger
 os.environ.setdefault("LANCEDB_LOG", "error")  # lancedb's logger
 
-# Version 2 added the `segmentation` column; a version-1 table is migrated on its first write (the column is
-# added with 1, the old segmentation, so its text files are re-embedded once) and reads as it is until then.
-SCHEMA_VERSION = 2
 DEFAULT_TABLE = "media"
 NOROWS_SUFFIX = "__norows"  # the side table of files without rows: empty ones and remembered failures
 PREFIX_SHORTLIST = 10  # a Matryoshka prefix query re-ranks 10 x k candidates by the true prefix cosine
@@ -42,59 +43,6 @@ def default_db_uri() -> str:
         return os.environ["GEMB2_DB"]
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
     return os.path.join(base, "gemb2", "lancedb")
-
-
-def segment_schema(dim: int, model: str, source: str = "") -> pa.Schema:
-    """The segments table: one row per segment of a file."""
-    return pa.schema(
-        [
-            pa.field("key", pa.string(), nullable=False),  # primary key: hash of path bytes + segment index
-            pa.field("path", pa.string(), nullable=False),
-            pa.field("modality", pa.string(), nullable=False),  # text | image | audio | video | mixed
-            pa.field("segment", pa.int32(), nullable=False),  # 0-based index of the window within the file
-            pa.field("n_segments", pa.int32(), nullable=False),
-            pa.field("start", pa.float64(), nullable=False),  # seconds (audio, video) or characters (text)
-            pa.field("end", pa.float64(), nullable=False),
-            pa.field("size", pa.int64(), nullable=False),
-            pa.field("mtime_ns", pa.int64(), nullable=False),
-            pa.field("content_hash", pa.string(), nullable=False),
-            pa.field("model", pa.string(), nullable=False),
-            pa.field("dim", pa.int32(), nullable=False),
-            pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),  # L2-normalised
-            pa.field("text", pa.string(), nullable=True),  # the segment's text, where it has text
-            pa.field("segmentation", pa.int32(), nullable=False),  # the loaders' version that cut the file
-        ],
-        metadata={
-            "gemb2.schema_version": str(SCHEMA_VERSION),
-            "gemb2.model": model,  # the id of the model every vector comes from
-            "gemb2.model_source": source,  # how to load it again: a preset name or a model folder
-            "gemb2.dim": str(dim),
-        },
-    )
-
-
-def norows_schema() -> pa.Schema:
-    """The side table `<table>__norows`: one row per file that has no segment rows, keyed by path.
-
-    status "empty": the file has nothing to embed (an empty or whitespace-only text) and is up to date;
-    status "failed": its content could not be embedded (`reason`); it is not decoded again while its size,
-    mtime, the model and the gemb2 `version` stay the same. A file's row here is replaced or deleted in
-    the same transaction that records it again.
-    """
-    return pa.schema(
-        [
-            pa.field("path", pa.string(), nullable=False),  # primary key
-            pa.field("size", pa.int64(), nullable=False),
-            pa.field("mtime_ns", pa.int64(), nullable=False),
-            pa.field("content_hash", pa.string(), nullable=False),  # "" for a failure
-            pa.field("model", pa.string(), nullable=False),
-            pa.field("status", pa.string(), nullable=False),  # empty | failed
-            pa.field("reason", pa.string(), nullable=False),  # why it failed ("" when empty)
-            pa.field("segmentation", pa.int32(), nullable=False),
-            pa.field("version", pa.string(), nullable=False),  # the gemb2 version that recorded it
-        ],
-        metadata={"gemb2.schema_version": "1"},
-    )
 
 
 def _one_line(e: BaseException) -> str:
@@ -234,21 +182,22 @@ class LanceStore:
                 time.sleep(0.05 * (attempt + 1))
                 table.checkout_latest()
 
-    def _migrate(self, attempts: int = 8) -> None:
-        """Bring a version-1 table to version 2: add `segmentation` = 1 to every row (the old text windows), so
-        the next run re-embeds the text files those rows came from. Safe when two processes try at once."""
+    def _migrate(self, table, attempts: int = 8) -> None:
+        """Bring `table` (this store's, of version 1) to version 2: add `segmentation` = 1 to every row (the old
+        text windows), so the next run re-embeds the text files those rows came from. Safe when two processes
+        try at once."""
         for attempt in range(attempts):
             if self.schema_version == SCHEMA_VERSION:
                 return
             try:
                 with _writing(f"migrating table {self.table_name!r} in {self.uri} to schema version {SCHEMA_VERSION}"):
-                    self._table.add_columns({"segmentation": "CAST(1 AS INT)"})
+                    table.add_columns({"segmentation": "CAST(1 AS INT)"})
                 return
             except StoreError:
                 if attempt == attempts - 1:
                     raise
                 time.sleep(0.05 * (attempt + 1))
-                self._table.checkout_latest()
+                table.checkout_latest()
 
     def count(self) -> int:
         return 0 if self._table is None else self._table.count_rows()
@@ -315,23 +264,27 @@ class LanceStore:
         if not files and not failures:
             return
         if files:
-            if self._table is None:
-                if self.model is None or self.dim is None:
-                    raise StoreError("the store needs the model id and dimension to create its table")
-                self._table = self._create(self.table_name, segment_schema(self.dim, self.model, self.source), "key")
+            # set when the table was opened (from its schema), else by the store's user before this first write
+            model, dim = self.model, self.dim
+            if model is None or dim is None:
+                raise StoreError("the store needs the model id and dimension to create its table")
+            table = self._table
+            if table is None:
+                table = self._table = self._create(self.table_name, segment_schema(dim, model, self.source), "key")
             else:
-                self._migrate()
+                self._migrate(table)
             paths = [f.record.path for f in files]
             with _writing(f"writing to table {self.table_name!r} in {self.uri}"):
                 if any(f.rows for f in files):
-                    self._write(self._to_arrow([f for f in files if f.rows]), paths)
+                    self._write(table, segment_rows([f for f in files if f.rows], dim, model), paths)
                 else:  # files with nothing to embed: only their old rows go
-                    self._delete(self._table, paths)
+                    self._delete(table, paths)
         self._write_norows(files, failures)
 
-    def _write(self, data: pa.Table, paths: Sequence[str]) -> None:
+    @staticmethod
+    def _write(table, data: pa.Table, paths: Sequence[str]) -> None:
         (
-            self._table.merge_insert("key")
+            table.merge_insert("key")
             .when_matched_update_all()
             .when_not_matched_insert_all()
             .when_not_matched_by_source_delete(_in_list(paths))
@@ -339,34 +292,7 @@ class LanceStore:
         )
 
     def _write_norows(self, files: Sequence[EmbeddedFile], failures: Sequence[FailureRecord]) -> None:
-        records = [
-            {
-                "path": f.record.path,
-                "size": f.record.size,
-                "mtime_ns": f.record.mtime_ns,
-                "content_hash": f.record.content_hash,
-                "model": f.record.model,
-                "status": "empty",
-                "reason": "",
-                "segmentation": f.record.segmentation,
-                "version": __version__,
-            }
-            for f in files
-            if not f.rows
-        ] + [
-            {
-                "path": r.path,
-                "size": r.size,
-                "mtime_ns": r.mtime_ns,
-                "content_hash": "",
-                "model": r.model,
-                "status": "failed",
-                "reason": r.reason,
-                "segmentation": 0,
-                "version": r.version,
-            }
-            for r in failures
-        ]
+        records = norows_records(files, failures)
         name = self.table_name + NOROWS_SUFFIX
         side = self._side_paths()
         forget = [f.record.path for f in files if f.rows and f.record.path in side]  # files that have rows now
@@ -394,39 +320,6 @@ class LanceStore:
         if self._side is None:
             self._side = {r["path"] for r in self._side_records()}
         return self._side
-
-    def _to_arrow(self, files: Sequence[EmbeddedFile]) -> pa.Table:
-        cols: dict[str, list] = {name: [] for name in segment_schema(1, "").names}
-        vectors = []
-        for f in files:
-            rec = f.record
-            for r in f.rows:
-                cols["key"].append(segment_key(rec.path, r.segment))
-                cols["path"].append(rec.path)
-                cols["modality"].append(r.modality)
-                cols["segment"].append(r.segment)
-                cols["n_segments"].append(rec.n_segments)
-                cols["start"].append(float(r.start))
-                cols["end"].append(float(r.end))
-                cols["size"].append(rec.size)
-                cols["mtime_ns"].append(rec.mtime_ns)
-                cols["content_hash"].append(rec.content_hash)
-                cols["model"].append(rec.model)
-                cols["dim"].append(self.dim)
-                cols["text"].append(r.text)
-                cols["segmentation"].append(rec.segmentation)
-                vectors.append(r.vector)
-        schema = segment_schema(self.dim, self.model)
-        flat = np.ascontiguousarray(np.stack(vectors).astype(np.float32, copy=False)).reshape(-1)  # (N * dim,)
-        if flat.size != len(vectors) * self.dim:
-            raise StoreError(
-                f"vectors of dimension {len(flat) // max(len(vectors), 1)} for a table of dimension {self.dim}"
-            )
-        cols["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), self.dim)
-        arrays = [
-            cols[n] if isinstance(cols[n], pa.Array) else pa.array(cols[n], schema.field(n).type) for n in schema.names
-        ]
-        return pa.Table.from_arrays(arrays, schema=schema)
 
     @staticmethod
     def _delete(table, paths: Sequence[str]) -> None:
@@ -474,7 +367,8 @@ class LanceStore:
         prefix = d < self.dim
         fetch = k * PREFIX_SHORTLIST if prefix else k
         query = np.pad(vector, (0, self.dim - d)) if prefix else vector
-        q = self._table.search(query, vector_column_name="vector").distance_type("cosine").limit(fetch)
+        q = cast("LanceVectorQueryBuilder", self._table.search(query, vector_column_name="vector"))
+        q = q.distance_type("cosine").limit(fetch)
         if tuning.refine_factor:
             q = q.refine_factor(tuning.refine_factor)
         if tuning.nprobes:

@@ -94,10 +94,16 @@ class EmbeddedFile:
 
 
 class Store(Protocol):
-    """A place for vectors. `write` and `remove` are idempotent, so a killed run is finished by rerunning it."""
+    """A place for vectors: what the embed pipeline and the CLI use of a LanceStore or a ShardStore, and no more
+    (search, indexes and export are LanceStore's own). `write` and `remove` are idempotent, so a killed run is
+    finished by rerunning it.
+
+    `model`, `dim` and `source` are read from what the store holds when it is opened; a new (or dropped) store
+    has them None / None / "" until its user sets them, before the first `write`.
+    """
 
     model: str | None  # the id of the model whose vectors it holds (None: nothing written yet)
-    dim: int | None
+    dim: int | None  # the vectors' dimension (None: nothing written yet)
     source: str  # how to load that model again: a preset name or a model folder
     where: str  # for a person: "table 'media' in /data/gemb2/lancedb", "shards in ./out"
 
@@ -122,4 +128,6 @@ class Store(Protocol):
         """Drop everything (for --rebuild)."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Let go of the files or tables; the store is not used after this."""
+        ...
