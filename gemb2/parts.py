@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 
@@ -81,7 +80,7 @@ class Video:
             raise ValueError(f"Video.times must have shape ({f.shape[0]},), got {self.times.shape}")
 
 
-Part = Union[Text, Image, Audio, Video]
+Part = Text | Image | Audio | Video
 Item = Sequence[Part]
 
 

@@ -23,13 +23,15 @@ The same reader gives the audio track of videos (see video.py).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from fractions import Fraction
 
 import numpy as np
 
 from gemb2.data.segments import LoadError, LoadSpec, Segment
 from gemb2.parts import SAMPLE_RATE, Audio
+
+Blocks = Generator[np.ndarray, None, None]  # (N,) float32 16 kHz blocks, closed to let go of the file
 
 SOUNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".aifc"})
 BLOCK_FRAMES = 1 << 16  # frames read from libsndfile at a time
@@ -59,7 +61,7 @@ def load_audio(path: str, spec: LoadSpec) -> Iterator[Segment]:
         raise LoadError("no audio samples")
 
 
-def pcm_blocks(path: str) -> Iterator[np.ndarray]:
+def pcm_blocks(path: str) -> Blocks:
     """Mono float32 16 kHz blocks of an audio file, by libsndfile when it can, else by PyAV."""
     if os.path.splitext(path)[1].lower() in SOUNDFILE_EXTENSIONS:
         f = _soundfile_open(path)
@@ -88,7 +90,7 @@ def _soundfile_open(path: str):
     return f
 
 
-def _soundfile_blocks(f) -> Iterator[np.ndarray]:
+def _soundfile_blocks(f) -> Blocks:
     with f:
         resample = Resampler(f.samplerate)
         for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):  # (N, C)
@@ -96,7 +98,7 @@ def _soundfile_blocks(f) -> Iterator[np.ndarray]:
         yield _clean(resample.flush())
 
 
-def _with_fallback(blocks: Iterator[np.ndarray], path: str) -> Iterator[np.ndarray]:
+def _with_fallback(blocks: Blocks, path: str) -> Blocks:
     """`blocks` (libsndfile's), continued by PyAV if they fail or give nothing: PyAV's samples past those
     already given (the two resample alike, so the seam is within a few samples)."""
     done = 0
@@ -134,17 +136,18 @@ def _with_fallback(blocks: Iterator[np.ndarray], path: str) -> Iterator[np.ndarr
         rest.close()
 
 
-def av_pcm_blocks(path: str) -> Iterator[np.ndarray] | None:
+def av_pcm_blocks(path: str) -> Blocks | None:
     """Mono float32 16 kHz blocks of the first audio stream of any FFmpeg-readable file; None if it has none.
 
     The container is opened now (so a missing stream is known at once) and decoded lazily as the
     iterator is consumed; closing the iterator closes the container.
     """
     import av
+    from av.error import FFmpegError
 
     try:
         container = av.open(path, metadata_errors="ignore")
-    except (av.FFmpegError, UnicodeDecodeError) as e:
+    except (FFmpegError, UnicodeDecodeError) as e:
         raise LoadError(f"cannot open the file with FFmpeg: {_av_reason(e)}") from None
     if not container.streams.audio:
         container.close()
@@ -152,8 +155,9 @@ def av_pcm_blocks(path: str) -> Iterator[np.ndarray] | None:
     return _av_blocks(container)
 
 
-def _av_blocks(container) -> Iterator[np.ndarray]:
+def _av_blocks(container) -> Blocks:
     import av
+    from av.error import FFmpegError
 
     with container:
         stream = container.streams.audio[0]
@@ -169,12 +173,12 @@ def _av_blocks(container) -> Iterator[np.ndarray]:
                 packet = next(packets)
             except StopIteration:
                 break
-            except av.FFmpegError as e:  # a damaged container: what was read so far stands, then flush
+            except FFmpegError as e:  # a damaged container: what was read so far stands, then flush
                 error = e
                 packet = None
             try:
                 frames = packet.decode() if packet is not None else stream.codec_context.decode(None)
-            except av.FFmpegError as e:  # a corrupt packet (the ID3 tag of a second MP3 joined by cat)
+            except FFmpegError as e:  # a corrupt packet (the ID3 tag of a second MP3 joined by cat)
                 error, bad = e, bad + 1
                 if bad > MAX_BAD_PACKETS:
                     raise LoadError(
@@ -200,7 +204,7 @@ def _av_blocks(container) -> Iterator[np.ndarray]:
             for out in resampler.resample(None):
                 n_out += out.samples
                 yield _clean(out.to_ndarray().reshape(-1))
-        except av.FFmpegError as e:
+        except FFmpegError as e:
             raise LoadError(f"cannot decode audio: {_av_reason(e)}") from None
         if n_out == 0 and head:
             yield _clean(_short_input(head))
@@ -321,7 +325,7 @@ def _concat(blocks) -> np.ndarray:
     return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
 
-def _av_reason(e: Exception) -> str:
+def _av_reason(e: BaseException) -> str:
     return getattr(e, "strerror", None) or str(e)
 
 

@@ -29,8 +29,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -167,20 +170,19 @@ class Manifest:
     def tasks(self) -> dict[str, int]:
         return {t: len(v) for t, v in self._where.items()}
 
-    def examples(self, task: str, indices) -> list[Example]:
+    def examples(self, task: str, indices: Iterable[int]) -> list[Example]:
         """The examples at `indices` of `task`, read from disk."""
         if task not in self._where:
             raise KeyError(f"no task {task!r} in {', '.join(map(str, self.paths))}")
-        files: dict[int, object] = {}
-        try:
+        with ExitStack() as stack:
+            files: dict[int, BinaryIO] = {}  # file index -> the file, opened once
             out = []
             for i in indices:
-                k, pos = self._where[task][int(i)]
-                f = files.get(int(k)) or files.setdefault(int(k), open(self.paths[k], "rb"))
-                f.seek(int(pos))
+                k, pos = (int(x) for x in self._where[task][int(i)])
+                if k not in files:
+                    files[k] = stack.enter_context(open(self.paths[k], "rb"))
+                f = files[k]
+                f.seek(pos)
                 base = self.paths[k].resolve().parent
                 out.append(parse_example(json.loads(f.readline()), base, f"{self.paths[k]}[{task}#{int(i)}]"))
             return out
-        finally:
-            for f in files.values():
-                f.close()

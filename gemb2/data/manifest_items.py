@@ -29,34 +29,43 @@ def load_item(item: ItemRef, spec: LoadSpec) -> tuple[Part, ...]:
 def _load_part(ref: PartRef, spec: LoadSpec) -> Part:
     if ref.text is not None:
         return Text(ref.text)
-    modality = modality_of(ref.path)
+    path = ref.path
+    assert path is not None  # a part is a text or a path (manifest.parse_example)
+    modality = modality_of(path)
     if modality is None:
-        raise ItemLoadError(f"{ref.path}: unknown file type (extension not known to gemb2 embed)")
+        raise ItemLoadError(f"{path}: unknown file type (extension not known to gemb2 embed)")
     start = ref.start or 0.0
     try:
-        for seg in load_file(ref.path, modality, spec):
+        for seg in load_file(path, modality, spec):
             if modality == "image":
                 return seg.parts[0]
             if seg.end > start:  # the window that contains `start`
                 part = seg.parts[0]
                 return _trim(part, seg.start, start, ref.end) if modality in ("audio", "video") else part
     except Exception as e:  # LoadError and decoder errors: name the file
-        raise ItemLoadError(f"{ref.path}: {e}") from None
-    raise ItemLoadError(f"{ref.path}: no {modality} window contains start={start:g}")
+        raise ItemLoadError(f"{path}: {e}") from None
+    raise ItemLoadError(f"{path}: no {modality} window contains start={start:g}")
 
 
 def _trim(part: Part, seg_start: float, start: float, end: float | None) -> Part:
     """Cut an Audio or Video part (whose window begins at seg_start seconds) to [start, end)."""
+    if isinstance(part, Audio):
+        return _trim_audio(part, seg_start, start, end)
+    assert isinstance(part, Video)
     lo = max(0.0, start - seg_start)
     hi = None if end is None else end - seg_start
-    if isinstance(part, Audio):
-        s = part.samples[int(lo * SAMPLE_RATE) : None if hi is None else int(hi * SAMPLE_RATE)]
-        return Audio(s if len(s) else part.samples[:1])
-    assert isinstance(part, Video)
     keep = part.times >= lo
     if hi is not None:
         keep &= part.times < hi
     if not keep.any():
         keep[np.argmin(np.abs(part.times - lo))] = True  # at least the nearest frame
-    audio = None if part.audio is None else _trim(part.audio, seg_start, start, end)
+    audio = None if part.audio is None else _trim_audio(part.audio, seg_start, start, end)
     return Video(part.frames[keep], (part.times[keep] - lo).astype(np.float32), audio)
+
+
+def _trim_audio(part: Audio, seg_start: float, start: float, end: float | None) -> Audio:
+    """Cut Audio (whose window begins at seg_start seconds) to [start, end); at least one sample stays."""
+    lo = max(0.0, start - seg_start)
+    hi = None if end is None else end - seg_start
+    s = part.samples[int(lo * SAMPLE_RATE) : None if hi is None else int(hi * SAMPLE_RATE)]
+    return Audio(s if len(s) else part.samples[:1])

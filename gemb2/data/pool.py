@@ -138,6 +138,7 @@ def _captured(notes: list[str], stderr_file, path: str) -> Iterator[None]:
     if stderr_file is not None:
         stderr_file.seek(0)
         stderr_file.truncate()
+    caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -186,7 +187,8 @@ def segment_nbytes(seg: Segment) -> int:
     for p in seg.parts:
         for name in ("text", "pixels", "samples", "frames", "times"):
             v = getattr(p, name, None)
-            n += v.nbytes if hasattr(v, "nbytes") else len(v) if isinstance(v, str) else 0
+            nbytes = getattr(v, "nbytes", None)
+            n += nbytes if isinstance(nbytes, int) else len(v) if isinstance(v, str) else 0
         audio = getattr(p, "audio", None)
         n += audio.samples.nbytes if audio is not None else 0
     return n
@@ -436,7 +438,7 @@ def _worker_main(tasks, results, spec: LoadSpec) -> None:
     limit_address_space(2 * spec.max_worker_memory_mb << 20)
     # fd 2 goes to a file: codecs and libraries (libtiff, libmpg123, FFmpeg...) print there, and what they say
     # while a file loads travels on its event (load_file_events); stderr carries the parent's lines only
-    stderr_file = tempfile.TemporaryFile()
+    stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 (open for the worker's whole life)
     os.dup2(stderr_file.fileno(), 2)
     while True:
         try:

@@ -31,7 +31,7 @@ MAX_BLOCK_CHARS = 1 << 20  # ... or at a whitespace, or here, when no newline co
 LONG_RUN_CHARS = 1000  # a run of this many non-space characters is one token, not tokenized (see _token_spans)
 _SPACE = re.compile(r"\s")
 _WORD = re.compile(r"\S+")
-_LONG_RUN = re.compile(r"(?<!\S)\S{%d,}" % LONG_RUN_CHARS)  # tried only where a run starts: linear time
+_LONG_RUN = re.compile(rf"(?<!\S)\S{{{LONG_RUN_CHARS},}}")  # tried only where a run starts: linear time
 
 
 def load_text(path: str, spec: LoadSpec) -> Iterator[Segment]:

@@ -41,10 +41,11 @@ MAX_BAD_PACKETS = 200  # corrupt packets tolerated per file before it is called 
 
 def load_video(path: str, spec: LoadSpec, *, skip_nonref: bool = True) -> Iterator[Segment]:
     import av
+    from av.error import FFmpegError
 
     try:
         container = av.open(path, metadata_errors="ignore")
-    except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
+    except (FFmpegError, UnicodeDecodeError, ValueError) as e:
         raise LoadError(f"cannot open the video: {getattr(e, 'strerror', None) or e}") from None
     audio = None
     try:
@@ -66,9 +67,9 @@ def load_video(path: str, spec: LoadSpec, *, skip_nonref: bool = True) -> Iterat
 
 def _picture_stream(container):
     """The first video stream that is moving pictures, not an attached cover image; None if there is none."""
-    import av
+    from av.stream import Disposition
 
-    cover = av.stream.Disposition.attached_pic
+    cover = Disposition.attached_pic
     return next((s for s in container.streams.video if not s.disposition & cover), None)
 
 
@@ -80,9 +81,11 @@ def sample_step(spec: LoadSpec) -> float:
 def _frames(container, spec: LoadSpec, skip_nonref: bool) -> Iterator[tuple[float, float, Callable[[], np.ndarray]]]:
     """(time s, frame duration s, pixels()) of the decoded frames in presentation order; pixels() gives
     (H, W, 3) uint8 RGB, upright."""
-    import av
+    from av.error import FFmpegError
 
     stream = _picture_stream(container)
+    if stream is None:
+        raise LoadError("cannot open the video: no video stream")
     cc = stream.codec_context
     if cc is None:
         raise LoadError("cannot decode the video: FFmpeg has no decoder for its codec")
@@ -96,13 +99,6 @@ def _frames(container, spec: LoadSpec, skip_nonref: bool) -> Iterator[tuple[floa
     margin = 2.5 * frame_s
     mode, bad, n = "DEFAULT", 0, 0
 
-    def near_grid(t: float) -> bool:
-        if t < margin:
-            return True
-        w = math.floor(t / span)
-        r = (t - w * span) % step
-        return min(r, step - r, (w + 1) * span - t) <= margin
-
     def out(decoded) -> Iterator[tuple[float, float, Callable[[], np.ndarray]]]:
         nonlocal origin, n
         for frame in decoded:
@@ -113,15 +109,7 @@ def _frames(container, spec: LoadSpec, skip_nonref: bool) -> Iterator[tuple[floa
                     origin = frame.pts
                 t = (frame.pts - origin) * tb
             n += 1
-            yield max(0.0, t), frame_s, pixels(frame)
-
-    def pixels(frame) -> Callable[[], np.ndarray]:
-        def get() -> np.ndarray:
-            rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3)
-            turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
-            return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
-
-        return get
+            yield max(0.0, t), frame_s, _pixels(frame)
 
     packets = container.demux(stream)
     while True:
@@ -129,29 +117,50 @@ def _frames(container, spec: LoadSpec, skip_nonref: bool) -> Iterator[tuple[floa
             packet = next(packets)
         except StopIteration:
             return
-        except av.FFmpegError:  # a damaged container: what was read so far stands (as players do)
+        except FFmpegError:  # a damaged container: what was read so far stands (as players do)
             packet = None
         if packet is None:  # flush the frames the decoder still holds, then stop
             try:
                 held = cc.decode(None)
-            except av.FFmpegError:
+            except FFmpegError:
                 held = []
             yield from out(held)
             if n == 0:
                 raise LoadError("cannot read the video: the container is damaged before its first frame")
             return
         if skip_nonref and packet.pts is not None and tb is not None:
-            want = "DEFAULT" if near_grid((packet.pts - (origin or 0)) * tb) else "NONREF"
+            want = "DEFAULT" if _near_grid((packet.pts - (origin or 0)) * tb, span, step, margin) else "NONREF"
             if want != mode:
                 cc.skip_frame = mode = want
         try:
             decoded = packet.decode()
-        except av.FFmpegError:
+        except FFmpegError:
             bad += 1
             if bad > MAX_BAD_PACKETS:
                 raise LoadError(f"more than {MAX_BAD_PACKETS} undecodable video packets") from None
             continue
         yield from out(decoded)
+
+
+def _near_grid(t: float, span: float, step: float, margin: float) -> bool:
+    """Whether time `t` (s) is within `margin` of a sampling time: the grid of `step` restarts at each window
+    of `span` seconds, and a window's end counts as a sampling time."""
+    if t < margin:
+        return True
+    w = math.floor(t / span)
+    r = (t - w * span) % step
+    return min(r, step - r, (w + 1) * span - t) <= margin
+
+
+def _pixels(frame) -> Callable[[], np.ndarray]:
+    """A frame's pixels, converted only when asked: () -> (H, W, 3) uint8 RGB, turned upright."""
+
+    def get() -> np.ndarray:
+        rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3)
+        turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+        return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+
+    return get
 
 
 def _windows(

@@ -68,7 +68,9 @@ class GradCache:
             with ctx, states[role][i].restore():
                 e = self.encode(chunk)  # (rows, D)
                 start = offsets[role]
-                g = embs[role].grad[start : start + e.shape[0]]
+                grad = embs[role].grad
+                assert grad is not None  # step 2's backward gave every embedding its gradient
+                g = grad[start : start + e.shape[0]]
                 offsets[role] = start + e.shape[0]
                 torch.sum(e.float() * g).backward()
         return loss.detach()

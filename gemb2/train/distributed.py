@@ -43,15 +43,18 @@ def all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
     _, size = world()
     if size == 1 or not params:
         return
+    grads = []
     for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) for p in params])  # (sum of numel,)
+        g = p.grad
+        if g is None:
+            g = p.grad = torch.zeros_like(p)
+        grads.append(g)
+    flat = torch.cat([g.reshape(-1) for g in grads])  # (sum of numel,)
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     offset = 0
-    for p in params:
+    for p, g in zip(params, grads):
         n = p.numel()
-        p.grad.copy_(flat[offset : offset + n].view_as(p))
+        g.copy_(flat[offset : offset + n].view_as(p))
         offset += n
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import weakref
+from typing import Any
 
 import torch
 from torch import nn
@@ -137,7 +138,7 @@ class _Cached(nn.Module):
 
     def __init__(self, encoder: nn.Module, method: str, cache: FeatureCache, digest: bytes):
         super().__init__()
-        self.inner = encoder
+        self.inner: Any = encoder  # Any: its own methods (forward_features) are called through
         self._method, self._cache, self._prefix = method, cache, digest + method.encode() + b"|"
 
     def _call(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,8 @@ tensors padded to the largest, then trimmed.
 
 from __future__ import annotations
 
+from typing import overload
+
 import torch
 import torch.distributed as dist
 
@@ -24,6 +26,10 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
+@overload
+def gather_rows(x: torch.Tensor) -> torch.Tensor: ...
+@overload
+def gather_rows(x: None) -> None: ...
 def gather_rows(x: torch.Tensor | None) -> torch.Tensor | None:
     """(n_local, ...) on each rank -> (sum of n, ...) in rank order; the local slice keeps its grad."""
     rank, size = world()

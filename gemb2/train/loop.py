@@ -121,7 +121,7 @@ def train_stage(
     log: Callable[[str], None] = lambda m: None,
 ) -> Path:
     """Train one stage from model `init` (a preset or folder); the result is `out`/final. Returns that folder."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     from gemb2.pipeline.loadspec import load_spec_for
 
@@ -132,13 +132,7 @@ def train_stage(
         raise ValueError(f"batch_size {s.batch_size} is not divisible by the {world} ranks")
     model, trainable = prepare_model(init, s, device)
     params = [p for _, p in trainable]
-    decay = [p for n, p in trainable if p.ndim >= 2]
-    no_decay = [p for n, p in trainable if p.ndim < 2]  # biases and LayerNorms (BERT's practice)
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=s.lr,
-        betas=s.betas,
-    )
+    opt = _optimizer(trainable, s)
     manifest = Manifest(data)
     # the data's other tasks are not sampled in this stage
     sampler = TaskSampler(
@@ -149,38 +143,14 @@ def train_stage(
     losses = {n: MatryoshkaLoss(InfoNCELoss(s.temperature, t.symmetric), dims) for n, t in tasks.items()}
     meta = fingerprint(s, tasks, data, init)
 
-    start = 0
     last = ckpt.latest(root) if resume else None
     if last is not None:
-        doc = ckpt.load_json(last, "trainer.json")
-        if doc["fingerprint"] != meta:
-            raise ValueError(
-                f"{last}: the checkpoint was made with other settings, tasks or data; "
-                "resume with the same recipe (or remove the stage's folder to start over)"
-            )
-        state = load_file(str(last / "trainable.safetensors"))
-        names = {n for n, _ in trainable}
-        if set(state) != names:
-            raise ValueError(f"{last}: trainable parameters differ from this stage's")
-        with torch.no_grad():
-            for n, p in trainable:
-                p.copy_(state[n].to(p.device))
-        load_optimizer(opt, last)
-        sampler.load_state(doc["sampler"])
-        ckpt.load_rng(last, rank)
-        start = doc["step"]
+        start = _resume(last, meta, trainable, opt, sampler, rank)
         log(f"resumed from {last} at step {start}")
     else:
+        start = 0
         torch.manual_seed(s.seed * 1000 + rank)  # dropout differs per rank, fixed by the seed
-
-    autocast = (
-        (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else contextlib.nullcontext
-    )
-
-    def encode(items) -> torch.Tensor:  # items -> (n, D) unit vectors
-        with autocast():
-            return model(model.collate(items, None).to(device)).float()
-
+    encode = _encoder(model, device)
     cache = shared_cache(s.feature_cache_mb) if s.feature_cache_mb > 0 else None
     attached = (lambda: cache.attached(model)) if cache is not None else contextlib.nullcontext
     t0, seen = time.perf_counter(), 0
@@ -190,16 +160,10 @@ def train_stage(
             plan = sampler.next()
             batch = build_batch(plan, manifest, tasks[plan.task], spec, model.config, rank, world)
             lr = lr_at(step, total=s.steps, warmup=s.warmup, peak=s.lr, floor_ratio=s.lr_floor)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            opt.zero_grad(set_to_none=True)
+            _begin_step(opt, lr)
             with attached():
                 loss = _objective(batch, encode, losses[plan.task], s.cache_chunk)
-            all_reduce_grads(params)
-            norm = torch.nn.utils.clip_grad_norm_(params, s.clip) if s.clip > 0 else torch.tensor(0.0)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"step {step}: the loss is {loss.item()} (task {plan.task}); lower the lr?")
-            opt.step()
+            norm = _finish_step(opt, params, s.clip, loss, f"step {step}", plan.task)
             seen += s.batch_size
             done = step + 1
             if s.log_every and (done % s.log_every == 0 or done == s.steps):
@@ -212,12 +176,90 @@ def train_stage(
                 _save_checkpoint(root, done, model, trainable, opt, sampler, meta, rank, s.keep_checkpoints, save_file)
                 log(f"checkpoint {ckpt.step_dir(root, done)}")
 
-    final = out / "final"
+    return _save_final(model, out / "final", rank)
+
+
+def _begin_step(opt: torch.optim.Optimizer, lr: float) -> None:
+    """Set every parameter group's learning rate and clear the gradients."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+
+
+def _finish_step(
+    opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], clip: float, loss: torch.Tensor, at: str, task: str
+) -> torch.Tensor:
+    """Sum the gradients over ranks, clip them to `clip` (0: no clipping), refuse a non-finite loss, step.
+    Returns the gradient norm before clipping."""
+    all_reduce_grads(params)
+    norm = torch.nn.utils.clip_grad_norm_(params, clip) if clip > 0 else torch.tensor(0.0)
+    if not math.isfinite(loss.item()):
+        raise FloatingPointError(f"{at}: the loss is {loss.item()} (task {task}); lower the lr?")
+    opt.step()
+    return norm
+
+
+def _save_final(model, final: Path, rank: int) -> Path:
+    """Rank 0 writes the stage's model (LoRA merged in) to `final`; every rank waits for it."""
     if rank == 0:
         with merged(model):
             save_pretrained(model, final)
     barrier()
     return final
+
+
+def _optimizer(trainable: list[tuple[str, torch.nn.Parameter]], s: TrainSettings) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only: biases and LayerNorms get none (BERT's practice)."""
+    decay = [p for n, p in trainable if p.ndim >= 2]
+    no_decay = [p for n, p in trainable if p.ndim < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=s.lr,
+        betas=s.betas,
+    )
+
+
+def _resume(
+    last: Path,
+    meta: dict,
+    trainable: list[tuple[str, torch.nn.Parameter]],
+    opt: torch.optim.Optimizer,
+    sampler: TaskSampler,
+    rank: int,
+) -> int:
+    """Restore the trainable weights, optimizer, data position and RNG of checkpoint `last`. Returns its step."""
+    from safetensors.torch import load_file
+
+    doc = ckpt.load_json(last, "trainer.json")
+    if doc["fingerprint"] != meta:
+        raise ValueError(
+            f"{last}: the checkpoint was made with other settings, tasks or data; "
+            "resume with the same recipe (or remove the stage's folder to start over)"
+        )
+    state = load_file(str(last / "trainable.safetensors"))
+    names = {n for n, _ in trainable}
+    if set(state) != names:
+        raise ValueError(f"{last}: trainable parameters differ from this stage's")
+    with torch.no_grad():
+        for n, p in trainable:
+            p.copy_(state[n].to(p.device))
+    load_optimizer(opt, last)
+    sampler.load_state(doc["sampler"])
+    ckpt.load_rng(last, rank)
+    return doc["step"]
+
+
+def _encoder(model, device: torch.device) -> Callable[[list], torch.Tensor]:
+    """items -> (n, D) unit vectors in fp32, under bf16 autocast on CUDA."""
+    autocast = (
+        (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else contextlib.nullcontext
+    )
+
+    def encode(items) -> torch.Tensor:  # items -> (n, D) unit vectors
+        with autocast():
+            return model(model.collate(items, None).to(device)).float()
+
+    return encode
 
 
 def _objective(batch: TrainBatch, encode, loss_fn, cache_chunk: int) -> torch.Tensor:

@@ -45,6 +45,6 @@ class MatryoshkaLoss(nn.Module):
             raise ValueError(f"Matryoshka dim {max(self.dims)} exceeds the embedding size {q.shape[-1]}")
         total = q.new_zeros((), dtype=torch.float32)
         for m, w in zip(self.dims, self.weights):
-            cut = lambda x: None if x is None else F.normalize(x[..., :m], dim=-1)  # noqa: E731
+            cut = lambda x, m=m: None if x is None else F.normalize(x[..., :m], dim=-1)  # noqa: E731
             total = total + w * self.loss(cut(q), cut(d), cut(negatives), **kwargs)
         return total

@@ -118,7 +118,7 @@ def _unknown(d: dict, allowed: set, where: str, bad) -> None:
         raise bad(where, f"unknown key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(allowed))})")
 
 
-def _typed(value: Any, kind, where: str, bad):
+def _typed(value: Any, kind: type, where: str, bad) -> Any:
     """Check a scalar against int/float/bool/str; floats also accept YAML's '1e-3' (a string in YAML 1.1)."""
     if kind is float:
         if isinstance(value, str):
@@ -179,21 +179,43 @@ def _stage(st: Any, i: int, tasks: dict[str, TaskSpec], seed: int, before: list[
     if init is not None:
         _typed(init, str, f"{where}.init", bad)
     if kind == "soup":
-        _unknown(st, {"name", "type", "from"}, where, bad)
-        ing = st.get("from")
-        if not isinstance(ing, list) or len(ing) < 2:
-            raise bad(f"{where}.from", f"a soup averages a list of at least two earlier stages, got {ing!r}")
-        for s in ing:
-            if s not in before:
-                raise bad(f"{where}.from", f"{s!r} is not an earlier stage ({', '.join(before) or 'none'})")
-        return Stage(name, "soup", ingredients=tuple(ing))
+        return _soup(st, name, where, before, bad)
     _unknown(st, (STAGE_KEYS - {"from"}) | set(SETTINGS), where, bad)
     data = st.get("data")
     if isinstance(data, str):
         data = [data]
     if not isinstance(data, list) or not data or not all(isinstance(d, str) and d for d in data):
         raise bad(f"{where}.data", f"must be a manifest path or a non-empty list of them, got {data!r}")
-    chosen = st.get("tasks", list(tasks))
+    stage_tasks = _stage_tasks(st.get("tasks", list(tasks)), tasks, where, bad)
+    for key in ("steps", "batch_size"):
+        if key not in st:
+            raise bad(where, f"missing {key!r}")
+    kw: dict[str, Any] = {"seed": seed}
+    hints = typing.get_type_hints(TrainSettings)
+    for key in set(st) & set(SETTINGS):
+        kw[key] = _setting(st[key], hints[key], f"{where}.{key}", bad)
+    try:
+        settings = TrainSettings(**kw)
+    except TypeError as e:
+        raise bad(where, str(e)) from None
+    _check_settings(settings, where, bad)
+    return Stage(name, "train", init=init, data=tuple(data), tasks=stage_tasks, settings=settings)
+
+
+def _soup(st: dict, name: str, where: str, before: list[str], bad) -> Stage:
+    """A soup stage: `from` lists at least two earlier stages, whose final weights it averages."""
+    _unknown(st, {"name", "type", "from"}, where, bad)
+    ing = st.get("from")
+    if not isinstance(ing, list) or len(ing) < 2:
+        raise bad(f"{where}.from", f"a soup averages a list of at least two earlier stages, got {ing!r}")
+    for s in ing:
+        if s not in before:
+            raise bad(f"{where}.from", f"{s!r} is not an earlier stage ({', '.join(before) or 'none'})")
+    return Stage(name, "soup", ingredients=tuple(ing))
+
+
+def _stage_tasks(chosen: Any, tasks: dict[str, TaskSpec], where: str, bad) -> dict[str, TaskSpec]:
+    """A stage's `tasks`: a list of the recipe's task names, or a mapping name -> weight (None: the task's)."""
     if isinstance(chosen, list):
         chosen = {t: None for t in chosen}
     if not isinstance(chosen, dict) or not chosen:
@@ -209,19 +231,7 @@ def _stage(st: Any, i: int, tasks: dict[str, TaskSpec], seed: int, before: list[
                 raise bad(f"{where}.tasks.{t}", f"a weight must be > 0, got {w}")
             spec = dataclasses.replace(spec, weight=w)
         stage_tasks[t] = spec
-    for key in ("steps", "batch_size"):
-        if key not in st:
-            raise bad(where, f"missing {key!r}")
-    kw = {"seed": seed}
-    hints = typing.get_type_hints(TrainSettings)
-    for key in set(st) & set(SETTINGS):
-        kw[key] = _setting(st[key], hints[key], f"{where}.{key}", bad)
-    try:
-        settings = TrainSettings(**kw)
-    except TypeError as e:
-        raise bad(where, str(e)) from None
-    _check_settings(settings, where, bad)
-    return Stage(name, "train", init=init, data=tuple(data), tasks=stage_tasks, settings=settings)
+    return stage_tasks
 
 
 def _setting(value: Any, hint, where: str, bad):
@@ -299,7 +309,7 @@ def run_recipe(
 
     out = Path(output or recipe.output)
     finals: dict[str, Path] = {}
-    previous = recipe.model
+    previous: str | Path = recipe.model
     for s in recipe.stages:
         folder = out / s.name
         final = folder / "final"
@@ -323,8 +333,9 @@ def run_recipe(
                     f"{folder} holds an unfinished stage; pass --resume to continue it, or choose another --output"
                 )
             init = str(finals[s.init]) if s.init in finals else (s.init or str(previous))
+            assert s.settings is not None and s.tasks is not None  # a train stage has both (_stage)
             log(f"stage {s.name}: {s.settings.steps} steps from {init}")
             train_stage(init, folder, s.tasks, list(s.data), s.settings, resume=resume, log=log)
         finals[s.name] = final
         previous = final
-    return previous
+    return Path(previous)
