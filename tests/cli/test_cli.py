@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -12,15 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from gemb2.cli.main import app
+from tests.cli_run import gemb2, gemb2_popen
 from tests.media import mixed_tree, write_image, write_text
 
 runner = CliRunner()
-
-
-def gemb2(*args, input=None, env=None, timeout=300):
-    """Run the real `gemb2` entry point in a subprocess."""
-    e = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "gemb2", *args], input=input, capture_output=True, text=True, env=e, timeout=timeout)
 
 
 def test_embed_json_summary_then_query_finds_the_file_itself(tmp_path):
@@ -118,8 +112,7 @@ def test_sigkill_mid_run_then_rerun_gives_exact_rows_without_duplicates(tmp_path
         write_image(root / "img" / f"p{i:02d}.png", seed=i)
     db = str(tmp_path / "db")
     args = ["embed", str(root), "--model", "tiny", "--db", db, "--commit-rows", "5", "--batch-size", "4", "--workers", "1", "--quiet"]
-    e = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error")
-    proc = subprocess.Popen([sys.executable, "-m", "gemb2", *args], env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = gemb2_popen(*args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     from gemb2.store import LanceStore
 
     deadline = time.time() + 120

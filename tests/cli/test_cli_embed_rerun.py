@@ -4,13 +4,12 @@ traced with strace, the rerun opens none of the model's weight files, while the 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
 from gemb2.model.release import installed_parts, release_folder
+from tests.cli_run import cli_cmd, cli_env
 from tests.media import write_image, write_text
 from tests.syscalls import opened, weight_files
 from tests.system import has_debian, install_line
@@ -24,15 +23,14 @@ def test_an_unchanged_rerun_reads_no_model_weight(tmp_path):
     write_text(tmp_path / "m" / "a.txt", "a red car")
     write_text(tmp_path / "m" / "sub" / "b.md", "# notes\n\nthe quick brown fox")
     write_image(tmp_path / "m" / "c.png")
-    args = [sys.executable, "-m", "gemb2", "embed", str(tmp_path / "m"), "--model", "gemb2-mini",
-            "--db", str(tmp_path / "db"), "--workers", "0", "--json"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error")
+    args = cli_cmd("embed", str(tmp_path / "m"), "--model", "gemb2-mini", "--db", str(tmp_path / "db"), "--workers", "0",
+                   "--json")
     weights = weight_files()
 
     def traced(name):
         trace = tmp_path / f"{name}.trace"
         r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", str(trace), *args],
-                           capture_output=True, text=True, env=env, timeout=600)
+                           capture_output=True, text=True, env=cli_env(), timeout=600)
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout), opened(trace) & weights
 

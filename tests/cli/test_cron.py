@@ -12,7 +12,6 @@ import select
 import signal
 import struct
 import subprocess
-import sys
 import termios
 import time
 
@@ -21,23 +20,14 @@ import pytest
 from PIL import Image as PILImage
 
 from gemb2.store import EmbeddedFile, FileRecord, LanceStore, SegmentRow
-from tests.data.makers import ffmpeg
-from tests.media import write_image, write_text, write_wav
+from tests.cli_run import gemb2, gemb2_popen
+from tests.media import ffmpeg, write_text, write_wav
 
 pytestmark = pytest.mark.slow
 
 
-def gemb2_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "gemb2", *args]
-
-
-def env() -> dict:
-    return dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error")
-
-
 def embed_json(tree, db, *extra, timeout=600):
-    r = subprocess.run(gemb2_cmd("embed", str(tree), "--model", "tiny", "--db", str(db), "--json", "--workers", "2", *extra),
-                       capture_output=True, text=True, env=env(), timeout=timeout)
+    r = gemb2("embed", str(tree), "--model", "tiny", "--db", str(db), "--json", "--workers", "2", *extra, timeout=timeout)
     assert "Traceback" not in r.stderr, r.stderr
     assert all(line.startswith("gemb2:") for line in r.stderr.splitlines()), r.stderr  # gemb2's lines only
     return r.returncode, json.loads(r.stdout), r.stderr
@@ -140,9 +130,8 @@ def _committing_run(tmp_path, n: int = 600):
     tree, db = tmp_path / "m", tmp_path / "db"
     for i in range(n):
         write_text(tree / f"d{i // 100}" / f"t{i:04d}.txt", f"note {i}: " + "word " * (i % 40))
-    p = subprocess.Popen(gemb2_cmd("embed", str(tree), "--model", "tiny", "--db", str(db), "--json", "--workers", "1",
-                                   "--batch-size", "1", "--commit-rows", "4"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    p = gemb2_popen("embed", str(tree), "--model", "tiny", "--db", str(db), "--json", "--workers", "1",
+                    "--batch-size", "1", "--commit-rows", "4", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while _rows(db) == 0 and p.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -188,8 +177,7 @@ def test_a_table_of_another_model_is_a_usage_error(tmp_path):
     other.write([EmbeddedFile(FileRecord("/x.txt", 1, 1, "h", "other-model@0123", 1),
                               [SegmentRow(0, "text", 0, 1, "x", np.eye(8, dtype=np.float32)[0])])])
     write_text(tmp_path / "m" / "a.txt", "a note")
-    r = subprocess.run(gemb2_cmd("embed", str(tmp_path / "m"), "--model", "tiny", "--db", str(db)),
-                       capture_output=True, text=True, env=env(), timeout=300)
+    r = gemb2("embed", str(tmp_path / "m"), "--model", "tiny", "--db", str(db), timeout=300)
     assert r.returncode == 2 and "holds vectors of model 'other-model@0123'" in r.stderr and "--rebuild" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
@@ -202,9 +190,8 @@ def test_failure_lines_are_not_glued_to_the_progress_bar(tmp_path):
             (tree / f"bad{i:02d}.png").write_text("not a picture")
     master, slave = pty.openpty()  # stderr is a terminal of 30 x 100: the bar is drawn
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    p = subprocess.Popen(gemb2_cmd("embed", str(tree), "--model", "tiny", "--db", str(tmp_path / "db"), "--workers", "1",
-                                   "--batch-size", "2"),
-                         stdout=subprocess.DEVNULL, stderr=slave, env=dict(env(), COLUMNS="100"))
+    p = gemb2_popen("embed", str(tree), "--model", "tiny", "--db", str(tmp_path / "db"), "--workers", "1",
+                    "--batch-size", "2", stdout=subprocess.DEVNULL, stderr=slave, env={"COLUMNS": "100"})
     os.close(slave)
     screen = b""
     while True:

@@ -1,9 +1,8 @@
 """Cron-grade `gemb2 embed` as real subprocesses: the table lock, --dry-run, environment defaults, ranks."""
 
+import functools
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -11,20 +10,13 @@ from typer.testing import CliRunner
 from gemb2.cli.main import app
 from gemb2.store import LanceStore
 from gemb2.store.lock import table_lock
+from tests.cli_run import gemb2, gemb2_popen
 from tests.media import mixed_tree, write_image, write_text
 
 runner = CliRunner()
 
 
-def _popen(*args, env=None):
-    e = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error", **(env or {}))
-    return subprocess.Popen([sys.executable, "-m", "gemb2", *args], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _run(*args, env=None):
-    p = _popen(*args, env=env)
-    out, err = p.communicate(timeout=300)
-    return p.returncode, out, err
+_popen = functools.partial(gemb2_popen, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _tree(root, n_text=30, n_image=6):
@@ -95,8 +87,8 @@ def test_two_concurrent_runs_end_with_one_row_per_segment(tmp_path):
 def test_two_ranks_as_processes_give_the_rows_of_one(tmp_path):
     _tree(tmp_path / "m", n_text=20, n_image=4)
     one, two = str(tmp_path / "one"), str(tmp_path / "two")
-    rc, _, err = _run("embed", str(tmp_path / "m"), "--model", "tiny", "--db", one, "--workers", "0", "--quiet")
-    assert rc == 0, err
+    r = gemb2("embed", str(tmp_path / "m"), "--model", "tiny", "--db", one, "--workers", "0", "--quiet", timeout=300)
+    assert r.returncode == 0, r.stderr
     common = ["embed", str(tmp_path / "m"), "--model", "tiny", "--db", two, "--workers", "0", "--json", "--quiet"]
     procs = [_popen(*common, "--rank", "0", "--world-size", "2"),
              _popen(*common, env={"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"})]  # as torchrun sets it

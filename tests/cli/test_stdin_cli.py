@@ -5,21 +5,16 @@ that stops (`| head -1`) ends gemb2 quietly with 141, as Unix tools."""
 from __future__ import annotations
 
 import json
-import os
 import queue
 import subprocess
-import sys
 import threading
 
 import pytest
 
+from tests.cli_run import gemb2_popen as popen
+
 pytestmark = pytest.mark.slow
 EXIT_BROKEN_PIPE = 141
-
-
-def popen(*args, **kw):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error")
-    return subprocess.Popen([sys.executable, "-m", "gemb2", *args], env=env, **kw)
 
 
 def test_each_typed_line_gets_its_vector_before_the_next_is_written():

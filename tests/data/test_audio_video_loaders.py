@@ -12,7 +12,7 @@ from gemb2.data.load import load_file
 from gemb2.data.segments import LoadError, LoadSpec
 from gemb2.data.video import sample_step
 from gemb2.parts import SAMPLE_RATE, Audio, Video
-from tests.data.makers import ffmpeg, tone, write_video
+from tests.media import ffmpeg, tone, write_video
 
 
 def load(path, modality, **spec):
@@ -81,7 +81,7 @@ def test_ffmpeg_encoded_audio(tmp_path, ext, codec):
 
 
 def test_video_frames_sampled_at_fps(tmp_path):
-    write_video(tmp_path / "v.avi", seconds=10, fps=10, fourcc="MJPG")
+    write_video(tmp_path / "v.avi", seconds=10, fps=10, fourcc="MJPG", numbered=True)
     segs = load(tmp_path / "v.avi", "video", video_fps=2.0, video_window_s=4.0, image_size=32)
     assert [(s.index, s.start, s.end) for s in segs] == [(0, 0.0, 4.0), (1, 4.0, 8.0), (2, 8.0, 10.0)]
     v = segs[0].parts[0]
@@ -93,7 +93,7 @@ def test_video_frames_sampled_at_fps(tmp_path):
 
 
 def test_video_frame_cap_spreads_samples(tmp_path):
-    write_video(tmp_path / "v.mkv", seconds=6, fps=10, fourcc="FFV1")
+    write_video(tmp_path / "v.mkv", seconds=6, fps=10, fourcc="FFV1", numbered=True)
     spec = dict(video_fps=5.0, video_window_s=6.0, max_frames=4, image_size=16)
     assert sample_step(LoadSpec(**spec)) == 1.5
     [seg] = load(tmp_path / "v.mkv", "video", **spec)
@@ -118,7 +118,7 @@ def test_h264_mp4_with_aac_audio_track(tmp_path):
 
 def test_non_utf8_video_path(tmp_path):
     path = os.path.join(os.fsencode(tmp_path), b"v\xe9.avi")
-    write_video(tmp_path / "v.avi", seconds=2, fps=5, fourcc="MJPG")  # OpenCV cannot write to that name
+    write_video(tmp_path / "v.avi", seconds=2, fps=5, fourcc="MJPG", numbered=True)  # OpenCV cannot write to that name
     os.rename(tmp_path / "v.avi", path)
     segs = load(os.fsdecode(path), "video", image_size=16)
     assert len(segs) == 1 and segs[0].parts[0].frames.shape == (2, 16, 16, 3)

@@ -20,7 +20,7 @@ from gemb2.data.pool import FileDone, failure_reason, load_file_events
 from gemb2.data.segments import LoadError, LoadSpec
 from gemb2.data.sniff import sniff
 from gemb2.parts import SAMPLE_RATE, Audio, item_modality
-from tests.data.makers import ffmpeg, tone
+from tests.media import ffmpeg, tone
 from tests.system import PROBES, need_debian
 
 FREEDESKTOP = os.path.dirname(PROBES["sound-theme-freedesktop"])

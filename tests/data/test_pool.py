@@ -15,7 +15,7 @@ from gemb2.data.discover import FileEntry, discover
 from gemb2.data.load import load_file
 from gemb2.data.pool import FileDone, FileFailed, SegmentLoaded, content_hash, load_parallel
 from gemb2.data.segments import LoadSpec
-from tests.data.makers import tone, write_video
+from tests.media import tone, write_video
 
 SPEC = LoadSpec(image_size=32, audio_window_s=1.0, video_window_s=2.0, video_fps=2.0, text_window_tokens=8,
                 text_overlap_tokens=2)
@@ -26,7 +26,7 @@ def mixed_tree(root) -> list[FileEntry]:
     PILImage.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)).save(root / "a.png")
     sf.write(root / "b.wav", tone(2.5, 22050), 22050)
     (root / "c.txt").write_text(" ".join(f"word{i}" for i in range(30)))
-    write_video(root / "d.avi", seconds=3, fps=10, fourcc="MJPG")
+    write_video(root / "d.avi", seconds=3, fps=10, fourcc="MJPG", numbered=True)
     (root / "e.jpg").write_text("not an image")
     (root / "f.wav").write_bytes(b"")
     return [e for e in discover([str(root)]) if isinstance(e, FileEntry)]
@@ -148,7 +148,7 @@ def read_positions(pid: int, path: str) -> list[int]:
 def test_long_video_streams_incrementally(tmp_path):
     """A 20-minute video: the first window arrives while the file is still being read, in process and in a worker."""
     path = str(tmp_path / "long.avi")
-    write_video(path, seconds=20 * 60, fps=2, size=(32, 24), fourcc="MJPG")
+    write_video(path, seconds=20 * 60, fps=2, size=(32, 24), fourcc="MJPG", numbered=True)
     size = os.path.getsize(path)
     spec = LoadSpec(image_size=16, video_window_s=10.0, video_fps=1.0)
 

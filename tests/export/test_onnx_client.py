@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -19,7 +18,9 @@ from typer.testing import CliRunner
 from gemb2.cli.main import app
 from gemb2.export.onnx import GRAPHS, export_onnx
 from gemb2.model import Gemb2Model, tiny
+from tests.cli_run import ROOT_DIR, gemb2_popen
 from tests.export.client import Client
+from tests.media import ffmpeg
 from tests.system import need_debian
 
 ort = pytest.importorskip("onnxruntime")
@@ -38,11 +39,6 @@ def _gemb2(model, path, modality):
     from gemb2.pipeline.loadspec import load_spec_for
 
     return model.encode([s.parts for s in load_file(str(path), modality, load_spec_for(model))])
-
-
-def _ffmpeg(*args):
-    need_debian("ffmpeg")
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
 
 
 def _photos(d):
@@ -72,7 +68,7 @@ def _speech(d):
     subprocess.run(["espeak-ng", "-w", wav, "The quick brown fox jumps over the lazy dog near the river bank."],
                    check=True)
     m4a = f"{d}/speech.m4a"
-    _ffmpeg("-i", wav, "-ac", "2", "-ar", "44100", "-c:a", "aac", "-b:a", "128k", m4a)
+    ffmpeg("-i", wav, "-ac", "2", "-ar", "44100", "-c:a", "aac", "-b:a", "128k", m4a)
     return wav, m4a
 
 
@@ -86,8 +82,8 @@ def _videos(d, wav, seconds=3.5):
     scene = ["-loop", "1", "-framerate", "25", "-i", f"{d}/still.png"]
     vf = ["-vf", "crop=320:240:x='96*(1+sin(t*1.7))':y='128*(1+cos(t*1.3))',format=yuv420p"]
     sound, silent = f"{d}/talk.mp4", f"{d}/silent.mp4"
-    _ffmpeg(*scene, "-i", wav, "-t", seconds, *vf, "-c:v", "libx264", "-bf", "2", "-c:a", "aac", "-shortest", sound)
-    _ffmpeg(*scene, "-t", seconds, *vf, "-c:v", "libx264", "-bf", "2", "-an", silent)
+    ffmpeg(*scene, "-i", wav, "-t", seconds, *vf, "-c:v", "libx264", "-bf", "2", "-c:a", "aac", "-shortest", sound)
+    ffmpeg(*scene, "-t", seconds, *vf, "-c:v", "libx264", "-bf", "2", "-an", silent)
     return sound, silent
 
 
@@ -227,11 +223,9 @@ def test_unwritable_target_is_one_line_and_leaves_nothing(tmp_path):
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_export_leaves_nothing(tmp_path, sig, code):
     out = tmp_path / "onnx"
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    p = subprocess.Popen([sys.executable, "-m", "gemb2", "export", "model", str(out), "--model", "tiny"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background job ignores it
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    p = gemb2_popen("export", "model", str(out), "--model", "tiny", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background job ignores it
+                    cwd=ROOT_DIR)
     deadline = time.time() + 120
     while time.time() < deadline and p.poll() is None:  # wait until the first graph is being written
         tmp = _leftovers(tmp_path, "onnx")

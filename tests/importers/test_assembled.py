@@ -4,9 +4,6 @@ model end to end (init -> embed a real folder -> query finds each file itself at
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,6 +13,7 @@ from typer.testing import CliRunner
 from gemb2.cli.main import app
 from gemb2.model import load_model
 from gemb2.model.weights import MissingWeightsError, efficientnet_lite_file, minilm_folder, whisper_ct2_files
+from tests.cli_run import gemb2
 from tests.media import write_text, write_video, write_wav
 
 runner = CliRunner()
@@ -26,12 +24,6 @@ def _need(find, *args):
         return find(*args)
     except MissingWeightsError as e:
         pytest.skip(f"{e} (CI installs it: see .ci/run)")
-
-
-def gemb2(*args, input=None, timeout=600):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error")
-    return subprocess.run([sys.executable, "-m", "gemb2", *args], input=input, capture_output=True, text=True,
-                          env=env, timeout=timeout)
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -24,6 +21,7 @@ from gemb2.model.config import ModelConfig
 from gemb2.model.sources import ModelSourceError
 from gemb2.model.tokenizer import DEFAULT_TOKENIZER
 from gemb2.model.weights import MissingWeightsError, WeightsFileError, minilm_folder
+from tests.cli_run import gemb2
 from tests.importers.sentences import varied_sentences
 from tests.importers.unsafe import write_code_pickle
 
@@ -244,9 +242,8 @@ def test_minilm_text_parity_with_sentence_transformers(sentences, reference):
 @needs_st
 @pytest.mark.slow
 def test_minilm_text_parity_through_the_cli(sentences, reference):
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    r = subprocess.run([sys.executable, "-m", "gemb2", "embed", "-", "--model", str(_minilm()), "--batch-size", "64"],
-                       input="\n".join(sentences) + "\n", capture_output=True, text=True, env=env, timeout=600)
+    r = gemb2("embed", "-", "--model", str(_minilm()), "--batch-size", "64", input="\n".join(sentences) + "\n",
+              timeout=600)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [row["line"] for row in rows] == list(range(1, 1001))

@@ -19,6 +19,7 @@ import torch
 from gemb2.model.audio_features import log_mel
 from gemb2.model.weights import whisper_ct2_files
 from gemb2.model.whisper import N_FRAMES, WhisperEncoder, pad_or_trim
+from tests.media import ffmpeg
 from tests.system import has_debian, install_line
 
 
@@ -38,7 +39,7 @@ def speech(tmp_path_factory) -> torch.Tensor:
     raw, wav = folder / "raw.wav", folder / "speech16k.wav"
     text = "The quick brown fox jumps over the lazy dog. One model embeds text, images and sound."
     subprocess.run(["espeak-ng", "-w", str(raw), text], check=True, capture_output=True)
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(raw), "-ar", "16000", "-ac", "1", str(wav)], check=True)
+    ffmpeg("-i", raw, "-ar", "16000", "-ac", "1", wav)
     samples, sr = sf.read(wav, dtype="float32")
     assert sr == 16000 and samples.ndim == 1 and len(samples) > 16000
     return torch.from_numpy(samples)

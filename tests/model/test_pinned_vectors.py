@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 import gemb2
+from tests import cli_run
 
 PINNED = Path(__file__).parent / "pinned" / "gemb2-mini.safetensors"
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "media"
@@ -40,11 +39,7 @@ def _machine() -> str:
 
 def _vectors(tmp_path) -> dict[str, np.ndarray]:
     out = tmp_path / "shards"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error")
-    r = subprocess.run([sys.executable, "-m", "gemb2", "embed", str(SAMPLE), "--out", str(out), "--quiet"]
-                       if _has_main() else
-                       [sys.executable, "-m", "gemb2", "embed", str(SAMPLE), "--out", str(out), "--quiet"],
-                       capture_output=True, text=True, env=env, timeout=900)
+    r = cli_run.gemb2("embed", str(SAMPLE), "--out", str(out), "--quiet", timeout=900)
     if r.returncode == 2 and "pip install" in r.stderr:
         pytest.skip(f"gemb2-mini's parts are not installed: {r.stderr.strip()}")
     assert r.returncode == 0, r.stderr
@@ -58,8 +53,6 @@ def _vectors(tmp_path) -> dict[str, np.ndarray]:
     return found
 
 
-def _has_main() -> bool:
-    return (Path(gemb2.__file__).parent / "__main__.py").exists()
 
 
 def test_gemb2_mini_vectors_are_pinned(tmp_path):

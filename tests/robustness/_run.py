@@ -1,15 +1,14 @@
-"""Run the real `gemb2` in a subprocess, with a timeout, sampling the peak RSS of its process tree."""
+"""Run the real `gemb2` in a subprocess (tests/cli_run.py's command line and environment), with a timeout, sampling
+the peak RSS of its process tree."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 
 from benchmarks._util import PeakRSS
-
-ROOT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.cli_run import ROOT_DIR, cli_env
 
 
 @dataclass
@@ -18,14 +17,6 @@ class Result:
     stdout: str
     stderr: str
     peak_rss: int  # bytes, the whole process tree (the CLI and its loader workers)
-
-
-def env(**extra: str) -> dict:
-    return dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error", PYTHONPATH=ROOT_DIR, **extra)
-
-
-def gemb2_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "gemb2", *args]
 
 
 def without_root_read_override(cmd: list[str]) -> list[str]:
@@ -38,7 +29,7 @@ def without_root_read_override(cmd: list[str]) -> list[str]:
 
 def run(cmd: list[str], timeout: float, cwd: str | None = None) -> Result:
     """Run to the end, or kill the process group after `timeout` seconds and fail the test."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
                          cwd=cwd or ROOT_DIR, start_new_session=True)
     with PeakRSS(p.pid, interval=0.05) as peak:
         try:

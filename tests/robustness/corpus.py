@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image as PILImage
 
-from tests.data.makers import tone, write_video
+from tests.media import tone, write_video
 
 SPARSE_BYTES = 2 * 1024**3  # the 2 GB sparse files
 DEEP = 120  # directory levels of the deep (still legal) branch
@@ -114,7 +114,7 @@ def _audio(fmt: str, subtype: str | None = None) -> bytes:
 
 def _video_bytes(tmp: str, fourcc: str = "mp4v", ext: str = ".mp4", seconds: float = 2.0) -> bytes:
     path = os.path.join(tmp, "v" + ext)
-    write_video(path, seconds=seconds, fps=5, size=(32, 24), fourcc=fourcc)
+    write_video(path, seconds=seconds, fps=5, size=(32, 24), fourcc=fourcc, numbered=True)
     with open(path, "rb") as f:
         data = f.read()
     os.unlink(path)

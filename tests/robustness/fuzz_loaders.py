@@ -24,7 +24,7 @@ from gemb2.data.discover import EXTENSIONS
 from gemb2.data.load import load_file
 from gemb2.data.segments import LoadError, LoadSpec
 from gemb2.parts import Audio, Image, Text, Video
-from tests.data.makers import tone, write_video
+from tests.media import tone, write_video
 
 SPEC = LoadSpec(image_size=16, audio_window_s=1.0, video_window_s=1.0, video_fps=2.0, max_frames=4,
                 text_window_tokens=16, text_overlap_tokens=4)
@@ -53,7 +53,7 @@ def _seed(ext: str) -> bytes:
         fourcc = {".avi": "MJPG", ".mkv": "MJPG"}.get(ext, "mp4v")
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "v" + ext)
-            write_video(path, seconds=1.5, fps=4, size=(24, 16), fourcc=fourcc)
+            write_video(path, seconds=1.5, fps=4, size=(24, 16), fourcc=fourcc, numbered=True)
             if os.path.exists(path) and os.path.getsize(path) > 0:
                 return open(path, "rb").read()
     if EXTENSIONS[ext] == "text":

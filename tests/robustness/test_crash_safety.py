@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from tests.robustness._run import env, gemb2_cmd, run
+from tests.cli_run import cli_cmd, cli_env
+from tests.robustness._run import run
 
 KILLS = int(os.environ.get("GEMB2_CRASH_KILLS", "20"))
 FILES = int(os.environ.get("GEMB2_CRASH_FILES", "500"))
@@ -37,12 +38,12 @@ def cheap_tree(root) -> None:
 
 
 def embed_args(tree, target: list[str]) -> list[str]:
-    return gemb2_cmd("embed", str(tree), "--model", "tiny", *target, "--workers", "2", "--commit-rows", "16",
+    return cli_cmd("embed", str(tree), "--model", "tiny", *target, "--workers", "2", "--commit-rows", "16",
                      "--quiet", "--json")
 
 
 def killed_run(cmd: list[str], after_s: float) -> None:
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(), start_new_session=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(), start_new_session=True)
     try:
         p.wait(timeout=after_s)
     except subprocess.TimeoutExpired:

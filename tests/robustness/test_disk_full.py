@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from tests.robustness._run import gemb2_cmd, run
+from tests.cli_run import cli_cmd
+from tests.robustness._run import run
 from tests.robustness.test_crash_safety import lance_rows
 
 TMPFS_SIZE = "8m"
@@ -46,7 +47,7 @@ def embed_on_full_disk(tmp_path, small_fs):
     for i in range(150):
         (tree / f"t{i:03d}.txt").write_text(f"text number {i} " + "filler words " * 70)
     db = str(small_fs / "db")
-    cmd = gemb2_cmd("embed", str(tree), "--model", "tiny", "--db", db, "--json", "--commit-rows", "32", "--quiet")
+    cmd = cli_cmd("embed", str(tree), "--model", "tiny", "--db", db, "--json", "--commit-rows", "32", "--quiet")
     ballast = fill(small_fs, leave_bytes=200_000)
     return tree, db, cmd, ballast, run(cmd, timeout=300)
 
@@ -69,6 +70,6 @@ def test_after_disk_full_and_space_freed_a_rerun_completes_consistently(tmp_path
     os.unlink(ballast)
     again = run(cmd, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
-    clean = run(gemb2_cmd("embed", str(tree), "--model", "tiny", "--db", str(tmp_path / "clean"), "--quiet"), timeout=300)
+    clean = run(cli_cmd("embed", str(tree), "--model", "tiny", "--db", str(tmp_path / "clean"), "--quiet"), timeout=300)
     assert clean.returncode == 0
     assert sorted(lance_rows(db)) == sorted(lance_rows(str(tmp_path / "clean")))

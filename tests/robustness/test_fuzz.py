@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.robustness._run import ROOT_DIR, env
+from tests.cli_run import ROOT_DIR, cli_env
 
 TIMEOUT_S = 300
 
@@ -19,7 +19,7 @@ def test_loaders_survive_random_bytes_under_every_extension():
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--no-header",
            os.path.join(ROOT_DIR, "tests", "robustness", "fuzz_loaders.py")]
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=ROOT_DIR, timeout=TIMEOUT_S)
+        r = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), cwd=ROOT_DIR, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired as e:
         raise AssertionError(f"the loader fuzzing hung (no end within {TIMEOUT_S} s):\n{(e.stdout or '')[-2000:]}") from None
     assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]

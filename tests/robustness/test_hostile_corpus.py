@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from gemb2.store.records import segment_key, storage_path
+from tests.cli_run import cli_cmd
 from tests.robustness import corpus
-from tests.robustness._run import gemb2_cmd, run, without_root_read_override
+from tests.robustness._run import run, without_root_read_override
 
 PEAK_RSS_BOUND = 2 * 1024**3  # the CLI + 2 loader workers, tiny model (measured ~1.3 GB: the 64 MP bomb decoding)
 TIMEOUT_S = 300  # the run takes ~10 s here; a hang would end here
@@ -25,7 +26,7 @@ def test_hostile_corpus_through_gemb2_embed(tmp_path):
     c = corpus.build(root, str(tmp_path))
     db = str(tmp_path / "db")
     try:
-        cmd = without_root_read_override(gemb2_cmd("embed", root, "--model", "tiny", "--db", db, "--json",
+        cmd = without_root_read_override(cli_cmd("embed", root, "--model", "tiny", "--db", db, "--json",
                                                    "--workers", "2", "--quiet"))
         r = run(cmd, timeout=TIMEOUT_S)
     finally:

@@ -11,15 +11,14 @@ plus gemb2.data.limits.MAIN_MEMORY_BUDGET_MB.
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 
 import pytest
 
 from benchmarks.memory import PerProcessPeak
+from tests.cli_run import ROOT_DIR, cli_cmd, cli_env
 from tests.media import write_video
-from tests.robustness._run import ROOT_DIR, env, gemb2_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +35,7 @@ def _model_folder(tmp_path) -> str:
 
 
 def _peak(cmd: list[str]) -> tuple[subprocess.CompletedProcess, dict[int, int], int]:
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT_DIR)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=ROOT_DIR)
     with PerProcessPeak(p.pid, interval=0.02) as peak:
         out, err = p.communicate(timeout=300)
     return subprocess.CompletedProcess(cmd, p.returncode, out, err), peak.peaks, p.pid
@@ -55,7 +54,7 @@ def test_main_process_stays_within_its_bound_on_many_videos(tmp_path):
     _, idle, idle_pid = _peak([sys.executable, "-c", idle_code])
     base = idle[idle_pid]
 
-    r, peaks, pid = _peak(gemb2_cmd("embed", str(tmp_path / "media"), "--model", model, "--db", str(tmp_path / "db"),
+    r, peaks, pid = _peak(cli_cmd("embed", str(tmp_path / "media"), "--model", model, "--db", str(tmp_path / "db"),
                                     "--workers", "2", "--json", "--quiet"))
     assert r.returncode == 0, r.stderr
     assert '"files_added": 40' in r.stdout

@@ -3,9 +3,6 @@
 Latency under load is a benchmark (benchmarks/query_under_load.py), not asserted here.
 """
 
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -13,6 +10,7 @@ from gemb2.model import load_model
 from gemb2.parts import Text
 from gemb2.pipeline.query import query_vector, search
 from gemb2.store import LanceStore
+from tests.cli_run import gemb2, gemb2_popen
 from tests.media import write_text
 
 
@@ -23,14 +21,13 @@ def test_1000_queries_while_embed_writes(tmp_path):
         write_text(tmp_path / "seed" / f"s{i:03d}.txt", f"seed note {i} about rivers and stones")
     for i in range(300):
         write_text(tmp_path / "new" / f"n{i:03d}.txt", f"new note {i} " + "music city night " * (i % 5 + 1))
-    cli = [sys.executable, "-m", "gemb2", "embed", "--model", "tiny", "--db", db, "--quiet", "--workers", "1"]
-    env = dict(os.environ, LANCE_LOG="error", HF_HUB_OFFLINE="1")
-    subprocess.run(cli + [str(tmp_path / "seed")], check=True, env=env, timeout=300)
+    embed = ["embed", "--model", "tiny", "--db", db, "--quiet", "--workers", "1"]
+    gemb2(*embed, str(tmp_path / "seed"), check=True, timeout=300)
     model = load_model("tiny")
     seed_paths = {str(tmp_path / "seed" / f"s{i:03d}.txt") for i in range(50)}
     new_paths = {str(tmp_path / "new" / f"n{i:03d}.txt") for i in range(300)}
 
-    writer = subprocess.Popen(cli + ["--commit-rows", "4", "--batch-size", "4", str(tmp_path / "new")], env=env)
+    writer = gemb2_popen(*embed, "--commit-rows", "4", "--batch-size", "4", str(tmp_path / "new"))
     seen_rows, overlapped = 0, False
     try:
         store = LanceStore(db)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 
 import numpy as np
 import pytest
 
-from tests.robustness._run import gemb2_cmd, run
+from tests.cli_run import cli_cmd
+from tests.media import ffmpeg
+from tests.robustness._run import run
 
 
 def _noisy_tree(root) -> None:
@@ -26,9 +27,7 @@ def _noisy_tree(root) -> None:
     exif = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x01\x00\x0f\x01\x02\x00\xff\x00\x00\x00\x40\x00\x00\x00\x00\x00\x00\x00"
     (root / "m" / "exif.jpg").write_bytes(j[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + j[2:])
     img.save(root / "m" / "plain.tif", compression="tiff_lzw")
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    "sine=frequency=440:sample_rate=44100", "-t", "4", "-c:a", "libmp3lame", str(root / "clean.mp3")],
-                   check=True)
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "4", "-c:a", "libmp3lame", root / "clean.mp3")
     d = (root / "clean.mp3").read_bytes()
     junk = (b"\xff\xfb\x10\x00" + b"\x00" * 60) * 40  # false frame headers in the middle
     (root / "m" / "junk.mp3").write_bytes(d[: len(d) // 2] + junk + d[len(d) // 2 :])
@@ -54,7 +53,7 @@ def test_library_warnings_go_on_the_files_events_not_stderr(tmp_path, capfd):
 @pytest.mark.parametrize("workers", ["2", "0"])
 def test_stderr_holds_only_gemb2_lines(tmp_path, workers):
     _noisy_tree(tmp_path)
-    r = run(gemb2_cmd("embed", str(tmp_path / "m"), "--model", "tiny", "--db", str(tmp_path / "db"),
+    r = run(cli_cmd("embed", str(tmp_path / "m"), "--model", "tiny", "--db", str(tmp_path / "db"),
                       "--workers", workers), timeout=240)
     assert r.returncode in (0, 3), r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
@@ -64,7 +63,7 @@ def test_stderr_holds_only_gemb2_lines(tmp_path, workers):
 @pytest.mark.slow
 def test_verbose_shows_what_the_decoders_said_as_gemb2_lines(tmp_path):
     _noisy_tree(tmp_path)
-    r = run(gemb2_cmd("embed", str(tmp_path / "m"), "--model", "tiny", "--db", str(tmp_path / "db"),
+    r = run(cli_cmd("embed", str(tmp_path / "m"), "--model", "tiny", "--db", str(tmp_path / "db"),
                       "--workers", "1", "--verbose"), timeout=240)
     assert r.returncode in (0, 3), r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from gemb2.cli.main import app
+from tests import cli_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,10 +34,8 @@ def recipe(path: Path, data: Path, output: Path, **stage) -> Path:
     return path
 
 
-def gemb2(*args, **kw) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "gemb2", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, **kw)
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+gemb2 = functools.partial(cli_run.gemb2, env=ONE_THREAD, cwd=ROOT, timeout=None)  # training runs as long as it takes
 
 
 def test_check_validates_and_names_the_bad_value(tmp_path):
@@ -62,9 +61,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     assert r.returncode == 0, r.stderr
 
     killed = recipe(tmp_path / "killed.yaml", data / "train.jsonl", tmp_path / "killed", **stage)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "gemb2", "train", str(killed)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = cli_run.gemb2_popen("train", killed, cwd=ROOT, env=ONE_THREAD, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True)
     seen = []
     for line in proc.stderr:  # kill it right after step 5 (a checkpoint was written at step 3)
         seen.append(line)
