@@ -162,7 +162,7 @@ def _av_blocks(container) -> Blocks:
     with container:
         stream = container.streams.audio[0]
         # frame_size: 1 s output blocks instead of one per codec frame (~23 ms for AAC): the same samples, a
-        # fortieth of the Python calls; 30 % less time on a video's audio track (benchmarks/media_throughput.py)
+        # fortieth of the Python calls, and less time on a video's audio track (BENCHMARKS.md, "Images and video")
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE, frame_size=SAMPLE_RATE)
         head: list | None = []  # the first decoded frames, while they are short (see _short_input)
         n_in = n_out = bad = 0

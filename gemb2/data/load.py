@@ -16,6 +16,7 @@ import stat
 from collections.abc import Callable, Iterator
 
 from gemb2.data.audio import load_audio
+from gemb2.data.discover import FileEntry
 from gemb2.data.image import load_image
 from gemb2.data.segments import LoadError, LoadSpec, Segment
 from gemb2.data.sniff import SNIFF_BYTES, compatible, sniff_bytes
@@ -31,14 +32,13 @@ _LOADERS: dict[str, Callable[[str, LoadSpec], Iterator[Segment]]] = {
 _ARTICLE = {"image": "an image", "audio": "audio", "video": "a video", "text": "text"}
 
 
-def load_file(entry_or_path, modality: str, spec: LoadSpec) -> Iterator[Segment]:
+def load_file(entry_or_path: FileEntry | str | os.PathLike, modality: str, spec: LoadSpec) -> Iterator[Segment]:
     """Stream the segments of one file (a FileEntry or a path) read as `modality`.
 
     A generator: every check runs on the first `next`, and a LoadError may come after some segments
     (a file corrupt in its middle); the caller then discards the segments it got.
     """
-    path = getattr(entry_or_path, "path", entry_or_path)
-    path = os.fspath(path)
+    path = os.fspath(entry_or_path.path if isinstance(entry_or_path, FileEntry) else entry_or_path)
     check_content(path, modality)
     loader = _LOADERS.get(modality)
     if loader is None:

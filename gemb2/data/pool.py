@@ -49,6 +49,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
+from typing import BinaryIO
 
 from gemb2.data.discover import FileEntry
 from gemb2.data.limits import limit_address_space, preload_decoders, resident_bytes
@@ -99,7 +100,9 @@ def content_hash(path: str) -> str:
     return h.hexdigest()
 
 
-def load_file_events(file_id: int, path: str, modality: str, spec: LoadSpec, *, stderr_file=None) -> Iterator[Event]:
+def load_file_events(
+    file_id: int, path: str, modality: str, spec: LoadSpec, *, stderr_file: BinaryIO | None = None
+) -> Iterator[Event]:
     """The events of one file, loaded here: its segments, then FileDone, or FileFailed at the first error.
 
     What the libraries say while the file's segments are made is captured, never printed: Python warnings

@@ -138,7 +138,7 @@ def _block_end(text: str, pos: int, stop: int) -> int:
 
 @functools.lru_cache(maxsize=4)
 def _tokenizer(path: str):
-    """One `tokenizers.Tokenizer` per file and process (loading a tokenizer.json costs ~100 ms)."""
+    """One `tokenizers.Tokenizer` per file and process (loading a tokenizer.json costs far more than chunking a small file)."""
     from tokenizers import Tokenizer
 
     try:

@@ -11,8 +11,8 @@ frames' timestamps from the stream's start.
 Skipping: between grid times the decoder is told to drop non-reference frames (`skip_frame = NONREF`:
 B-frames nothing else is predicted from, which are ~half the frames of a typical H.264 file); near a
 grid time (within 2.5 frames) it decodes everything, so the frame taken is the very frame a full decode
-would take (tests/data/test_audio_video_loaders.py). That halves the decoding work at 1 frame/s
-(benchmarks/media_throughput.py). `skip_nonref=False` decodes every frame.
+would take (tests/data/test_audio_video_loaders.py). That saves much of the decoding work at 1 frame/s
+(BENCHMARKS.md, "Images and video"). `skip_nonref=False` decodes every frame.
 
 Corrupt packets are skipped (as players do); a file with no decodable frame is a LoadError. A file with no
 video stream but an audio one (a voice note saved as .mp4, Opus alone in .webm, a song whose only picture

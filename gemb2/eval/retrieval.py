@@ -8,23 +8,28 @@ model's `encode(task=...)`), ranked by cosine, and scored with metrics.retrieval
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gemb2.data.manifest import Manifest, content_id
+from gemb2.data.manifest import Example, ItemRef, Manifest, content_id
 from gemb2.data.manifest_items import load_item
 from gemb2.pipeline.loadspec import load_spec_for
 
 from .metrics import retrieval_metrics
 
+if TYPE_CHECKING:
+    from gemb2.model import Gemb2Model
 
-def retrieval_pool(examples) -> tuple[dict, dict, dict[int, set]]:
+
+def retrieval_pool(examples: Iterable[Example]) -> tuple[dict[int, ItemRef], dict[int, ItemRef], dict[int, set[int]]]:
     """The distinct queries and documents of some examples (by content id), and each query's relevant set:
     the positives of all its lines. Hard negatives join the document pool."""
-    queries: dict[int, object] = {}
-    docs: dict[int, object] = {}
-    relevant: dict[int, set] = {}
+    queries: dict[int, ItemRef] = {}
+    docs: dict[int, ItemRef] = {}
+    relevant: dict[int, set[int]] = {}
     for e in examples:
         qid, did = content_id(e.query), content_id(e.positive)
         queries.setdefault(qid, e.query)
@@ -36,8 +41,8 @@ def retrieval_pool(examples) -> tuple[dict, dict, dict[int, set]]:
 
 
 def evaluate(
-    model,
-    manifest_paths,
+    model: Gemb2Model,
+    manifest_paths: str | os.PathLike | list[str | os.PathLike],
     *,
     dim: int | None = None,
     batch_size: int = 32,

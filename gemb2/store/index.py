@@ -6,9 +6,8 @@ The vector index is IVF_HNSW_SQ (Malkov & Yashunin 2018, "Efficient and robust a
 neighbor search using Hierarchical Navigable Small World graphs", over IVF partitions, with 8-bit
 scalar quantisation) or IVF_PQ (Jégou et al. 2011, "Product quantization for nearest neighbor
 search"). Both are approximate *and* quantised; queries add a refine step (re-ranking
-`refine_factor x k` candidates with the full-precision vectors: see gemb2/store/lance.py) that takes
-recall@10 from ~0.96 to ~1.0 on HNSW-SQ and from ~0.3 to ~0.99 on IVF-PQ (LanceDB 0.40, 100k clustered
-768-d vectors, benchmarks/index.py).
+`refine_factor x k` candidates with the full-precision vectors: see gemb2/store/lance.py) that brings
+recall@10 close to an exact search's (figures: BENCHMARKS.md, "Vector index").
 
 `auto` builds no vector index on small tables: below `brute_force_max_rows(dim)` rows an exact scan is
 as fast as an index lookup and always exact, and an index would only cost build time.
@@ -28,14 +27,18 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lancedb.index import HnswSq, IvfPq
+    from lancedb.table import Table
 
 # index statistics without the IVF centroids (LanceDB 0.40 warns about the old default on every call)
 os.environ.setdefault("LANCE_INCLUDE_VECTOR_CENTROIDS", "false")
 
-# Below this many rows of 768-d vectors, an exact scan answers as fast as an HNSW lookup: measured on the
-# 2-core CPU of the build machine with LanceDB 0.40 (benchmarks/index.py --scan): exact scan p50 1.9 ms
-# at 1,000 rows, 6.3 ms at 5,000, 9.2 ms at 10,000; IVF_HNSW_SQ + refine p50 3.4 ms at 100,000 rows.
-# The scan's cost grows with rows x dim, so the threshold scales with 768 / dim (`brute_force_max_rows`).
+# Below this many rows of 768-d vectors, an exact scan answers as fast as an HNSW lookup (benchmarks/index.py
+# --scan; figures: BENCHMARKS.md, "Vector index"). The scan's cost grows with rows x dim, so the threshold
+# scales with 768 / dim (`brute_force_max_rows`).
 BRUTE_FORCE_MAX_ROWS = 2_500
 BRUTE_FORCE_REFERENCE_DIM = 768
 
@@ -44,8 +47,8 @@ BRUTE_FORCE_REFERENCE_DIM = 768
 MIN_INDEX_ROWS = 256
 
 # Rows per IVF partition of an HNSW index: one HNSW graph per partition. Smaller graphs build much
-# faster (100k rows x 768-d on 2 cores: 84 s as one graph, 34 s as four) at a small query cost;
-# partitions follow the data's clusters, so a query probes a few of them.
+# faster (BENCHMARKS.md, "Vector index") at a small query cost; partitions follow the data's clusters,
+# so a query probes a few of them.
 HNSW_ROWS_PER_PARTITION = 50_000
 # Rows per IVF partition of an IVF_PQ index (LanceDB's guidance: sqrt(rows) partitions, ~4k rows each).
 IVF_PQ_ROWS_PER_PARTITION = 4_096
@@ -120,10 +123,10 @@ def _largest_divisor_at_most(n: int, cap: int) -> int:
 class QueryTuning:
     """Search-time knobs that go with a vector index (None = LanceDB's default)."""
 
-    refine_factor: int | None = 5  # re-rank 5 x k candidates exactly: recall@10 0.96 -> 1.0 on HNSW-SQ at 100k
-    # IVF partitions to search. At 1M clustered 768-d rows (20 partitions, 2 CPU cores): 5 probes gave
-    # recall@10 0.971 at p50 11.0 ms, LanceDB's default (20) 0.984 at 16.4 ms, 3 probes 0.946 at 10.1 ms.
-    # Tables far past 1M rows (hundreds of partitions) may want more: `gemb2 query --nprobes`.
+    refine_factor: int | None = 5  # re-rank 5 x k candidates exactly (recall: BENCHMARKS.md, "Vector index")
+    # IVF partitions to search: 5 balances recall and latency at 1M rows (20 partitions; the other choices
+    # measured are in BENCHMARKS.md, "Vector index"). Tables far past 1M rows (hundreds of partitions) may
+    # want more: `gemb2 query --nprobes`.
     nprobes: int | None = 5
     ef: int | None = None  # HNSW candidates; None: max(64, 2k) (see `ef_for`)
 
@@ -162,7 +165,7 @@ class IndexReport:
         self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - t0
 
 
-def vector_index_config(plan: VectorIndexPlan):
+def vector_index_config(plan: VectorIndexPlan) -> HnswSq | IvfPq:
     from lancedb.index import HnswSq, IvfPq
 
     if plan.kind == "hnsw":
@@ -175,7 +178,7 @@ def vector_index_config(plan: VectorIndexPlan):
 
 
 def build_indexes(
-    table,
+    table: Table,
     *,
     dim: int,
     kind: str = "auto",
@@ -222,7 +225,7 @@ def build_indexes(
     return rep
 
 
-def _vector_index(table, plan: VectorIndexPlan, current, rebuild: bool, rep: IndexReport) -> None:
+def _vector_index(table: Table, plan: VectorIndexPlan, current, rebuild: bool, rep: IndexReport) -> None:
     """2. The vector index: built when missing, of another kind, or when the table has doubled since it was
     built (its partitions were sized for the old row count); otherwise step 1 (optimize) refreshed it.
     `current`: the table's vector index, or None."""
@@ -247,7 +250,7 @@ def _vector_index(table, plan: VectorIndexPlan, current, rebuild: bool, rep: Ind
 
 
 def _scalar_and_fts_indexes(
-    table,
+    table: Table,
     scalar_columns: tuple[str, ...],
     fts_columns: tuple[str, ...],
     existing: dict,
@@ -268,7 +271,7 @@ def _scalar_and_fts_indexes(
         rep.fts.append(col)
 
 
-def describe_indexes(table) -> list[dict]:
+def describe_indexes(table: Table) -> list[dict]:
     """Every index of `table`: name, type, columns, and how many rows it covers and misses."""
     out = []
     for i in table.list_indices():
@@ -280,7 +283,7 @@ def describe_indexes(table) -> list[dict]:
     return out
 
 
-def vector_index_kind(table) -> str | None:
+def vector_index_kind(table: Table) -> str | None:
     """The type of the table's vector index as LanceDB names it ("IvfHnswSq", "IvfPq", ...) or None."""
     for i in table.list_indices():
         if list(i.columns) == ["vector"]:

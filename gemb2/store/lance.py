@@ -26,6 +26,7 @@ from gemb2.store.records import EmbeddedFile, FailureRecord, FileRecord, StoreEr
 
 if TYPE_CHECKING:
     from lancedb.query import LanceVectorQueryBuilder
+    from lancedb.table import Table
 
 # The one place gemb2 quiets LanceDB: its Rust loggers read these when lancedb is first imported (below, in
 # LanceStore; every user of lancedb in gemb2 comes through this module). A user's own setting wins.
@@ -130,7 +131,7 @@ class LanceStore:
         return self._db.open_table(name)
 
     @property
-    def table(self):
+    def table(self) -> Table | None:
         """The LanceDB table, or None if nothing was written yet."""
         return self._table
 
@@ -415,7 +416,7 @@ class LanceStore:
             filters.append(f"modality = {sql_str(modality)}")
         return " AND ".join(filters)
 
-    def iter_batches(self, batch_rows: int = 8192, columns: Sequence[str] | None = None):
+    def iter_batches(self, batch_rows: int = 8192, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
         """The table as Arrow record batches of at most `batch_rows` rows (bounded memory), in storage order."""
         if self._table is None:
             return

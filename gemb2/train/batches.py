@@ -8,6 +8,7 @@ drop its prompt on its own (prompt dropout, Gemini Embedding section 3.1).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,6 +19,9 @@ from gemb2.parts import Part, Text
 
 from .sampler import BatchPlan
 from .tasks import TaskSpec
+
+if TYPE_CHECKING:
+    from gemb2.model import ModelConfig
 
 
 @dataclass
@@ -41,7 +45,13 @@ def rank_slice(plan: BatchPlan, rank: int, world: int) -> slice:
 
 
 def build_batch(
-    plan: BatchPlan, manifest: Manifest, task: TaskSpec, spec: LoadSpec, config, rank: int = 0, world: int = 1
+    plan: BatchPlan,
+    manifest: Manifest,
+    task: TaskSpec,
+    spec: LoadSpec,
+    config: ModelConfig,
+    rank: int = 0,
+    world: int = 1,
 ) -> TrainBatch:
     """Load this rank's share of `plan` from disk. `config` is the model's (for the default prompts)."""
     rows = rank_slice(plan, rank, world)

@@ -44,7 +44,7 @@ class GradCache:
     ):
         self.encode, self.loss_fn, self.no_sync = encode, loss_fn, no_sync
 
-    def step(self, chunks: Mapping[str, Sequence[Any]], **extra) -> torch.Tensor:
+    def step(self, chunks: Mapping[str, Sequence[Any]], **extra: Any) -> torch.Tensor:
         """chunks: role -> list of chunks (e.g. "q", "d", "negatives"). Gradients land in .grad."""
         # 1. embeddings without activations, and the RNG state that produced them
         states: dict[str, list[_RNG]] = {}

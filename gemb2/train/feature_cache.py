@@ -2,8 +2,8 @@
 
 When a stage freezes a stem's pretrained encoder (EfficientNet-Lite in the image stem, Whisper's
 encoder in the audio stem), the encoder's output for a given input never changes, yet the loop
-would recompute it every time an example is drawn again. On a CPU that dominates a step (measured
-on 2 cores: Whisper tiny.en ~0.9 s per 30 s window, EfficientNet-Lite0 ~0.14 s per 224 px image).
+would recompute it every time an example is drawn again. On a CPU that dominates a step (figures:
+BENCHMARKS.md, "Training").
 LiT (Zhai et al. 2022, "LiT: Zero-Shot Transfer with Locked-image text Tuning", sec. 3) makes the
 same observation for a locked image tower: its embeddings can be precomputed.
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -76,7 +77,7 @@ class FeatureCache:
         return added
 
     @contextlib.contextmanager
-    def attached(self, model: nn.Module):
+    def attached(self, model: nn.Module) -> Iterator[FeatureCache]:
         """Within the block, the model's frozen stem encoders read through the cache."""
         swapped = []
         try:
@@ -102,7 +103,7 @@ class FeatureCache:
             self._digests[encoder] = h.digest()
         return self._digests[encoder]
 
-    def run(self, fn, x: torch.Tensor, prefix: bytes) -> torch.Tensor:
+    def run(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, prefix: bytes) -> torch.Tensor:
         """fn over the rows of x (B, ...) -> (B, ...), computing only the rows not cached."""
         rows = x.detach().cpu().contiguous()
         keys = [

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from gemb2.data.manifest import Manifest
-from gemb2.model import fast, load_model, save_pretrained
+from gemb2.model import Gemb2Model, fast, load_model, save_pretrained
 
 from . import checkpoint as ckpt
 from .batches import TrainBatch, build_batch
@@ -83,7 +83,9 @@ def fingerprint(s: TrainSettings, tasks: dict[str, TaskSpec], data: list[str], i
     }
 
 
-def prepare_model(init: str, s: TrainSettings, device: torch.device):
+def prepare_model(
+    init: str, s: TrainSettings, device: torch.device
+) -> tuple[Gemb2Model, list[tuple[str, torch.nn.Parameter]]]:
     """Load the starting model; freeze, add LoRA, switch gradient checkpointing on. -> (model, trainable)."""
     model = load_model(init)
     names = dict(model.named_parameters())

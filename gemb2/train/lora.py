@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -70,7 +70,7 @@ def apply_lora(module: nn.Module, rank: int, alpha: float, targets: Sequence[str
 
 
 @contextlib.contextmanager
-def merged(model: nn.Module):
+def merged(model: nn.Module) -> Iterator[nn.Module]:
     """Within the block, every LoRALinear is replaced by its merged nn.Linear (the adapters are put back after)."""
     swapped = []
     for name, m in list(model.named_modules()):

@@ -13,6 +13,7 @@ D >= max(dims). Ids and other arguments pass through unchanged.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +40,7 @@ class MatryoshkaLoss(nn.Module):
         self.loss, self.dims, self.weights = loss, dims, weights
 
     def forward(
-        self, q: torch.Tensor, d: torch.Tensor, negatives: torch.Tensor | None = None, **kwargs
+        self, q: torch.Tensor, d: torch.Tensor, negatives: torch.Tensor | None = None, **kwargs: Any
     ) -> torch.Tensor:
         if max(self.dims) > q.shape[-1]:
             raise ValueError(f"Matryoshka dim {max(self.dims)} exceeds the embedding size {q.shape[-1]}")
