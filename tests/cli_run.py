@@ -39,8 +39,16 @@ def gemb2(
     check: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run `gemb2 ARGS...` to the end; stdout and stderr captured as text; `env` adds to cli_env()."""
-    return subprocess.run(cli_cmd(*args), input=input, capture_output=True, text=True, env=cli_env(**(env or {})),
-                          cwd=cwd, timeout=timeout, check=check)
+    return subprocess.run(
+        cli_cmd(*args),
+        input=input,
+        capture_output=True,
+        text=True,
+        env=cli_env(**(env or {})),
+        cwd=cwd,
+        timeout=timeout,
+        check=check,
+    )
 
 
 def gemb2_popen(*args: object, env: dict[str, str] | None = None, **popen_kw) -> subprocess.Popen:

@@ -17,6 +17,7 @@ from tests.media import mixed_tree, write_image, write_text
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_embed_json_summary_then_query_finds_the_file_itself(tmp_path):
     files = mixed_tree(tmp_path / "m")
     db = str(tmp_path / "db")
@@ -42,6 +43,7 @@ def test_embed_json_summary_then_query_finds_the_file_itself(tmp_path):
     assert again.returncode == 0 and json.loads(again.stdout)["files_unchanged"] == 7
 
 
+@pytest.mark.slow
 def test_exit_code_3_when_some_files_fail_and_the_rest_are_done(tmp_path):
     write_text(tmp_path / "m" / "ok.txt", "fine")
     (tmp_path / "m" / "fake.mp4").write_bytes(os.urandom(4096))
@@ -77,6 +79,7 @@ def test_default_model_is_not_a_silent_random_one(tmp_path):
         assert json.loads(r.stdout)["model"].startswith("gemb2-mini@")
 
 
+@pytest.mark.slow
 def test_stdin_lines_to_json_lines_matching_the_python_api(tmp_path):
     from gemb2.model import load_model
 

@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from gemb2.cli.main import app
-from tests.cli.test_cli import gemb2
+from tests.cli_run import gemb2
 
 runner = CliRunner()
 WIDTHS = ("40", "200")  # a narrow terminal (help text wraps a lot) and a wide one

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from gemb2.cli.common import printable
 from gemb2.cli.main import app
-from tests.cli.test_cli import gemb2
+from tests.cli_run import gemb2
 
 runner = CliRunner()
 

@@ -69,6 +69,7 @@ def spec():
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
+@pytest.mark.slow
 def test_builder_writes_parseable_decodable_manifests(name, tmp_path, spec):
     need_builder_packages(name)
     out = tmp_path / name
@@ -93,6 +94,7 @@ def test_builder_writes_parseable_decodable_manifests(name, tmp_path, spec):
     assert not (q_text(train) - {None}) & (q_text(test) - {None})
 
 
+@pytest.mark.slow
 def test_builders_are_deterministic(tmp_path):
     need_builder_packages("speech")
     digests = []

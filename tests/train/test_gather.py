@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -13,6 +14,8 @@ from safetensors.torch import load_file, save_file
 from gemb2.train.gather import gather_rows
 from gemb2.train.infonce import InfoNCELoss
 from gemb2.train.matryoshka import MatryoshkaLoss
+
+pytestmark = pytest.mark.slow  # two spawned gloo processes
 
 
 def global_batch():

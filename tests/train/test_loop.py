@@ -38,6 +38,7 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 gemb2 = functools.partial(cli_run.gemb2, env=ONE_THREAD, cwd=ROOT, timeout=None)  # training runs as long as it takes
 
 
+@pytest.mark.slow
 def test_check_validates_and_names_the_bad_value(tmp_path):
     data = build_stdlib(tmp_path / "d", 40)
     good = recipe(tmp_path / "r.yaml", data / "train.jsonl", tmp_path / "out", steps=2, batch_size=4)
