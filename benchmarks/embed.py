@@ -55,7 +55,7 @@ def ffmpeg_testsrc(path: str, seconds: int, size: str, fps: int) -> None:
 
 
 def throughput(root: str, workers: int) -> None:
-    from gemb2.model import load_model
+    from gemb2 import load_model
     from gemb2.pipeline.embed import EmbedOptions, run_embed
     from gemb2.store import LanceStore
 
@@ -105,7 +105,7 @@ def best_of(fn, repeat: int = 5) -> float:
 
 def rerun(n_files: int, workers: int) -> None:
     """An unchanged tree of `n_files` files, 1 % of them broken (remembered failures) and 1 % empty texts."""
-    from gemb2.model import load_model
+    from gemb2 import load_model
     from gemb2.pipeline.embed import EmbedOptions, run_embed
     from gemb2.store import LanceStore
 

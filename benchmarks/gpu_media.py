@@ -73,7 +73,7 @@ def main() -> None:
 
     import torch
 
-    from gemb2.model import load_model
+    from gemb2 import load_model
     from gemb2.pipeline.embed import EmbedOptions, run_embed
     from gemb2.store import LanceStore
 

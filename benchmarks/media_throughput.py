@@ -81,7 +81,8 @@ def tiny_model(one_fps: bool = False):
 
     import torch
 
-    from gemb2.model import Gemb2Model, load_model
+    from gemb2 import load_model
+    from gemb2.model import Gemb2Model
     from gemb2.model.config import tiny
 
     if not one_fps:

@@ -97,7 +97,7 @@ class PerProcessPeak(Sampler):
 
 def baseline_rss(model: str) -> int:
     """Peak RSS of a process that imports gemb2, torch and lancedb and loads `model` (what any run costs)."""
-    code = ("import gemb2.pipeline.embed, lancedb, torch; from gemb2.model import load_model; "
+    code = ("import gemb2.pipeline.embed, lancedb, torch; from gemb2 import load_model; "
             f"load_model({model!r}); import time; time.sleep(2)")
     p = subprocess.Popen([sys.executable, "-c", code])
     with PerProcessPeak(p.pid) as peak:

@@ -11,7 +11,7 @@ input give the same features), which changes no number. Baselines, computed here
 
   chance        random rankings (the mean of 20 draws)
   cascade       every medium turned into text, then all-MiniLM-L6-v2: an image becomes its EfficientNet-Lite0
-                ImageNet top-1 class name (gemb2/model/assets/imagenet_classes.txt), audio its Whisper
+                ImageNet top-1 class name (gemb2/pretrained/assets/imagenet_classes.txt), audio its Whisper
                 tiny.en transcript (greedy, through faster-whisper: the repo has no Whisper decoder; this
                 script is its only user), a video the transcript of its audio track
   MiniLM        raw all-MiniLM-L6-v2 on the text-only tasks
@@ -78,19 +78,19 @@ class Cascade:
     def __init__(self, spec):
         from faster_whisper import WhisperModel
 
-        from gemb2.model.efficientnet import load_efficientnet_lite
-        from gemb2.model.weights import whisper_ct2_files
+        from gemb2.pretrained.efficientnet import load_efficientnet_lite
+        from gemb2.pretrained.weights import whisper_ct2_files
 
         self.spec = spec
         self.classifier = load_efficientnet_lite(None, "lite0", num_classes=None).eval()
-        assets = Path(__file__).resolve().parents[1] / "gemb2/model/assets/imagenet_classes.txt"
+        assets = Path(__file__).resolve().parents[1] / "gemb2/pretrained/assets/imagenet_classes.txt"
         self.classes = assets.read_text(encoding="utf-8").splitlines()
         ct2_folder = whisper_ct2_files("tiny.en")[0].parent  # model.bin, config.json, tokenizer.json, vocabulary
         self.asr = WhisperModel(str(ct2_folder), device="cpu", compute_type="float32", cpu_threads=2)
         self._memo: dict = {}
 
     def image_text(self, pixels: np.ndarray) -> str:
-        from gemb2.model.efficientnet import preprocess
+        from gemb2.model.stems.efficientnet_lite import preprocess
         from gemb2.parts import fit_image
 
         x = torch.from_numpy(fit_image(pixels, 224)).permute(2, 0, 1)[None]  # (1, 3, 224, 224) uint8
@@ -149,7 +149,7 @@ def main(argv=None) -> None:
 
     from gemb2.data.manifest import Manifest
     from gemb2.eval.retrieval import evaluate
-    from gemb2.model import load_model
+    from gemb2 import load_model
     from gemb2.pipeline.loadspec import load_spec_for
     from gemb2.train.feature_cache import FeatureCache
 

@@ -58,7 +58,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from gemb2.model import load_model
+    from gemb2 import load_model
 
     tmp = tempfile.mkdtemp(prefix="gemb2-bench-load-")
     db = os.path.join(tmp, "db")

@@ -3,7 +3,7 @@
     python benchmarks/text_vs_sentence_transformers.py [--n 20000] [--threads N] [--batch-size 32] [--rounds 2]
                                                        [--device cpu|cuda] [--whole-process]
 
-Both encode the same N varied sentences (tests/importers/sentences.py: short, WordNet glosses, stdlib
+Both encode the same N varied sentences (tests/pretrained/sentences.py: short, WordNet glosses, stdlib
 docstrings, non-ASCII, 15 % past 256 tokens) with the same torch thread count and batch size, on the CPU:
 
     baseline   SentenceTransformer(folder).encode(texts, batch_size, normalize_embeddings=True)
@@ -58,9 +58,9 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from gemb2.model import load_model
-    from gemb2.model.weights import minilm_folder
-    from tests.importers.sentences import varied_sentences
+    from gemb2 import load_model
+    from gemb2.pretrained.weights import minilm_folder
+    from tests.pretrained.sentences import varied_sentences
 
     try:
         from sentence_transformers import SentenceTransformer
@@ -118,7 +118,7 @@ _PY_GEMB2 = """
 import sys, numpy as np, torch
 folder, lines, bs, threads, out = sys.argv[1:]
 torch.set_num_threads(int(threads))
-from gemb2.model import load_model
+from gemb2 import load_model
 with open(lines, encoding="utf-8") as f:
     texts = f.read().split("\\n")[:-1]
 np.save(out, load_model(folder).encode(texts, task=None, batch_size=int(bs)))
@@ -146,8 +146,8 @@ def whole_process(args) -> None:
 
     import numpy as np
 
-    from gemb2.model.weights import minilm_folder
-    from tests.importers.sentences import varied_sentences
+    from gemb2.pretrained.weights import minilm_folder
+    from tests.pretrained.sentences import varied_sentences
 
     try:
         import sentence_transformers  # noqa: F401

@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     ap.add_argument("--peak-tflops", type=float, default=989.0)
     args = ap.parse_args(argv)
 
-    from gemb2.model import load_model
+    from gemb2 import load_model
     from gemb2.train.cached import GradCache
     from gemb2.train.infonce import InfoNCELoss
     from gemb2.train.matryoshka import MatryoshkaLoss

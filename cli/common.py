@@ -18,7 +18,6 @@ EXIT_PARTIAL = 3  # some inputs failed (each reported with its path and reason);
 EXIT_BUSY = 4  # another run holds the table's lock and --wait ran out; nothing was done
 
 ENV_DB, ENV_TABLE, ENV_MODEL, ENV_DEVICE = "GEMB2_DB", "GEMB2_TABLE", "GEMB2_MODEL", "GEMB2_DEVICE"
-DEFAULT_MODEL = "gemb2-mini"
 
 
 def printable(text: str) -> str:
@@ -75,12 +74,15 @@ def resolve_device(name: str | None) -> str:
 
 
 def model_name(model: str | None) -> str:
+    """--model, else $GEMB2_MODEL, else the default model (gemb2.pretrained.sources.DEFAULT_MODEL)."""
+    from gemb2.pretrained.sources import DEFAULT_MODEL
+
     return model or os.environ.get(ENV_MODEL) or DEFAULT_MODEL
 
 
 def model_id_of(source: str) -> str:
     """The id of a model source without loading its weights (so an unchanged tree costs no model load)."""
-    from gemb2.model.sources import ModelSourceError, model_source_id
+    from gemb2.pretrained.sources import ModelSourceError, model_source_id
 
     try:
         return model_source_id(source)
@@ -89,8 +91,8 @@ def model_id_of(source: str) -> str:
 
 
 def load_model(source: str, device: str | None):
-    from gemb2.model.sources import ModelSourceError
-    from gemb2.model.sources import load_model as _load
+    from gemb2.pretrained.sources import ModelSourceError
+    from gemb2.pretrained.sources import load_model as _load
 
     dev = resolve_device(device)
     try:

@@ -1,4 +1,4 @@
-"""`gemb2 init OUT`: assemble a gemb2 model folder from pretrained parts (gemb2.model.assemble)."""
+"""`gemb2 init OUT`: assemble a gemb2 model folder from pretrained parts (gemb2.pretrained.assemble)."""
 
 from __future__ import annotations
 
@@ -69,8 +69,8 @@ def init(
     Use it with `gemb2 embed --model OUT` and `gemb2 query --model OUT`.
     Exit codes: 0 written, 2 bad options, 1 a part could not be loaded (e.g. its weight package is missing).
     """
-    from gemb2.model.assemble import Parts, assemble
     from gemb2.model.io import save_pretrained
+    from gemb2.pretrained.assemble import Parts, assemble
 
     if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not force:
         die(f"{out} exists and is not empty (use --force to replace it)", EXIT_USAGE)
@@ -97,7 +97,7 @@ def init(
         seed=seed,
     )
     try:
-        from gemb2.model.assemble import assemble_config
+        from gemb2.pretrained.assemble import assemble_config
 
         assemble_config(parts)  # option errors first, before any weight is read
     except FileNotFoundError as e:  # a weight package missing (MissingWeightsError names the pip package)

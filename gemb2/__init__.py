@@ -5,13 +5,28 @@ into one L2-normalised vector space (Gemini-Embedding-2 style, arXiv 2605.27295)
 
 The package is importable without the CLI:
 
-    from gemb2.model import load_model
+    from gemb2 import load_model
     from gemb2.parts import Text, Image
     model = load_model("tiny")
     vecs = model.encode([[Text("a red car")], [Image(pixels)]])   # (2, D) float32
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gemb2.model import Gemb2Model
+
 __version__ = "0.1.0"
+
+
+def load_model(source: str, device: str | None = None) -> Gemb2Model:
+    """A preset name (tiny, gemb2-mini, all-MiniLM-L6-v2), a model folder or hf:ORG/NAME -> the model, in eval
+    mode, on `device` (default CPU); see gemb2.pretrained.sources."""
+    from gemb2.pretrained.sources import load_model as _load
+
+    return _load(source, device=device)
 
 
 def read_shards(folder: str):

@@ -1,16 +1,16 @@
 """Export a trained gemb2 model as the weights it ADDS to its pretrained parts (what a release ships).
 
     python scripts/export_release.py runs/gemb2-mini/soup/final --parts runs/gemb2-mini/init \
-        --name gemb2-mini --out gemb2/model/assets/gemb2-mini
+        --name gemb2-mini --out gemb2/pretrained/assets/gemb2-mini
 
 `--parts` is the folder `gemb2 init` wrote (its config names the parts; training started from it).
-The trained model is compared with the model the parts assemble (`gemb2.model.assemble`, same
+The trained model is compared with the model the parts assemble (`gemb2.pretrained.assemble`, same
 seed): unchanged tensors are not stored (they come from the installed weight packages); a changed
 2-D weight of a pretrained part (the merged LoRA update of the backbone) is stored as its exact
 low-rank factors when its update has rank <= --max-rank (SVD; checked to 1e-5 of the largest
 entry); every other changed tensor (new projectors, positions, modality and time embeddings) is
 stored whole. Writes parts.json, config.json, adds.safetensors and model_id.json (the format of
-gemb2.model.release), then rebuilds the model from them and checks its vectors against the trained
+gemb2.pretrained.release), then rebuilds the model from them and checks its vectors against the trained
 model's on a few texts (max abs difference printed).
 """
 
@@ -28,7 +28,7 @@ import torch
 
 def parts_of(config) -> dict:
     """The assemble.Parts fields that rebuild `config` (a `gemb2 init` config: efficientnet/whisper stems)."""
-    from gemb2.model.assemble import GEMINI_PROMPTS, Parts
+    from gemb2.pretrained.assemble import GEMINI_PROMPTS, Parts
 
     if config.image_stem != "efficientnet" or config.audio_stem != "whisper":
         raise ValueError(f"expected EfficientNet and Whisper stems, got {config.image_stem} and {config.audio_stem}")
@@ -64,9 +64,9 @@ def main(argv=None) -> None:
 
     from safetensors.torch import save_file
 
-    from gemb2.model import load_model
-    from gemb2.model.assemble import Parts, assemble
-    from gemb2.model.release import apply_adds
+    from gemb2 import load_model
+    from gemb2.pretrained.assemble import Parts, assemble
+    from gemb2.pretrained.release import apply_adds
 
     trained, start = load_model(args.trained), load_model(args.parts)
     parts = parts_of(start.config)
@@ -104,7 +104,7 @@ def main(argv=None) -> None:
           file=sys.stderr)
     if diff > 1e-4:
         raise SystemExit(f"the rebuilt model differs from the trained one by {diff:.2e}")
-    from gemb2.model.release import write_model_id
+    from gemb2.pretrained.release import write_model_id
 
     print(f"{out / 'model_id.json'}: {write_model_id(out)}", file=sys.stderr)  # the id, resolved without a load
 

@@ -21,8 +21,8 @@ def opened(trace) -> set[str]:
 
 def weight_files() -> set[str]:
     """gemb2-mini's weights: the files of its pretrained parts and the tensors the release adds."""
-    from gemb2.model.release import release_folder
-    from gemb2.model.weights import efficientnet_lite_file, minilm_folder, whisper_ct2_files
+    from gemb2.pretrained.release import release_folder
+    from gemb2.pretrained.weights import efficientnet_lite_file, minilm_folder, whisper_ct2_files
 
     files = [minilm_folder() / "model.safetensors", efficientnet_lite_file("lite0"), *whisper_ct2_files("tiny.en"),
              release_folder("gemb2-mini") / "adds.safetensors"]

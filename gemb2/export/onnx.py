@@ -127,7 +127,7 @@ def _exportable_front_ends() -> Iterator[None]:
     import importlib
 
     patched = []
-    for name in ("gemb2.model.audio_stem", "gemb2.model.whisper_stem"):
+    for name in ("gemb2.model.stems.mel", "gemb2.model.stems.whisper"):
         try:
             mod = importlib.import_module(name)
         except ImportError:

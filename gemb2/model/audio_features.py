@@ -17,7 +17,8 @@ from functools import cache
 import numpy as np
 import torch
 
-SAMPLE_RATE = 16_000
+from ..parts import SAMPLE_RATE
+
 N_FFT = 400  # 25 ms window
 HOP_LENGTH = 160  # 10 ms: 100 frames per second
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from . import fast
+from . import onednn
 from .config import ModelConfig
 
 
@@ -53,8 +53,8 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         B, T, H = x.shape
         qkv = (self.query, self.key, self.value)
-        if fast.eligible(x, qkv):  # one oneDNN GEMM for all three (gemb2/model/fast.py)
-            q, k, v = fast.linear(self, qkv, x).view(B, T, 3, self.heads, H // self.heads).permute(2, 0, 3, 1, 4)
+        if onednn.eligible(x, qkv):  # one oneDNN GEMM for all three (gemb2/model/onednn.py)
+            q, k, v = onednn.linear(self, qkv, x).view(B, T, 3, self.heads, H // self.heads).permute(2, 0, 3, 1, 4)
         else:
             q, k, v = (
                 f(x).view(B, T, self.heads, H // self.heads).transpose(1, 2)  # (B, nh, T, hs)
@@ -76,7 +76,7 @@ class DenseNorm(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(fast.linear(self, (self.dense,), h)) + residual)
+        return self.LayerNorm(self.dropout(onednn.linear(self, (self.dense,), h)) + residual)
 
 
 class Attention(nn.Module):
@@ -95,7 +95,7 @@ class Intermediate(nn.Module):
         self.dense = nn.Linear(cfg.hidden, cfg.intermediate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fast.linear(self, (self.dense,), x, gelu=True)  # exact erf GELU, as BERT's "gelu"
+        return onednn.linear(self, (self.dense,), x, gelu=True)  # exact erf GELU, as BERT's "gelu"
 
 
 class Layer(nn.Module):

@@ -13,9 +13,30 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-IMAGE_STEMS = ("patch", "efficientnet", "none")  # image_stem.py, efficientnet_stem.py; "none": text/audio only
-AUDIO_STEMS = ("mel", "whisper", "none")  # audio_stem.py, whisper_stem.py; "none": no audio
-EFFICIENTNET_VARIANTS = ("lite0", "lite1", "lite2", "lite3", "lite4")  # efficientnet.LITE_SIZES
+IMAGE_STEMS = ("patch", "efficientnet", "none")  # stems/patch.py, stems/efficientnet.py; "none": text/audio only
+AUDIO_STEMS = ("mel", "whisper", "none")  # stems/mel.py, stems/whisper.py; "none": no audio
+GEMINI_QUERY_PROMPT = "task: search result | query: "  # Gemini Embedding's query prefix
+GEMINI_DOCUMENT_PROMPT = "title: none | text: "  # Gemini Embedding's document prefix
+
+
+@dataclass(frozen=True)
+class LiteSize:
+    """Compound-scaling coefficients of one EfficientNet-Lite variant (tensorflow/tpu efficientnet_lite_builder.py)."""
+
+    width: float
+    depth: float
+    resolution: int  # the image side the variant was trained at
+    dropout: float
+
+
+LITE_SIZES = {  # the EfficientNet-Lite variants (stems/efficientnet_lite.py builds them)
+    "lite0": LiteSize(1.0, 1.0, 224, 0.2),
+    "lite1": LiteSize(1.0, 1.1, 240, 0.2),
+    "lite2": LiteSize(1.1, 1.2, 260, 0.3),
+    "lite3": LiteSize(1.2, 1.4, 280, 0.3),
+    "lite4": LiteSize(1.4, 1.8, 300, 0.3),
+}
+EFFICIENTNET_VARIANTS = tuple(LITE_SIZES)
 WHISPER_SIZES = {  # encoder shapes (d_model, heads, layers) of the Whisper sizes; ".en" models share them
     "tiny": (384, 6, 4),
     "tiny.en": (384, 6, 4),
@@ -48,8 +69,8 @@ class ModelConfig:
     dropout: float = 0.1  # BERT's hidden and attention dropout; only active in train mode
     # --- text
     max_text_tokens: int = 256  # text budget incl. [CLS]/[SEP] and the prompt; MiniLM was trained at 256
-    query_prompt: str = "task: search result | query: "  # Gemini Embedding's query prefix
-    document_prompt: str = "title: none | text: "  # Gemini Embedding's document prefix
+    query_prompt: str = GEMINI_QUERY_PROMPT
+    document_prompt: str = GEMINI_DOCUMENT_PROMPT
     # --- images (and video frames)
     image_stem: str = "patch"  # "patch": conv patch projection from scratch (ViT); "efficientnet": a CNN + projector
     image_encoder: str = "lite0"  # EfficientNet-Lite variant when image_stem == "efficientnet" (else unused)
@@ -73,84 +94,75 @@ class ModelConfig:
     seed: int = 0  # random init seed: every process builds identical untrained weights
 
     def __post_init__(self) -> None:
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
-                raise ValueError(f"ModelConfig: {msg}")
-
-        need(bool(self.name) and "@" not in self.name, f"name must be non-empty without '@', got {self.name!r}")
-        for key in (
-            "vocab_size",
-            "hidden",
-            "layers",
-            "heads",
-            "intermediate",
-            "max_positions",
-            "image_size",
-            "patch_size",
-            "n_mels",
-            "audio_frames_per_token",
-            "max_frames",
-            "video_tokens_per_frame",
-            "max_time_buckets",
-            "out_dim",
-        ):
-            need(getattr(self, key) >= 1, f"{key} must be >= 1, got {getattr(self, key)}")
-        need(self.hidden % self.heads == 0, f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
-        need(self.hidden_act == "gelu", f"hidden_act must be 'gelu', got {self.hidden_act!r}")
-        need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
-        need(
+        _need(bool(self.name) and "@" not in self.name, f"name must be non-empty without '@', got {self.name!r}")
+        for key in _POSITIVE:
+            _need(getattr(self, key) >= 1, f"{key} must be >= 1, got {getattr(self, key)}")
+        _need(self.hidden % self.heads == 0, f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        _need(self.hidden_act == "gelu", f"hidden_act must be 'gelu', got {self.hidden_act!r}")
+        _need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        _need(
             3 <= self.max_text_tokens <= self.max_positions,
             f"max_text_tokens must be in [3, max_positions={self.max_positions}], got {self.max_text_tokens}",
         )
-        need(self.image_stem in IMAGE_STEMS, f"image_stem must be one of {IMAGE_STEMS}, got {self.image_stem!r}")
-        need(self.audio_stem in AUDIO_STEMS, f"audio_stem must be one of {AUDIO_STEMS}, got {self.audio_stem!r}")
+        self._check_image_stem()
+        self._check_audio_stem()
+        self._check_video_and_output()
+
+    def _check_image_stem(self) -> None:
+        _need(self.image_stem in IMAGE_STEMS, f"image_stem must be one of {IMAGE_STEMS}, got {self.image_stem!r}")
         if self.image_stem == "patch":
-            need(
+            _need(
                 self.image_size % self.patch_size == 0,
                 f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})",
             )
         if self.image_stem == "efficientnet":
-            need(
+            _need(
                 self.image_encoder in EFFICIENTNET_VARIANTS,
                 f"image_encoder must be one of {EFFICIENTNET_VARIANTS}, got {self.image_encoder!r}",
             )
-            need(
+            _need(
                 self.image_size >= EFFICIENTNET_STRIDE,
                 f"image_size must be >= {EFFICIENTNET_STRIDE} for EfficientNet, got {self.image_size}",
             )
-        if self.audio_stem == "whisper":
-            need(
-                self.audio_encoder in WHISPER_SIZES,
-                f"audio_encoder must be one of {tuple(WHISPER_SIZES)}, got {self.audio_encoder!r}",
-            )
-            need(self.n_mels == 80, f"n_mels must be 80 for Whisper's encoder, got {self.n_mels}")
-            need(
-                self.audio_frames_per_token % 2 == 0,  # the encoder halves the frame rate
-                f"audio_frames_per_token must be even for Whisper, got {self.audio_frames_per_token}",
-            )
-            need(
-                self.audio_window_s <= WHISPER_WINDOW_S,
-                f"audio_window_s must be <= {WHISPER_WINDOW_S:g} for Whisper, got {self.audio_window_s}",
-            )
+
+    def _check_audio_stem(self) -> None:
+        _need(self.audio_stem in AUDIO_STEMS, f"audio_stem must be one of {AUDIO_STEMS}, got {self.audio_stem!r}")
+        if self.audio_stem != "whisper":
+            return
+        _need(
+            self.audio_encoder in WHISPER_SIZES,
+            f"audio_encoder must be one of {tuple(WHISPER_SIZES)}, got {self.audio_encoder!r}",
+        )
+        _need(self.n_mels == 80, f"n_mels must be 80 for Whisper's encoder, got {self.n_mels}")
+        _need(
+            self.audio_frames_per_token % 2 == 0,  # the encoder halves the frame rate
+            f"audio_frames_per_token must be even for Whisper, got {self.audio_frames_per_token}",
+        )
+        _need(
+            self.audio_window_s <= WHISPER_WINDOW_S,
+            f"audio_window_s must be <= {WHISPER_WINDOW_S:g} for Whisper, got {self.audio_window_s}",
+        )
+
+    def _check_video_and_output(self) -> None:
         side = math.isqrt(self.video_tokens_per_frame)
-        need(
+        _need(
             side * side == self.video_tokens_per_frame,
             f"video_tokens_per_frame must be a square number, got {self.video_tokens_per_frame}",
         )
-        need(
+        _need(
             self.image_stem == "none" or side <= self.image_grid,
             f"video_tokens_per_frame ({self.video_tokens_per_frame}) exceeds the frame's token grid",
         )
-        need(
+        _need(
             self.audio_window_s > 0 and self.video_fps > 0 and self.time_bucket_s > 0,
             "audio_window_s, video_fps and time_bucket_s must be positive",
         )
         dims = self.matryoshka_dims
-        need(
+        _need(
             len(dims) >= 1 and dims[0] == self.out_dim,
             f"matryoshka_dims must start with out_dim={self.out_dim}, got {dims}",
         )
-        need(
+        _need(
             all(a > b for a, b in zip(dims, dims[1:])) and dims[-1] >= 1,
             f"matryoshka_dims must be strictly descending and positive, got {dims}",
         )
@@ -209,6 +221,29 @@ class ModelConfig:
             raise ValueError(f"model config is missing key(s): {', '.join(missing)}")
         kwargs = {n: _check_type(n, d[n], hints[n]) for n in names}
         return cls(**kwargs)
+
+
+_POSITIVE = (  # the fields that must be >= 1
+    "vocab_size",
+    "hidden",
+    "layers",
+    "heads",
+    "intermediate",
+    "max_positions",
+    "image_size",
+    "patch_size",
+    "n_mels",
+    "audio_frames_per_token",
+    "max_frames",
+    "video_tokens_per_frame",
+    "max_time_buckets",
+    "out_dim",
+)
+
+
+def _need(ok: bool, msg: str) -> None:
+    if not ok:
+        raise ValueError(f"ModelConfig: {msg}")
 
 
 def _check_type(key: str, value: Any, hint: Any) -> Any:

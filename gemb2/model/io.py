@@ -2,7 +2,7 @@
 
 Only safetensors and JSON are ever read (no pickle). Loading checks every tensor's name,
 shape and dtype against a freshly built module, as nanoGPT's `from_pretrained` does, and
-names the first problem it finds. Saving writes a temporary folder and renames it into place,
+names the first problem it finds (`check_exact_state`, which the importers of pretrained parts use too). Saving writes a temporary folder and renames it into place,
 so a reader never sees a half-written checkpoint.
 
 config.json:  {"format": "gemb2", "format_version": 1, "model_id": "<name>@<digest>", "config": {...}}
@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -81,12 +82,38 @@ def save_pretrained(model: Gemb2Model, folder: str | Path) -> Path:
     return folder
 
 
+def check_exact_state(
+    expected: Mapping[str, torch.Tensor],
+    state: Mapping[str, torch.Tensor],
+    source: str,
+    what: str = "",
+    error: type[Exception] = ValueError,
+    dtypes: bool = False,
+) -> None:
+    """Raise `error` naming the first tensor of `state` that is missing, unexpected, wrongly shaped (or, with
+    `dtypes`, of another dtype) against `expected` (a module's state_dict): checkpoints and importers of
+    pretrained parts load exactly or not at all. `what` names the part in the message ("BERT", ...)."""
+    label = f"{what} tensor" if what else "tensor"
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise error(f"{source}: {label} {missing[0]!r} is missing ({len(missing)} missing)")
+    unexpected = [k for k in state if k not in expected]
+    if unexpected:
+        raise error(f"{source}: unexpected {label} {unexpected[0]!r} ({len(unexpected)} unexpected)")
+    for name, want in expected.items():
+        got = state[name]
+        if tuple(got.shape) != tuple(want.shape):
+            raise error(f"{source}: {label} {name!r} has shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+        if dtypes and got.dtype != want.dtype:
+            raise error(f"{source}: {label} {name!r} has dtype {got.dtype}, expected {want.dtype}")
+
+
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"})
 
 
 def load_pretrained(folder: str | Path, device: torch.device | str | None = None) -> Gemb2Model:
     """Build the model from a checkpoint folder; every tensor is checked by name, shape and dtype."""
-    from safetensors import safe_open
+    from safetensors.torch import load_file
 
     folder = Path(folder)
     doc = read_config_json(folder)
@@ -102,30 +129,8 @@ def load_pretrained(folder: str | Path, device: torch.device | str | None = None
     config = ModelConfig.from_dict(doc.get("config"))
     tok_path = folder / "tokenizer.json"
     model = Gemb2Model(config, TextTokenizer.from_file(tok_path) if tok_path.is_file() else None)
-    expected = model.state_dict()
-    with safe_open(str(weights), framework="pt") as f:
-        found = set(f.keys())
-        missing = sorted(set(expected) - found)
-        unexpected = sorted(found - set(expected))
-        if missing:
-            raise ValueError(
-                f"{weights}: missing tensor(s) {', '.join(missing[:5])}"
-                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            )
-        if unexpected:
-            raise ValueError(
-                f"{weights}: unexpected tensor(s) {', '.join(unexpected[:5])}"
-                + (f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else "")
-            )
-        state = {}
-        for name, want in expected.items():
-            t = f.get_tensor(name)
-            if t.shape != want.shape or t.dtype != want.dtype:
-                raise ValueError(
-                    f"{weights}: tensor {name} has shape {tuple(t.shape)} and dtype {t.dtype}, "
-                    f"the model needs {tuple(want.shape)} and {want.dtype}"
-                )
-            state[name] = t
+    state = load_file(str(weights))
+    check_exact_state(model.state_dict(), state, str(weights), dtypes=True)
     model.load_state_dict(state, strict=True)
     stored = doc.get("model_id")
     if stored is not None and stored != model.model_id:
@@ -158,7 +163,7 @@ in one L2-normalised vector space.
 - prompts: queries `{c.query_prompt}`, documents `{c.document_prompt}`
 
 Files: `config.json` (the config and model id), `model.safetensors` (weights), `tokenizer.json`
-(WordPiece). Load with `gemb2.model.load_model("<this folder>")`.
+(WordPiece). Load with `gemb2.load_model("<this folder>")`.
 """ + (
         "\nThis model is randomly initialised (untrained): for testing only.\n"
         if "random" in c.name

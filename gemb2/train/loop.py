@@ -24,8 +24,9 @@ from pathlib import Path
 
 import torch
 
+from gemb2 import load_model
 from gemb2.data.manifest import Manifest
-from gemb2.model import Gemb2Model, fast, load_model, save_pretrained
+from gemb2.model import Gemb2Model, onednn, save_pretrained
 
 from . import checkpoint as ckpt
 from .batches import TrainBatch, build_batch
@@ -156,8 +157,8 @@ def train_stage(
     cache = shared_cache(s.feature_cache_mb) if s.feature_cache_mb > 0 else None
     attached = (lambda: cache.attached(model)) if cache is not None else contextlib.nullcontext
     t0, seen = time.perf_counter(), 0
-    fast_cpu = fast.onednn_matmul() if device.type == "cpu" else contextlib.nullcontext()
-    with fast_cpu:  # fp32 oneDNN matmuls on CPUs where they are exact (gemb2/model/fast.py)
+    fast_cpu = onednn.onednn_matmul() if device.type == "cpu" else contextlib.nullcontext()
+    with fast_cpu:  # fp32 oneDNN matmuls on CPUs where they are exact (gemb2/model/onednn.py)
         for step in range(start, s.steps):
             plan = sampler.next()
             batch = build_batch(plan, manifest, tasks[plan.task], spec, model.config, rank, world)

@@ -279,7 +279,7 @@ def _check_settings(s: TrainSettings, where: str, bad) -> None:
 
 
 def _check_files(model: str, stages: list[Stage], bad) -> None:
-    from gemb2.model import PRESETS
+    from gemb2.pretrained import PRESETS
 
     def model_ok(source: str, where: str) -> None:
         if source in PRESETS or (Path(source).expanduser() / "config.json").is_file():

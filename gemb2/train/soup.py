@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from gemb2.model import load_model, save_pretrained
+from gemb2 import load_model
+from gemb2.model import save_pretrained
 
 
 def soup(folders: Sequence[str | Path], out: str | Path, name: str | None = None) -> Path:

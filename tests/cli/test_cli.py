@@ -67,7 +67,7 @@ def test_usage_errors_exit_2(tmp_path):
 
 
 def test_default_model_is_not_a_silent_random_one(tmp_path):
-    from gemb2.model.release import release_folder
+    from gemb2.pretrained.release import release_folder
 
     write_text(tmp_path / "m" / "a.txt", "hello")
     r = runner.invoke(app, ["embed", str(tmp_path / "m"), "--db", str(tmp_path / "db"), "--json"],
@@ -81,7 +81,7 @@ def test_default_model_is_not_a_silent_random_one(tmp_path):
 
 @pytest.mark.slow
 def test_stdin_lines_to_json_lines_matching_the_python_api(tmp_path):
-    from gemb2.model import load_model
+    from gemb2 import load_model
 
     lines = ["a red car", "un chat noir", "", "∑ of π"]
     r = gemb2("embed", "-", "--model", "tiny", input="\n".join(lines) + "\n")

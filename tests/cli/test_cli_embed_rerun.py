@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from gemb2.model.release import installed_parts, release_folder
+from gemb2.pretrained.release import installed_parts, release_folder
 from tests.cli_run import cli_cmd, cli_env
 from tests.media import write_image, write_text
 from tests.syscalls import opened, weight_files

@@ -48,7 +48,7 @@ def test_text_windows_by_tokenizer_cut_the_original_text(tmp_path):
 
 
 def _minilm_tokenizer() -> str:
-    from gemb2.model.weights import MissingWeightsError, minilm_folder
+    from gemb2.pretrained.weights import MissingWeightsError, minilm_folder
 
     try:
         return str(minilm_folder() / "tokenizer.json")

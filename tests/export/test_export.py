@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from gemb2 import load_model
 from gemb2.cli.main import app
-from gemb2.model import load_model
 from gemb2.parts import Audio, Image, Video, fit_image
 from tests.media import mixed_tree
 

@@ -92,7 +92,7 @@ def _videos(d, wav, seconds=3.5):
 
 @pytest.fixture(scope="module")
 def mini_export(tmp_path_factory):
-    from gemb2.model import ModelSourceError, load_model
+    from gemb2.pretrained import ModelSourceError, load_model
 
     try:
         model = load_model("gemb2-mini")
@@ -155,7 +155,7 @@ def test_every_efficientnet_grid_exports_its_video_graph(tmp_path, variant):
     """8x8, 9x9, 9x9, 10x10 feature grids pooled to 2x2 per frame (lite0's 7x7: the default model's test). Random
     EfficientNet weights at each variant's resolution cost seconds per image on a loaded CPU: lite2 (9x9, bins that
     overlap) runs by default, the others with the slow tests."""
-    from gemb2.model.efficientnet import LITE_SIZES
+    from gemb2.model.config import LITE_SIZES
 
     model = _tiny_model(image_stem="efficientnet", image_encoder=variant, image_size=LITE_SIZES[variant].resolution)
     manifest = export_onnx(model, tmp_path / "o", modalities=("video_frames",))
@@ -179,7 +179,7 @@ def test_each_stem_combination_exports_what_it_can(tmp_path, stems, graphs):
 
 def test_text_only_preset_tokenizer_is_plain(tmp_path):
     """all-MiniLM-L6-v2's tokenizer.json pads and truncates to 128; the exported one must not."""
-    from gemb2.model import ModelSourceError, load_model
+    from gemb2.pretrained import ModelSourceError, load_model
 
     try:
         model = load_model("all-MiniLM-L6-v2")

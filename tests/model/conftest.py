@@ -9,7 +9,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from gemb2.model import Gemb2Model, load_model  # noqa: E402
+from gemb2 import load_model  # noqa: E402
+from gemb2.model import Gemb2Model  # noqa: E402
 from gemb2.parts import SAMPLE_RATE, Audio, Image, Text, Video  # noqa: E402
 
 

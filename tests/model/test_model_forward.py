@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gemb2.model import Gemb2Model, load_model, truncate
+from gemb2 import load_model
+from gemb2.model import Gemb2Model, truncate
 from gemb2.model.config import tiny
 from gemb2.parts import SAMPLE_RATE, Audio, Text, Video
 

@@ -1,5 +1,5 @@
 """Stems chosen by the config (patch | efficientnet | none, mel | whisper | none) with random weights,
-gradient checkpointing, and the identity projection. Real pretrained weights: tests/importers/test_assembled.py."""
+gradient checkpointing, and the identity projection. Real pretrained weights: tests/pretrained/test_assembled.py."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from gemb2.model import Gemb2Model, load_pretrained, save_pretrained, tiny
-from gemb2.model.efficientnet_stem import EfficientNetStem
 from gemb2.model.model import identity_projection_
-from gemb2.model.whisper_stem import WhisperStem
+from gemb2.model.stems.efficientnet import EfficientNetStem
+from gemb2.model.stems.whisper import WhisperStem
 from gemb2.parts import SAMPLE_RATE, Audio, Text
 
 PRETRAINED_STEMS = dict(image_stem="efficientnet", image_size=64, audio_stem="whisper", audio_encoder="tiny")
@@ -60,13 +60,14 @@ def test_whisper_stem_tokens_follow_the_audio_length():
 def test_whisper_stem_refuses_weights_of_another_size(tmp_path):
     from safetensors.torch import save_file
 
-    from gemb2.model.whisper import WhisperEncoder, WhisperEncoderConfig
+    from gemb2.model.stems.whisper_encoder import WhisperEncoder, WhisperEncoderConfig
+    from gemb2.pretrained.whisper import load_whisper_stem
 
     base = WhisperEncoder(WhisperEncoderConfig(d_model=128, n_heads=2, n_layers=1))
     save_file({f"model.encoder.{k}": v.contiguous() for k, v in base.state_dict().items()}, str(tmp_path / "model.safetensors"))
     stem = WhisperStem(tiny().replace(audio_stem="whisper", audio_encoder="tiny"))
     with pytest.raises(ValueError, match="d_model=128.*Whisper tiny"):
-        stem.load_encoder(tmp_path)
+        load_whisper_stem(stem, tmp_path)
 
 
 def test_every_modality_through_the_pretrained_stem_architectures(stem_model, media):

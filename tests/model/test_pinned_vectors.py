@@ -45,7 +45,7 @@ def _vectors(tmp_path) -> dict[str, np.ndarray]:
     assert r.returncode == 0, r.stderr
     records, vecs = gemb2.read_shards(str(out))
     found = {f"doc:{Path(rec['path']).relative_to(SAMPLE)}#{rec['segment']}": vecs[i] for i, rec in enumerate(records)}
-    from gemb2.model import load_model
+    from gemb2 import load_model
 
     model = load_model("gemb2-mini")
     q = model.encode(QUERIES, task="query")

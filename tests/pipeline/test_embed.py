@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from gemb2.model import load_model
+from gemb2 import load_model
 from gemb2.pipeline.embed import EmbedOptions, run_embed
 from gemb2.store import LanceStore, ShardStore, read_shards
 from tests.media import mixed_tree, write_image, write_text

@@ -16,7 +16,7 @@ from safetensors.numpy import load_file
 
 from gemb2.data.pool import FileFailed, load_parallel
 from gemb2.data.segments import LoadSpec
-from gemb2.model import load_model
+from gemb2 import load_model
 from gemb2.pipeline.embed import EmbedOptions, run_embed
 from gemb2.pipeline.interrupt import StopSignal
 from gemb2.store import EmbeddedFile, FileRecord, LanceStore, SegmentRow, ShardStore, read_shards

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from gemb2.model import load_model
+from gemb2 import load_model
 from gemb2.pipeline.stdin import LineReader, embed_lines, format_lines
 
 

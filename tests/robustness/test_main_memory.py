@@ -49,7 +49,7 @@ def test_main_process_stays_within_its_bound_on_many_videos(tmp_path):
         write_video(tmp_path / "media" / f"d{i % 3}" / f"v{i:02d}.mp4", seconds=30, fps=4, size=(96, 64), seed=i)
 
     # what any run costs: imports, the model loaded, nothing embedded
-    idle_code = ("import gemb2.pipeline.embed, lancedb, torch, time; from gemb2.model import load_model; "
+    idle_code = ("import gemb2.pipeline.embed, lancedb, torch, time; from gemb2 import load_model; "
                  f"load_model({model!r}); time.sleep(1)")
     _, idle, idle_pid = _peak([sys.executable, "-c", idle_code])
     base = idle[idle_pid]

@@ -6,7 +6,7 @@ Latency under load is a benchmark (benchmarks/query_under_load.py), not asserted
 
 import pytest
 
-from gemb2.model import load_model
+from gemb2 import load_model
 from gemb2.parts import Text
 from gemb2.pipeline.query import query_vector, search
 from gemb2.store import LanceStore

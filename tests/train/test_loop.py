@@ -113,7 +113,7 @@ def test_freeze_text_keeps_text_vectors_exact_while_media_learns(tmp_path):
     text row of the modality embeddings gets no gradient); images move."""
     import numpy as np
 
-    from gemb2.model import load_model
+    from gemb2 import load_model
     from gemb2.train.loop import TrainSettings, train_stage
     from gemb2.train.tasks import TaskSpec
     from tests.media import write_image

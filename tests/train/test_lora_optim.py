@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from gemb2.model import Gemb2Model, load_model, save_pretrained, tiny
+from gemb2 import load_model
+from gemb2.model import Gemb2Model, save_pretrained, tiny
 from gemb2.train.lora import LoRALinear, apply_lora, merged
 from gemb2.train.optim_state import load_optimizer, save_optimizer
 from gemb2.train.schedule import lr_at

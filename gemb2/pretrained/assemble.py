@@ -17,9 +17,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import EFFICIENTNET_VARIANTS, WHISPER_SIZES, ModelConfig
+from gemb2.model.config import (
+    EFFICIENTNET_VARIANTS,
+    GEMINI_DOCUMENT_PROMPT,
+    GEMINI_QUERY_PROMPT,
+    LITE_SIZES,
+    WHISPER_SIZES,
+    ModelConfig,
+)
+from gemb2.model.model import Gemb2Model, identity_projection_
+from gemb2.model.stems.whisper_encoder import N_FRAMES
 
-GEMINI_PROMPTS = {"query_prompt": "task: search result | query: ", "document_prompt": "title: none | text: "}
+from .bert import bert_config, bert_tokenizer, load_bert_weights
+from .efficientnet import load_efficientnet_stem
+from .weights import minilm_folder
+from .whisper import load_whisper_stem
+
+GEMINI_PROMPTS = {"query_prompt": GEMINI_QUERY_PROMPT, "document_prompt": GEMINI_DOCUMENT_PROMPT}
 NO_PROMPTS = {"query_prompt": "", "document_prompt": ""}
 TEXT_ALIASES = ("minilm", "all-minilm-l6-v2")
 IMAGE_CHOICES = tuple(f"efficientnet-{v}" for v in EFFICIENTNET_VARIANTS) + ("patch", "none")
@@ -49,8 +63,6 @@ class Parts:
 def text_folder(text: str) -> Path:
     """The Hugging Face folder of a text part: an alias of an installed carrier, or a folder."""
     if text.lower() in TEXT_ALIASES:
-        from .weights import minilm_folder
-
         return minilm_folder()
     path = Path(text).expanduser()
     if not (path / "config.json").is_file():
@@ -63,16 +75,14 @@ def text_folder(text: str) -> Path:
 
 def assemble_config(parts: Parts) -> tuple[ModelConfig, Path]:
     """The config the parts make, and the text folder. Validates every choice, naming the bad one."""
-    from .bert import bert_config
-
     if parts.image not in IMAGE_CHOICES:
         raise ValueError(f"image part {parts.image!r}: expected one of {', '.join(IMAGE_CHOICES)}")
     if parts.audio not in AUDIO_CHOICES:
         raise ValueError(f"audio part {parts.audio!r}: expected one of {', '.join(AUDIO_CHOICES)}")
     if parts.projection not in ("auto", "identity", "random"):
         raise ValueError(f"projection must be auto, identity or random, got {parts.projection!r}")
-    if parts.audio_tokens < 1 or 3000 % parts.audio_tokens:
-        raise ValueError(f"audio_tokens must divide 3000 (the mel frames of 30 s), got {parts.audio_tokens}")
+    if parts.audio_tokens < 1 or N_FRAMES % parts.audio_tokens:
+        raise ValueError(f"audio_tokens must divide {N_FRAMES} (the mel frames of 30 s), got {parts.audio_tokens}")
     if parts.image_weights and not parts.image.startswith("efficientnet-"):
         raise ValueError(
             f"image weights {parts.image_weights!r} given, but the image part {parts.image!r} has no pretrained encoder"
@@ -92,12 +102,10 @@ def assemble_config(parts: Parts) -> tuple[ModelConfig, Path]:
         "out_dim": dim,
         "matryoshka_dims": tuple(dims),
         "seed": parts.seed,
-        "audio_frames_per_token": 3000 // parts.audio_tokens,
+        "audio_frames_per_token": N_FRAMES // parts.audio_tokens,
         **(GEMINI_PROMPTS if parts.prompts else NO_PROMPTS),
     }
     if parts.image.startswith("efficientnet-"):
-        from .efficientnet import LITE_SIZES
-
         variant = parts.image[len("efficientnet-") :]
         changes |= {
             "image_stem": "efficientnet",
@@ -121,19 +129,16 @@ def assemble_config(parts: Parts) -> tuple[ModelConfig, Path]:
         raise ValueError(f"these parts do not fit together: {e}") from None
 
 
-def assemble(parts: Parts):
+def assemble(parts: Parts) -> Gemb2Model:
     """Build the Gemb2Model the parts describe, with every pretrained part's weights loaded and checked."""
-    from .bert import bert_tokenizer, load_bert_weights
-    from .model import Gemb2Model, identity_projection_
-
     cfg, folder = assemble_config(parts)
     identity = parts.projection == "identity" or (parts.projection == "auto" and cfg.out_dim == cfg.hidden)
     model = Gemb2Model(cfg, bert_tokenizer(folder))
     load_bert_weights(model.backbone, folder)
     if cfg.image_stem == "efficientnet":
-        model.image_stem.load_encoder(parts.image_weights)
+        load_efficientnet_stem(model.image_stem, parts.image_weights)
     if cfg.audio_stem == "whisper":
-        model.audio_stem.load_encoder(parts.audio_weights)
+        load_whisper_stem(model.audio_stem, parts.audio_weights)
     if identity:
         identity_projection_(model)
     return model.eval()

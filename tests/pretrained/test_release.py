@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from gemb2.model import Gemb2Model, load_model, tiny
-from gemb2.model.release import apply_adds, release_folder
+from gemb2 import load_model
+from gemb2.model import Gemb2Model, tiny
+from gemb2.pretrained.release import apply_adds, release_folder
 
 
 def test_set_and_low_rank_updates_are_applied():
@@ -58,7 +59,7 @@ def test_gemb2_mini_is_assembled_from_parts_plus_its_added_weights(mini):
 
 def test_gemb2_mini_embeds_text_exactly_as_all_minilm_l6_v2(mini):
     """Its align stage froze the text path and it has no prompts: text retrieval is MiniLM's to the last digit."""
-    from gemb2.model.weights import minilm_folder
+    from gemb2.pretrained.weights import minilm_folder
 
     texts = ["a small domestic cat", "flag: Kiribati", "def parse(s): return json.loads(s)", "Grüße, 東京"]
     minilm = load_model(str(minilm_folder()))

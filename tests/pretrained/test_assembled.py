@@ -10,9 +10,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from gemb2 import load_model
 from gemb2.cli.main import app
-from gemb2.model import load_model
-from gemb2.model.weights import MissingWeightsError, efficientnet_lite_file, minilm_folder, whisper_ct2_files
+from gemb2.pretrained.weights import MissingWeightsError, efficientnet_lite_file, minilm_folder, whisper_ct2_files
 from tests.cli_run import gemb2
 from tests.media import write_text, write_video, write_wav
 
@@ -91,8 +91,9 @@ def assembled(tmp_path_factory):
 
 @pytest.mark.slow
 def test_assembled_stems_hold_the_reference_weights(assembled):
-    from gemb2.model.efficientnet import load_efficientnet_lite, preprocess
-    from gemb2.model.whisper import WhisperEncoder
+    from gemb2.model.stems.efficientnet_lite import preprocess
+    from gemb2.pretrained.efficientnet import load_efficientnet_lite
+    from gemb2.pretrained.whisper import encoder_from_ct2
 
     m = load_model(str(assembled))
     c = m.config
@@ -102,7 +103,7 @@ def test_assembled_stems_hold_the_reference_weights(assembled):
     x = preprocess(torch.randint(0, 256, (1, 3, 224, 224), dtype=torch.uint8))
     with torch.inference_mode():
         assert torch.allclose(m.image_stem.encoder.forward_features(x), ref_cnn.forward_features(x), atol=1e-5)
-    ref_whisper = WhisperEncoder.from_ct2(whisper_ct2_files("tiny.en"))
+    ref_whisper = encoder_from_ct2(whisper_ct2_files("tiny.en"))
     for name, t in ref_whisper.state_dict().items():
         assert torch.equal(m.audio_stem.encoder.state_dict()[name], t), name
 

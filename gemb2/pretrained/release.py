@@ -3,7 +3,7 @@
 `gemb2-mini` is all-MiniLM-L6-v2 + EfficientNet-Lite0 + Whisper tiny.en (each from its PyPI weight
 package) plus what training added: stem projectors and positions, modality and time embeddings, and
 the backbone's LoRA update stored as low-rank factors (W = W0 + B @ A). The folder
-gemb2/model/assets/<name>/ holds:
+gemb2/pretrained/assets/<name>/ holds:
 
     parts.json            the `assemble.Parts` the pretrained model is built from (seed included)
     config.json           the trained model's ModelConfig (its name is the release's name)
@@ -81,11 +81,12 @@ def write_model_id(folder: str | Path) -> str:
 
 
 def load_release_folder(folder: Path):
-    """load_release for a release folder anywhere (the shipped ones are under gemb2/model/assets/)."""
+    """load_release for a release folder anywhere (the shipped ones are under gemb2/pretrained/assets/)."""
     from safetensors.torch import load_file
 
+    from gemb2.model.config import ModelConfig
+
     from .assemble import Parts, assemble
-    from .config import ModelConfig
 
     parts_doc = json.loads((folder / "parts.json").read_text(encoding="utf-8"))
     if parts_doc.get("matryoshka") is not None:

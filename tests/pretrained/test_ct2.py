@@ -1,4 +1,4 @@
-"""gemb2.model.ct2: our CTranslate2 model.bin reader, against files that CTranslate2 itself writes."""
+"""gemb2.pretrained.ct2: our CTranslate2 model.bin reader, against files that CTranslate2 itself writes."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from gemb2.model.ct2 import Ct2FormatError, read_ct2
-from tests.importers.ct2_writer import ct2_bytes, write_ct2
-from tests.importers.unsafe import write_text
+from gemb2.pretrained.ct2 import Ct2FormatError, read_ct2
+from tests.pretrained.ct2_writer import ct2_bytes, write_ct2
+from tests.pretrained.unsafe import write_text
 
 HAS_CT2 = importlib.util.find_spec("ctranslate2") is not None
 

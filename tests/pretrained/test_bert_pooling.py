@@ -9,8 +9,8 @@ import logging
 
 import pytest
 
-from gemb2.model.bert import bert_config, pooling_modes
-from tests.importers.test_bert import HF_CONFIG
+from gemb2.pretrained.bert import bert_config, pooling_modes
+from tests.pretrained.test_bert import HF_CONFIG
 
 MEAN_CONFIGS = [
     {"word_embedding_dimension": 16, "pooling_mode": "mean", "include_prompt": True},  # sentence-transformers >= 5

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from gemb2.model.release import RELEASES, installed_parts, release_folder, release_model_id
-from gemb2.model.sources import FOLDER_PRESETS, PRESETS, ModelSourceError, load_model, model_source_id
+from gemb2.pretrained.release import RELEASES, installed_parts, release_folder, release_model_id
+from gemb2.pretrained.sources import FOLDER_PRESETS, PRESETS, ModelSourceError, load_model, model_source_id
 from tests.system import has_debian, install_line
 
 
@@ -53,10 +53,10 @@ def _count_modules(code: str) -> dict:
 @pytest.mark.slow
 def test_resolving_the_release_id_builds_no_module():
     _release_with_parts()
-    resolved = _count_modules("from gemb2.model.sources import model_source_id\n"
+    resolved = _count_modules("from gemb2.pretrained.sources import model_source_id\n"
                               "i = model_source_id('gemb2-mini')\n"
                               "print(json.dumps({'id': i, 'modules': built[0]}))\n")
-    loaded = _count_modules("from gemb2.model.sources import load_model\n"
+    loaded = _count_modules("from gemb2.pretrained.sources import load_model\n"
                             "i = load_model('gemb2-mini').model_id\n"
                             "print(json.dumps({'id': i, 'modules': built[0]}))\n")
     assert resolved["id"] == loaded["id"]
@@ -69,7 +69,7 @@ def test_resolving_the_release_id_opens_no_weight_file(tmp_path):
     _release_with_parts()
     from tests.syscalls import opened, weight_files
 
-    code = "from gemb2.model.sources import {f}; print({call})"
+    code = "from gemb2.pretrained.sources import {f}; print({call})"
     for fn, call, expect_weights in (("model_source_id", "model_source_id('gemb2-mini')", False),
                                      ("load_model", "load_model('gemb2-mini').model_id", True)):
         trace = tmp_path / f"{fn}.trace"

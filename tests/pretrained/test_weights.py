@@ -1,4 +1,4 @@
-"""gemb2.model.weights: finding the offline weight packages, and the two safe ways to open weights."""
+"""gemb2.pretrained.weights: finding the offline weight packages, and the two safe ways to open weights."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gemb2.model.weights import (
+from gemb2.pretrained.weights import (
     MissingWeightsError,
     WeightsFileError,
     efficientnet_lite_file,
@@ -17,7 +17,7 @@ from gemb2.model.weights import (
     require_safetensors,
     whisper_ct2_files,
 )
-from tests.importers.unsafe import write_code_pickle, write_custom_pickle, write_text
+from tests.pretrained.unsafe import write_code_pickle, write_custom_pickle, write_text
 
 
 def _installed(module: str) -> bool:
@@ -54,7 +54,7 @@ def test_pickle_that_runs_code_is_refused_and_never_runs(tmp_path):
 
 
 def test_code_pickle_inside_a_torch_zip_is_refused_and_never_runs(tmp_path):
-    from tests.importers.unsafe import _RunsCode
+    from tests.pretrained.unsafe import _RunsCode
 
     marker = tmp_path / "pwned"
     torch.save({"w": _RunsCode(marker)}, tmp_path / "evil.pt")  # a real torch.save zip around it

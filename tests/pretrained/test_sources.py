@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from gemb2.model import ModelSourceError, load_model, model_source_id
-from gemb2.model.sources import FOLDER_PRESETS, resolve
-from gemb2.model.weights import MissingWeightsError, minilm_folder
+from gemb2.pretrained import ModelSourceError, load_model, model_source_id
+from gemb2.pretrained.sources import FOLDER_PRESETS, resolve
+from gemb2.pretrained.weights import MissingWeightsError, minilm_folder
 
 
 def _minilm():

@@ -1,4 +1,4 @@
-"""gemb2.model.fast: the oneDNN inference path gives the vectors of the ordinary path and never leaks into
+"""gemb2.model.onednn: the oneDNN inference path gives the vectors of the ordinary path and never leaks into
 training, LoRA, or export; a weight changed in place is seen at once (no stale packed copy)."""
 
 from __future__ import annotations
@@ -8,12 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from gemb2.model import fast, load_model
-from gemb2.model.weights import MissingWeightsError, minilm_folder
+from gemb2 import load_model
+from gemb2.model import onednn
+from gemb2.pretrained.weights import MissingWeightsError, minilm_folder
 from gemb2.train.lora import apply_lora
-from tests.importers.sentences import varied_sentences
+from tests.pretrained.sentences import varied_sentences
 
-needs_fast = pytest.mark.skipif(not fast.enabled(), reason="no oneDNN fast path on this build / CPU")
+needs_fast = pytest.mark.skipif(not onednn.enabled(), reason="no oneDNN fast path on this build / CPU")
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -32,7 +33,7 @@ def test_fast_path_gives_the_ordinary_paths_vectors_for_every_modality(model, me
     items = media.every_modality() + ["a short text", "a much longer text " * 40]
     assert _taken(model, lambda: model.encode(items)) > 0  # the fast path really ran
     fast_v = model.encode(items)
-    with fast.disabled():
+    with onednn.disabled():
         assert _taken(model, lambda: model.encode(items)) == 0
         slow_v = model.encode(items)
     assert _cos(fast_v, slow_v).min() >= 0.9999
@@ -48,7 +49,7 @@ def test_a_weight_changed_in_place_is_used_at_once():
             layer.intermediate.dense.weight.mul_(-1.5)
             layer.attention.self.value.weight.add_(0.05)
     after = m.encode(["the packed weights must follow the module"])
-    with fast.disabled():
+    with onednn.disabled():
         reference = m.encode(["the packed weights must follow the module"])
     assert _cos(before, after).min() < 0.999  # the change shows ...
     np.testing.assert_allclose(after, reference, atol=1e-5)  # ... exactly as the ordinary path computes it
@@ -66,7 +67,7 @@ def test_training_lora_and_grad_mode_take_the_ordinary_path():
     x = torch.randn(1, 3, m.config.hidden)
     lora_q = m.backbone.encoder.layer[0].attention.self.query
     assert type(lora_q) is not nn.Linear
-    assert not fast.eligible(x, (lora_q,))
+    assert not onednn.eligible(x, (lora_q,))
     with torch.no_grad():
         assert _taken(m, lambda: m(batch)) == 0  # every backbone Linear is wrapped: all ordinary
 
@@ -76,14 +77,14 @@ def test_fast_path_only_for_float32_cpu_inference():
     lin = nn.Linear(8, 4)
     x = torch.randn(2, 8)
     with torch.no_grad():
-        assert fast.eligible(x, (lin,))
-        assert not fast.eligible(x.double(), (lin,))
-        assert not fast.eligible(x.bfloat16(), (lin,))
-        with fast.disabled():
-            assert not fast.eligible(x, (lin,))
-    assert not fast.eligible(x, (lin,))  # grad mode on
+        assert onednn.eligible(x, (lin,))
+        assert not onednn.eligible(x.double(), (lin,))
+        assert not onednn.eligible(x.bfloat16(), (lin,))
+        with onednn.disabled():
+            assert not onednn.eligible(x, (lin,))
+    assert not onednn.eligible(x, (lin,))  # grad mode on
     with torch.no_grad():
-        y = fast.linear(lin, (lin,), x, gelu=True)
+        y = onednn.linear(lin, (lin,), x, gelu=True)
         torch.testing.assert_close(y, torch.nn.functional.gelu(lin(x)), atol=1e-6, rtol=1e-5)
 
 
@@ -97,7 +98,7 @@ def test_minilm_fast_path_matches_the_ordinary_path_on_varied_sentences():
     m = load_model(str(folder))
     texts = varied_sentences(300, seed=7)  # short, long (past 256 tokens), non-ASCII
     fast_v = m.encode(texts, task=None)
-    with fast.disabled():
+    with onednn.disabled():
         slow_v = m.encode(texts, task=None)
     assert _cos(fast_v, slow_v).min() >= 0.9999
 
@@ -146,12 +147,12 @@ def test_onednn_matmul_for_training_is_fp32_exact_and_restores_the_setting():
 
     before = torch.backends.mkldnn.matmul.fp32_precision
     y0, g0 = run()
-    with fast.onednn_matmul() as on:
+    with onednn.onednn_matmul() as on:
         assert on == (torch.backends.mkldnn.matmul.fp32_precision == "bf16")
         y1, g1 = run()
     assert torch.backends.mkldnn.matmul.fp32_precision == before
     torch.testing.assert_close(y1, y0, rtol=1e-5, atol=1e-5)
     for a, b in zip(g1, g0):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)  # sums over 64 rows: fp32 rounding only
-    with fast.disabled(), fast.onednn_matmul() as on:
+    with onednn.disabled(), onednn.onednn_matmul() as on:
         assert on is False and torch.backends.mkldnn.matmul.fp32_precision == before

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from ..config import ModelConfig
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's RGB mean
 STD = (0.26862954, 0.26130258, 0.27577711)  # CLIP's RGB std

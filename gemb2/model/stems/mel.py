@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .audio_features import HOP_LENGTH, audio_token_count, log_mel
-from .config import ModelConfig
+from ..audio_features import HOP_LENGTH, audio_token_count, log_mel
+from ..config import ModelConfig
 
 
 class MelStem(nn.Module):
