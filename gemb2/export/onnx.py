@@ -14,11 +14,12 @@ the task prompt baked in where the model would add one:
     video_frames  frames, times  ->  embedding (B, D): a video window without sound (no audio track, or past
                   its end), and every video of a model without an audio stem
 
-The graphs call the model's own pieces (`image_stem`, `audio_stem`, `Gemb2Model.frame_tokens`,
-`Gemb2Model.head`), so a new stem exports if it traces. Two pieces are swapped while exporting for
-ONNX-friendly equals: torch.stft (the TorchScript exporter has none) by `onnx_log_mel`, the DFT as a strided
-convolution against cos/sin kernels; and adaptive average pooling of a frame's grid (model.pool_grid, 7x7 ->
-2x2 has overlapping bins the exporter cannot convert) by two matmuls with a constant bin matrix.
+The graphs are the model's own pieces (`Gemb2Model.text_tokens`, `image_tokens`, `audio_tokens`, `video_tokens`,
+`sequence`, `head`), so they cannot drift from `forward`, and a new stem exports if it traces. Two of the model's
+functions take an ONNX-friendly form while exporting (torch.onnx.is_in_onnx_export): the STFT of the log-mel
+(audio_features._power_spectrum: a strided convolution against cos/sin kernels) and the adaptive average pooling
+of a frame's grid (model.pool_grid: two matmuls with a constant bin matrix; 7x7 -> 2x2 has overlapping bins the
+exporter cannot convert).
 
 What a client must do before the graphs (decode, resize, resample, sample frames, tokenise) is written in
 manifest.json as numbers and exact rules, taken from gemb2's loaders; tests/export/client.py is a client built
@@ -53,8 +54,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from gemb2.model.model import Gemb2Model, truncate
 
 OPSET = 17
 GRAPHS = ("text", "image", "audio", "video", "video_frames")
@@ -96,120 +98,51 @@ def _signals_as_interrupts(received: list[int]) -> Iterator[None]:
             signal.signal(sig, h)
 
 
-# --- an ONNX-friendly log-mel ---------------------------------------------------------------
-
-
-def onnx_log_mel(samples: torch.Tensor, n_mels: int = 80) -> torch.Tensor:
-    """`log_mel` (Whisper's front end) with the STFT as a convolution: (B, N) -> (B, n_mels, N // 160)."""
-    from gemb2.model.audio_features import HOP_LENGTH, N_FFT, mel_filterbank
-
-    x = samples.float().unsqueeze(1)  # (B, 1, N)
-    x = F.pad(x, (N_FFT // 2, N_FFT // 2), mode="reflect")  # centred frames, as torch.stft(center=True)
-    n = torch.arange(N_FFT, dtype=torch.float64)
-    f = torch.arange(N_FFT // 2 + 1, dtype=torch.float64)
-    window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float64)
-    angle = 2 * torch.pi * f[:, None] * n[None, :] / N_FFT  # (F, n_fft)
-    kernels = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window]).float().unsqueeze(1)  # (2F, 1, n_fft)
-    spec = F.conv1d(x, kernels, stride=HOP_LENGTH)  # (B, 2F, frames + 1)
-    re, im = spec.chunk(2, dim=1)  # (B, F, frames + 1) each
-    power = (re * re + im * im)[..., :-1]  # (B, F, frames): Whisper drops the last frame
-    filters = torch.from_numpy(mel_filterbank(n_mels=n_mels).copy())  # (n_mels, F)
-    mel = torch.matmul(filters, power)  # (B, n_mels, frames)
-    logs = torch.clamp(mel, min=1e-10).log10()
-    peak = logs.amax(dim=(-2, -1), keepdim=True)  # per clip
-    logs = torch.maximum(logs, peak - 8.0)
-    return (logs + 4.0) / 4.0
-
-
-@contextlib.contextmanager
-def _exportable_front_ends() -> Iterator[None]:
-    """Swap `log_mel` for `onnx_log_mel` in the stems that import it, for the duration of an export."""
-    import importlib
-
-    patched = []
-    for name in ("gemb2.model.stems.mel", "gemb2.model.stems.whisper"):
-        try:
-            mod = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(mod, "log_mel"):
-            patched.append((mod, mod.log_mel))
-            mod.log_mel = onnx_log_mel
-    try:
-        yield
-    finally:
-        for mod, fn in patched:
-            mod.log_mel = fn
-
-
 # --- the graphs ------------------------------------------------------------------------------
 
 
 class _Graph(nn.Module):
-    """What every graph shares: constant token ids around media tokens, the model's head, Matryoshka."""
+    """What every graph shares: the model's head and Matryoshka prefix on input embeddings the model made."""
 
-    def __init__(self, model, dim: int, prefix: list[int] = (), sep: int = 0):
+    def __init__(self, model: Gemb2Model, dim: int):
         super().__init__()
-        self.m, self.dim, self.prefix, self.sep = model, dim, list(prefix), sep
-        self.limit = model.config.max_positions - 1  # the model's sequence cut; the last position is [SEP]
+        self.m, self.dim = model, dim
 
-    def finish(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, T, H), (B, T) bool -> (B, dim)
-        v = self.m.head(x, mask)  # (B, out_dim)
-        return v if self.dim == v.shape[-1] else F.normalize(v[:, : self.dim], dim=-1)  # (B, dim)
-
-    def wrap(self, ids: list[int], B: int) -> torch.Tensor:  # constant token ids -> (B, len, H), typed text
-        t = torch.tensor(ids, dtype=torch.long)
-        e = self.m.backbone.embeddings.word_embeddings(t) + self.m.modality_embeddings(torch.zeros_like(t))
-        return e.unsqueeze(0).expand(B, -1, -1)
-
-    def typed(self, tokens: torch.Tensor, kind: str) -> torch.Tensor:  # (B, m, H) media tokens + their type
-        from gemb2.model.model import KINDS
-
-        return tokens + self.m.modality_embeddings.weight[KINDS[kind]]
-
-    def media(self, B: int, parts: list[torch.Tensor]) -> torch.Tensor:
-        """[CLS] prompt parts..., cut to max_positions - 1 as the model cuts, + [SEP] -> (B, T) embedding."""
-        x = torch.cat([self.wrap(self.prefix, B), *parts], dim=1)[:, : self.limit]  # (B, <= limit, H)
-        x = torch.cat([x, self.wrap([self.sep], B)], dim=1)  # (B, T, H)
-        return self.finish(x, torch.ones(x.shape[:2], dtype=torch.bool))
+    def vector(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, H) input embeddings, (B, T) bool (None: every position real) -> (B, dim)."""
+        mask = torch.ones(x.shape[:2], dtype=torch.bool) if mask is None else mask
+        return truncate(self.m.head(x, mask), self.dim)  # (B, dim)
 
 
 class TextGraph(_Graph):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        mask = attention_mask > 0  # (B, T)
-        x = self.typed(self.m.backbone.embeddings.word_embeddings(input_ids), "text")  # (B, T, H)
-        return self.finish(x, mask)
+        return self.vector(self.m.text_tokens(input_ids), attention_mask > 0)
 
 
 class ImageGraph(_Graph):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.media(pixels.shape[0], [self.typed(self.m.image_stem(pixels), "image")])  # (B, k, H) tokens
+        return self.vector(self.m.sequence([self.m.image_tokens(pixels)]))
 
 
 class AudioGraph(_Graph):
     def forward(self, samples: torch.Tensor) -> torch.Tensor:
-        return self.media(samples.shape[0], [self.typed(self.m.audio_stem(samples), "audio")])  # (B, m, H) tokens
+        return self.vector(self.m.sequence([self.m.audio_tokens(samples)]))
 
 
 class VideoGraph(_Graph):
-    """Frames through the image stem, pooled per frame + their time embedding (`frame_tokens`), then the audio track."""
+    """Every video's frames through `video_tokens` (pooled grid + time embedding), then its audio track."""
 
     def frames(self, frames: torch.Tensor, times: torch.Tensor) -> torch.Tensor:  # -> (B, F * r, H)
-        cfg, m = self.m.config, self.m
-        B = frames.shape[0]
-        f = m.image_stem(frames.flatten(0, 1))  # (B*F, k, H)
-        buckets = torch.clamp(torch.floor(times / cfg.time_bucket_s), 0, cfg.max_time_buckets - 1).long()  # (B, F)
-        f = m.frame_tokens(f, buckets.reshape(-1))  # (B*F, r, H)
-        return self.typed(f.reshape(B, -1, f.shape[-1]), "video")
+        f = self.m.video_tokens(frames.flatten(0, 1), times.reshape(-1))  # (B*F, r, H)
+        return f.reshape(frames.shape[0], -1, f.shape[-1])
 
     def forward(self, frames: torch.Tensor, times: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
-        a = self.typed(self.m.audio_stem(samples), "audio")  # (B, m, H)
-        return self.media(frames.shape[0], [self.frames(frames, times), a])
+        return self.vector(self.m.sequence([self.frames(frames, times), self.m.audio_tokens(samples)]))
 
 
 class SilentVideoGraph(VideoGraph):
-    def forward(self, frames: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-        return self.media(frames.shape[0], [self.frames(frames, times)])
+    def forward(self, frames: torch.Tensor, times: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self.vector(self.m.sequence([self.frames(frames, times)]))
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -282,8 +215,7 @@ def _write(model, folder: Path, dim: int, names: tuple[str, ...], received: list
     cfg = model.config
     tok = model.tokenizer
     model = model.eval().float().cpu()
-    doc_prompt = tok.encode(cfg.document_prompt) if cfg.document_prompt else []
-    prefix = [tok.cls_id] + doc_prompt[: cfg.max_text_tokens - 2]
+    prefix = model.layout.prefix("document")
     spt = model.audio_stem.samples_per_token if model.audio_stem is not None else 0
     S = cfg.image_size
 
@@ -309,20 +241,20 @@ def _write(model, folder: Path, dim: int, names: tuple[str, ...], received: list
             {"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"}},
         ),
         "image": (
-            ImageGraph(model, dim, prefix, tok.sep_id),
+            ImageGraph(model, dim),
             (pixels(2, seed=0),),
             ["pixels"],
             {"pixels": {0: "batch"}},
         ),
-        "audio": (AudioGraph(model, dim, prefix, tok.sep_id), lambda: (audio(2, 1.0, 0),), ["samples"], samples_axes),
+        "audio": (AudioGraph(model, dim), lambda: (audio(2, 1.0, 0),), ["samples"], samples_axes),
         "video": (
-            VideoGraph(model, dim, prefix, tok.sep_id),
+            VideoGraph(model, dim),
             lambda: (pixels(2, 1, seed=0), torch.tensor([[1.0]] * 2), audio(2, 1.0, 0)),
             ["frames", "times", "samples"],
             video_axes | samples_axes,
         ),
         "video_frames": (
-            SilentVideoGraph(model, dim, prefix, tok.sep_id),
+            SilentVideoGraph(model, dim),
             (pixels(2, 1, seed=0), torch.tensor([[1.0]] * 2)),
             ["frames", "times"],
             video_axes,
@@ -345,7 +277,7 @@ def _write(model, folder: Path, dim: int, names: tuple[str, ...], received: list
         module, args, inputs, axes = plans[name]
         path = folder / f"{name}.onnx"
         try:
-            with torch.no_grad(), _exportable_front_ends(), warnings.catch_warnings():
+            with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # tracer notes on shape checks that are constant for these inputs
                 torch.onnx.export(
                     module,
@@ -633,15 +565,8 @@ def _manifest(model, dim: int, prefix: list[int], spt: int, graphs: dict, skippe
     return manifest
 
 
-def text_inputs(model, texts: list[str], task: str | None = "document") -> tuple[np.ndarray, np.ndarray]:
-    """What the manifest says to feed the text graph, for `texts`: (input_ids, attention_mask) int64 (B, T)."""
-    cfg, tok = model.config, model.tokenizer
-    prompt = {"query": cfg.query_prompt, "document": cfg.document_prompt, None: ""}[task]
-    p = (tok.encode(prompt) if prompt else [])[: cfg.max_text_tokens - 2]
-    rows = [([tok.cls_id] + p + tok.encode(t))[: cfg.max_text_tokens - 1] + [tok.sep_id] for t in texts]
-    T = max(len(r) for r in rows)
-    ids = np.full((len(rows), T), tok.pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), T), dtype=np.int64)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)], mask[i, : len(r)] = r, 1
-    return ids, mask
+def text_inputs(model: Gemb2Model, texts: list[str], task: str | None = "document") -> tuple[np.ndarray, np.ndarray]:
+    """What the manifest says to feed the text graph, for `texts`: (input_ids, attention_mask) int64 (B, T). The
+    model's own layout makes them (a text item's row is exactly the manifest's rule)."""
+    batch = model.collate(texts, task)
+    return batch.input_ids.numpy(), batch.mask.long().numpy()

@@ -16,6 +16,7 @@ from functools import cache
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..parts import SAMPLE_RATE
 
@@ -71,18 +72,45 @@ def log_mel(samples: torch.Tensor, n_mels: int = 80) -> torch.Tensor:
         raise ValueError(f"log_mel expects (N,) or (B, N) samples, got shape {tuple(samples.shape)}")
     if samples.shape[-1] <= N_FFT // 2:
         raise ValueError(f"log_mel needs more than {N_FFT // 2} samples, got {samples.shape[-1]}")
-    x = samples.float()
-    window = torch.hann_window(N_FFT, periodic=True, device=x.device)
-    stft = torch.stft(
-        x, N_FFT, HOP_LENGTH, window=window, center=True, pad_mode="reflect", return_complex=True
-    )  # (..., F, frames + 1)
-    power = stft[..., :-1].abs() ** 2  # (..., F, frames)
-    filters = torch.from_numpy(mel_filterbank(n_mels=n_mels).copy()).to(x.device)  # (n_mels, F)
+    power = _power_spectrum(samples.float())  # (..., F, frames)
+    filters = torch.from_numpy(mel_filterbank(n_mels=n_mels).copy()).to(power.device)  # (n_mels, F)
     mel = filters @ power  # (..., n_mels, frames)
     logs = torch.clamp(mel, min=1e-10).log10()
     peak = logs.amax(dim=(-2, -1), keepdim=True)  # per clip
     logs = torch.maximum(logs, peak - 8.0)
     return (logs + 4.0) / 4.0
+
+
+def _power_spectrum(x: torch.Tensor) -> torch.Tensor:
+    """|STFT|^2 without its last frame (Whisper drops it): (..., N) float32 -> (..., 1 + N_FFT // 2, N // HOP_LENGTH).
+
+    While exporting to ONNX, the same spectrum as a strided convolution against cos/sin kernels (a DFT of each
+    centred, Hann-windowed frame): the TorchScript exporter has no complex STFT. The two agree to float rounding
+    (tests/export/test_traceable.py); only the export takes the convolution.
+    """
+    if torch.onnx.is_in_onnx_export():
+        return _dft_power(x)
+    window = torch.hann_window(N_FFT, periodic=True, device=x.device)
+    stft = torch.stft(
+        x, N_FFT, HOP_LENGTH, window=window, center=True, pad_mode="reflect", return_complex=True
+    )  # (..., F, frames + 1)
+    return stft[..., :-1].abs() ** 2  # (..., F, frames)
+
+
+def _dft_power(x: torch.Tensor) -> torch.Tensor:
+    """`_power_spectrum` as a convolution: (..., N) -> (..., F, N // HOP_LENGTH)."""
+    lead = x.shape[:-1]
+    x = x.reshape(-1, 1, x.shape[-1])  # (B, 1, N)
+    x = F.pad(x, (N_FFT // 2, N_FFT // 2), mode="reflect")  # centred frames, as torch.stft(center=True)
+    n = torch.arange(N_FFT, dtype=torch.float64)
+    f = torch.arange(N_FFT // 2 + 1, dtype=torch.float64)
+    window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float64)
+    angle = 2 * torch.pi * f[:, None] * n[None, :] / N_FFT  # (F, n_fft)
+    kernels = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window]).float().unsqueeze(1)  # (2F, 1, n_fft)
+    spec = F.conv1d(x, kernels.to(x.device), stride=HOP_LENGTH)  # (B, 2F, frames + 1)
+    re, im = spec.chunk(2, dim=1)  # (B, F, frames + 1) each
+    power = (re * re + im * im)[..., :-1]  # (B, F, frames)
+    return power.reshape(*lead, *power.shape[1:])
 
 
 def audio_token_count(n_samples: int, samples_per_token: int, max_tokens: int) -> int:

@@ -13,9 +13,15 @@ Video: frames go through the image stem; each frame's patch grid is average-pool
 `video_tokens_per_frame` tokens, plus a learned temporal embedding of the frame's time bucket;
 the video's audio track follows its frames through the audio stem (tokens typed "audio").
 
-Truncation: the text of an item (with [CLS], [SEP] and the prompt) gets `max_text_tokens`, spent
-in part order; the whole sequence is cut to `max_positions` (the last position is [SEP]).
-Audio longer than `audio_window_s` is cut to its first window (the loaders already cut windows).
+The layout (layout.py) turns items into sequences and batches: token ids, and slots where the media
+tokens go; truncation to `max_text_tokens` and `max_positions` happens there. The forward pass is in
+pieces that the ONNX export (gemb2/export) calls too, so the graphs compute what `forward` computes:
+
+    forward(batch) = head(embed(batch), mask)
+    embed          = text_tokens(ids), with image_tokens / video_tokens / audio_tokens put at their slots
+    sequence       = the same input embeddings for items of one shape, by concatenation (what the export traces)
+    video_tokens   = frame_tokens(image stem(frames), times): grid pooled (pool_grid), + time embedding
+    head           = backbone -> mean over real tokens -> projection -> L2 normalise
 
 Stems (stems.py): a model without an image stem refuses images and videos, one without an audio
 stem refuses audio and embeds a video from its frames alone (`config.modalities` says what fits).
@@ -26,73 +32,28 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from typing import overload
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..parts import SAMPLE_RATE, Audio, Image, Item, Part, Text, Video, as_item, fit_image
+from ..parts import Item, Part, as_item
 from .backbone import Backbone
 from .config import ModelConfig
+from .layout import KINDS, Batch, Layout
 from .stems import build_audio_stem, build_image_stem
 from .tokenizer import TextTokenizer
 
-KINDS = {"text": 0, "image": 1, "audio": 2, "video": 3}  # rows of the modality-type embedding
-TASKS = ("query", "document", None)
 STEM_CHUNK = 8  # on a CPU, encode runs the media stems on at most this many images / frames / audio windows at once
 MAX_MEDIA = {"cpu": 64, "cuda": 1024}  # images + video frames per forward call of encode (device type -> count)
 
 
-@dataclass
-class Batch:
-    """A collated batch, ready for `Gemb2Model.forward`. Slots are flat positions b * T + t, -1 = truncated."""
-
-    input_ids: torch.Tensor  # (B, T) long: word ids; [PAD] at media and padding positions
-    kinds: torch.Tensor  # (B, T) long: modality-type per position
-    mask: torch.Tensor  # (B, T) bool: True = a real token
-    images: torch.Tensor  # (Ni, 3, S, S) uint8
-    image_slots: torch.Tensor  # (Ni, k) long
-    frames: torch.Tensor  # (Nf, 3, S, S) uint8: every video's frames, video after video
-    frame_buckets: torch.Tensor  # (Nf,) long: temporal bucket of each frame
-    frame_slots: torch.Tensor  # (Nf, r) long
-    audio: tuple[torch.Tensor, ...]  # groups of equal length: (n_g, N_g) float32 samples
-    audio_slots: tuple[torch.Tensor, ...]  # (n_g, N_g / samples_per_token) long
-
-    def __len__(self) -> int:
-        return self.input_ids.shape[0]
-
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        def move(v):
-            if isinstance(v, tuple):
-                return tuple(t.to(device, non_blocking=non_blocking) for t in v)
-            return v.to(device, non_blocking=non_blocking)
-
-        return Batch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
-
-    def pin_memory(self) -> Batch:
-        """A copy in page-locked memory, so that `to(cuda, non_blocking=True)` overlaps with compute."""
-
-        def pin(v):
-            return tuple(t.pin_memory() for t in v) if isinstance(v, tuple) else v.pin_memory()
-
-        return Batch(**{f.name: pin(getattr(self, f.name)) for f in fields(self)})
-
-
-@dataclass
-class _Plan:
-    """One item laid out as pieces (before pixels are resized); `length` is its sequence length."""
-
-    pieces: list  # ("ids", list[int]) | ("image", pixels) | ("audio", samples) | ("video", frames, times, audio)
-    length: int
-
-    @property
-    def media(self) -> int:
-        """Images and video frames: what the image stem runs on."""
-        return sum(1 if p[0] == "image" else len(p[1]) if p[0] == "video" else 0 for p in self.pieces)
-
-
+@overload
+def truncate(vectors: torch.Tensor, dim: int) -> torch.Tensor: ...
+@overload
+def truncate(vectors: np.ndarray, dim: int) -> np.ndarray: ...
 def truncate(vectors: np.ndarray | torch.Tensor, dim: int) -> np.ndarray | torch.Tensor:
     """Matryoshka: the first `dim` coordinates, re-normalised to unit length. (..., D) -> (..., dim)."""
     if isinstance(vectors, torch.Tensor):
@@ -124,14 +85,12 @@ class Gemb2Model(nn.Module):
             self.projection = nn.Linear(cfg.hidden, cfg.out_dim)
             nn.init.normal_(self.projection.weight, std=cfg.hidden**-0.5)
             nn.init.zeros_(self.projection.bias)
-        tok = self.tokenizer
-        self._prompt_ids = {
-            "query": tok.encode(cfg.query_prompt),
-            "document": tok.encode(cfg.document_prompt),
-            None: [],
-        }
+        image, audio = self.image_stem, self.audio_stem
+        self._grid = int(getattr(image, "grid", 0))  # an image stem's tokens are a grid x grid grid
+        spt = int(getattr(audio, "samples_per_token", 0)) or None
+        self.layout = Layout(cfg, self.tokenizer, images=image is not None, samples_per_token=spt)
         self._frame_side = int(round(cfg.video_tokens_per_frame**0.5))
-        self._id_cache: tuple | None = None
+        self._id_cache: tuple[tuple[object, ...], str] | None = None
 
     # --- identity and placement ------------------------------------------------------------
 
@@ -143,8 +102,7 @@ class Gemb2Model(nn.Module):
     def model_id(self) -> str:
         """f"{config.name}@{digest}": the digest hashes the config, the tokenizer and every weight.
 
-        Hashing reads every weight (about 0.1 s for a MiniLM-sized model); the result is cached
-        until a weight changes.
+        Hashing reads every weight (timed in BENCHMARKS.md); the result is cached until a weight changes.
         """
         state = self.state_dict()
         key = tuple((k, v._version, v.data_ptr(), v.device.type, v.dtype) for k, v in state.items())
@@ -152,187 +110,96 @@ class Gemb2Model(nn.Module):
             self._id_cache = (key, f"{self.config.name}@{weights_digest(self.config, self.tokenizer, state)}")
         return self._id_cache[1]
 
-    # --- collation ---------------------------------------------------------------------------
+    # --- collation (layout.py) -----------------------------------------------------------------
 
     def collate(self, items: Sequence[Item | Part | str], task: str | None = "document") -> Batch:
         """Items (or single parts, or strings) -> a Batch of CPU tensors. task: "query", "document" or None."""
-        return self._collate_plans(self._plan_many([as_item(x) for x in items], task))
+        return self.layout.collate(self.layout.plan_many([as_item(x) for x in items], task))
 
-    def _plan_many(self, items: Sequence[tuple[Part, ...]], task: str | None) -> list[_Plan]:
-        if task not in TASKS:
-            raise ValueError(f"task must be 'query', 'document' or None, got {task!r}")
-        texts = [p.text for parts in items for p in parts if isinstance(p, Text)]
-        ids = iter(self.tokenizer.encode_batch(texts) if texts else [])
-        return [self._plan(parts, [next(ids) for p in parts if isinstance(p, Text)], task) for parts in items]
-
-    def _plan(self, parts: tuple[Part, ...], text_ids: list[list[int]], task: str | None) -> _Plan:
-        cfg, tok = self.config, self.tokenizer
-        text_budget = cfg.max_text_tokens - 2  # [CLS] and [SEP]
-        prompt = self._prompt_ids[task][:text_budget]
-        text_budget -= len(prompt)
-        pieces: list = [("ids", [tok.cls_id] + prompt)]
-        length = 1 + len(prompt)
-        next_ids = iter(text_ids)
-        for p in parts:
-            if isinstance(p, Text):
-                ids = next(next_ids)[:text_budget]
-                text_budget -= len(ids)
-                pieces.append(("ids", ids))
-                length += len(ids)
-            elif isinstance(p, (Image, Video)) and self.image_stem is None:
-                raise ValueError(
-                    f"this model has no image stem (image_stem='none'): it embeds "
-                    f"{', '.join(cfg.modalities)}, not {type(p).__name__.lower()}"
-                )
-            elif isinstance(p, Audio) and self.audio_stem is None:
-                raise ValueError(
-                    f"this model has no audio stem (audio_stem='none'): it embeds "
-                    f"{', '.join(cfg.modalities)}, not audio"
-                )
-            elif isinstance(p, Image):
-                pieces.append(("image", p.pixels))
-                length += cfg.image_tokens
-            elif isinstance(p, Audio):
-                samples = self._fit_audio(p.samples)
-                pieces.append(("audio", samples))
-                length += len(samples) // self.audio_stem.samples_per_token
-            elif isinstance(p, Video):
-                frames, times = p.frames, p.times
-                if len(frames) > cfg.max_frames:  # keep max_frames, evenly spaced
-                    keep = np.linspace(0, len(frames) - 1, cfg.max_frames).round().astype(int)
-                    frames, times = frames[keep], times[keep]
-                has_track = p.audio is not None and self.audio_stem is not None
-                samples = self._fit_audio(p.audio.samples) if has_track else None
-                pieces.append(("video", frames, times, samples))
-                length += len(frames) * cfg.video_tokens_per_frame
-                if samples is not None:
-                    length += len(samples) // self.audio_stem.samples_per_token
-            else:
-                raise TypeError(f"unknown part type {type(p).__name__}")
-        return _Plan(pieces, min(length, cfg.max_positions - 1) + 1)  # + [SEP]
-
-    def _fit_audio(self, samples: np.ndarray) -> np.ndarray:
-        """Cut to the first window, zero-pad to whole tokens (at least one token)."""
-        window = int(round(self.config.audio_window_s * SAMPLE_RATE))
-        s = samples[:window]
-        per = self.audio_stem.samples_per_token
-        n = max(1, -(-len(s) // per)) * per
-        return np.pad(s, (0, n - len(s))) if n != len(s) else s
-
-    def _collate_plans(self, plans: Sequence[_Plan]) -> Batch:
-        cfg, tok = self.config, self.tokenizer
-        B, T = len(plans), max((p.length for p in plans), default=2)
-        limit = cfg.max_positions - 1  # the last position is kept for [SEP]
-        input_ids = torch.full((B, T), tok.pad_id, dtype=torch.long)
-        kinds = torch.zeros((B, T), dtype=torch.long)
-        mask = torch.zeros((B, T), dtype=torch.bool)
-        images, image_slots, frames, buckets, frame_slots = [], [], [], [], []
-        audio_groups: dict[int, tuple[list, list]] = {}  # samples length -> (samples, slots)
-
-        for b, plan in enumerate(plans):
-            t = 0
-
-            def slots(n: int, kind: str) -> list[int]:  # claim n positions; -1 past the limit
-                nonlocal t
-                s = [b * T + i if i < limit else -1 for i in range(t, t + n)]
-                kinds[b, t : min(t + n, limit)] = KINDS[kind]
-                t += n
-                return s
-
-            def add_audio(samples: np.ndarray) -> None:
-                group = audio_groups.setdefault(len(samples), ([], []))
-                group[0].append(samples)
-                group[1].append(slots(len(samples) // self.audio_stem.samples_per_token, "audio"))
-
-            for piece in plan.pieces:
-                if piece[0] == "ids":
-                    ids = piece[1][: max(0, limit - t)]
-                    input_ids[b, t : t + len(ids)] = torch.tensor(ids, dtype=torch.long)
-                    t += len(ids)
-                elif piece[0] == "image":
-                    images.append(fit_image(piece[1], cfg.image_size))
-                    image_slots.append(slots(cfg.image_tokens, "image"))
-                elif piece[0] == "video":
-                    _, fr, times, samples = piece
-                    for f, time in zip(fr, times):
-                        frames.append(fit_image(f, cfg.image_size))
-                        buckets.append(min(max(int(time // cfg.time_bucket_s), 0), cfg.max_time_buckets - 1))
-                        frame_slots.append(slots(cfg.video_tokens_per_frame, "video"))
-                    if samples is not None:
-                        add_audio(samples)
-                else:  # "audio"
-                    add_audio(piece[1])
-            end = min(t, limit)
-            input_ids[b, end] = tok.sep_id
-            mask[b, : end + 1] = True
-            if end + 1 != plan.length:  # _plan and this loop must agree
-                raise RuntimeError(f"internal: planned {plan.length} tokens, laid out {end + 1}")
-
-        S, k, r = cfg.image_size, cfg.image_tokens, cfg.video_tokens_per_frame
-
-        def pixels(arrays: list) -> torch.Tensor:  # list of (S, S, 3) uint8 -> (N, 3, S, S) uint8
-            if not arrays:
-                return torch.zeros((0, 3, S, S), dtype=torch.uint8)
-            return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-
-        def slot_tensor(rows: list, width: int) -> torch.Tensor:
-            return torch.tensor(rows, dtype=torch.long).view(len(rows), width)
-
-        lengths = sorted(audio_groups)
-        return Batch(
-            input_ids=input_ids,
-            kinds=kinds,
-            mask=mask,
-            images=pixels(images),
-            image_slots=slot_tensor(image_slots, k),
-            frames=pixels(frames),
-            frame_buckets=torch.tensor(buckets, dtype=torch.long),
-            frame_slots=slot_tensor(frame_slots, r),
-            audio=tuple(torch.from_numpy(np.stack(audio_groups[n][0]).astype(np.float32)) for n in lengths),
-            audio_slots=tuple(slot_tensor(audio_groups[n][1], n // self.audio_stem.samples_per_token) for n in lengths),
-        )
-
-    # --- the forward pass ----------------------------------------------------------------
+    # --- the forward pass: input embeddings, then the head ----------------------------------------
 
     def forward(self, batch: Batch, *, stem_chunk: int | None = None) -> torch.Tensor:
         """Batch -> (B, out_dim) L2-normalised embeddings. Differentiable (training calls this).
 
         `stem_chunk`: run the image and audio stems on at most this many images, frames or audio windows
-        at a time (`encode` does on a CPU, to bound activation memory: EfficientNet-Lite0 at 224 px needs
-        ~16 MB per image); None runs each stem once on all of them. The stems treat items independently,
-        so the vectors are the same either way (to float rounding).
+        at a time (`encode` does on a CPU, to bound activation memory); None runs each stem once on all of
+        them. The stems treat items independently, so the vectors are the same either way (to float rounding).
         """
+        return self.head(self.embed(batch, stem_chunk=stem_chunk), batch.mask)  # (B, out_dim)
+
+    def embed(self, batch: Batch, *, stem_chunk: int | None = None) -> torch.Tensor:
+        """The typed input embeddings of a collated batch: text tokens at their positions, each media token at
+        its slot (the ones truncation cut off dropped). -> (B, T, H)."""
         B, T = batch.input_ids.shape
-        x = self.backbone.embeddings.word_embeddings(batch.input_ids)  # (B, T, H)
+        x = self.text_tokens(batch.input_ids)  # (B, T, H); media positions are overwritten
         H = x.shape[-1]
         tokens, slots = [], []  # media tokens and where they go
         if len(batch.images):
-            tokens.append(_chunked(self.image_stem, batch.images, stem_chunk).reshape(-1, H))  # (Ni * k, H)
+            tokens.append(self.image_tokens(batch.images, stem_chunk).reshape(-1, H))  # (Ni * k, H)
             slots.append(batch.image_slots.reshape(-1))
         if len(batch.frames):
-            f = self.frame_tokens(
-                _chunked(self.image_stem, batch.frames, stem_chunk), batch.frame_buckets
-            )  # (Nf, r, H)
-            tokens.append(f.reshape(-1, H))
+            tokens.append(self.video_tokens(batch.frames, batch.frame_times, stem_chunk).reshape(-1, H))  # (Nf * r, H)
             slots.append(batch.frame_slots.reshape(-1))
         for samples, s in zip(batch.audio, batch.audio_slots):
-            tokens.append(_chunked(self.audio_stem, samples, stem_chunk).reshape(-1, H))  # (n_g * m_g, H)
+            tokens.append(self.audio_tokens(samples, stem_chunk).reshape(-1, H))  # (n_g * m_g, H)
             slots.append(s.reshape(-1))
         if tokens:
-            tok, idx = torch.cat(tokens).to(x.dtype), torch.cat(slots)
+            tok, idx = torch.cat(tokens), torch.cat(slots)
             keep = idx >= 0  # drop the tokens truncation cut off
             x = x.reshape(B * T, H).index_put((idx[keep],), tok[keep]).view(B, T, H)
-        x = x + self.modality_embeddings(batch.kinds)  # (B, T, H)
-        return self.head(x, batch.mask)  # (B, out_dim)
+        return x
 
-    def frame_tokens(self, grid_tokens: torch.Tensor, buckets: torch.Tensor) -> torch.Tensor:
+    def sequence(self, media: Sequence[torch.Tensor], task: str | None = "document") -> torch.Tensor:
+        """The typed input embeddings of B items of one shape, laid out without collation: [CLS] and the prompt,
+        the `media` tokens (each (B, n_i, H), from `image_tokens` / `audio_tokens` / `video_tokens`) in order, cut
+        as the layout cuts, [SEP] -> (B, T, H), every position real. `embed(collate(items))` gives the same; the
+        ONNX export traces this (sizes vary there, so it cannot run the layout's Python)."""
+        B = media[0].shape[0]
+        ids = torch.tensor(self.layout.prefix(task), dtype=torch.long)
+        x = torch.cat([self.text_tokens(ids).expand(B, -1, -1), *media], dim=1)[:, : self.layout.limit]
+        sep = self.text_tokens(torch.tensor([self.tokenizer.sep_id], dtype=torch.long)).expand(B, -1, -1)
+        return torch.cat([x, sep], dim=1)  # (B, T, H)
+
+    def text_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Word embeddings, typed as text. (..., T) long -> (..., T, H)."""
+        return self.typed(self.backbone.embeddings.word_embeddings(input_ids), "text")
+
+    def image_tokens(self, pixels: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """Images through the image stem, typed. (N, 3, S, S) uint8 -> (N, k, H)."""
+        return self.typed(_chunked(_need(self.image_stem), pixels, chunk), "image")
+
+    def audio_tokens(self, samples: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """Audio windows of one length through the audio stem, typed. (n, N) float32 -> (n, N / samples_per_token, H)."""
+        return self.typed(_chunked(_need(self.audio_stem), samples, chunk), "audio")
+
+    def video_tokens(self, frames: torch.Tensor, times: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """Video frames through the image stem as `frame_tokens`, typed. (Nf, 3, S, S) uint8, (Nf,) s -> (Nf, r, H)."""
+        return self.typed(self.frame_tokens(_chunked(_need(self.image_stem), frames, chunk), times), "video")
+
+    def typed(self, tokens: torch.Tensor, kind: str) -> torch.Tensor:
+        """Tokens (..., H) plus the modality-type embedding of `kind` (a key of layout.KINDS)."""
+        w = self.modality_embeddings.weight
+        return tokens.to(w.dtype) + w[KINDS[kind]]
+
+    def frame_tokens(self, grid_tokens: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """A video's frames as tokens: each frame's image-stem grid average-pooled to `video_tokens_per_frame`
-        cells, plus the time embedding of its bucket. (Nf, k, H), (Nf,) long -> (Nf, r, H)."""
-        H, g = grid_tokens.shape[-1], self.image_stem.grid
+        cells, plus the time embedding of its bucket. (Nf, k, H), (Nf,) seconds -> (Nf, r, H)."""
+        H, g = grid_tokens.shape[-1], self._grid
         f = grid_tokens.transpose(1, 2).reshape(-1, H, g, g)  # (Nf, H, g, g)
         f = pool_grid(f, self._frame_side)  # (Nf, H, r_side, r_side)
         f = f.flatten(2).transpose(1, 2)  # (Nf, r, H)
-        return f + self.time_embeddings(buckets)[:, None, :]  # (Nf, r, H)
+        return f + self.time_embeddings(self.time_buckets(times))[:, None, :]  # (Nf, r, H)
+
+    def time_buckets(self, times: torch.Tensor) -> torch.Tensor:
+        """Each frame's row of the time embedding: floor(time / time_bucket_s), clamped to 0 .. max_time_buckets - 1.
+        The floor is Python's and numpy's floor division of float32 values (exact, through fmod), written in ops the
+        ONNX export traces. (Nf,) float -> (Nf,) long."""
+        cfg = self.config
+        t = times.float()
+        div = (t - torch.fmod(t, cfg.time_bucket_s)) / cfg.time_bucket_s  # a whole number, up to rounding
+        q = torch.floor(div)
+        q = q + (div - q > 0.5).to(q.dtype)
+        return q.clamp(0, cfg.max_time_buckets - 1).long()
 
     def head(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Typed input embeddings -> the vector: backbone, mean over real tokens, projection, L2 normalise.
@@ -373,10 +240,10 @@ class Gemb2Model(nn.Module):
         Runs in eval mode under inference_mode. Items are tokenized in bulk, sorted by sequence length and
         cut into batches of at most `batch_size` items and `max_tokens` padded positions (defaults: 32 items
         on a CPU; 1024 items / 65,536 positions on a GPU, where small batches starve it). `precision`:
-        "auto" (fp16 autocast on a GPU, fp32 elsewhere), "fp32", "fp16" or "bf16" (bf16 autocast on a CPU
-        is ~2.4x faster on all-MiniLM-L6-v2 with avx512_bf16, min cosine 0.99993 to fp32 over 1,500 varied
-        sentences; fp32 is exact). On a GPU, batches go through pinned memory with non-blocking copies and the vectors stay on the device until one copy at the end,
-        so the CPU collates the next batch while the GPU runs this one. `device` moves the model there first.
+        "auto" (fp16 autocast on a GPU, fp32 elsewhere), "fp32", "fp16" or "bf16" (bf16 autocast on a CPU with
+        avx512_bf16 is faster and moves the vectors slightly: BENCHMARKS.md; fp32 is exact). On a GPU, batches
+        go through pinned memory with non-blocking copies and the vectors stay on the device until one copy at the
+        end, so the CPU collates the next batch while the GPU runs this one. `device` moves the model there first.
         """
         dim = self.check_dim(dim)
         if device is not None:
@@ -389,7 +256,7 @@ class Gemb2Model(nn.Module):
             raise ValueError(f"batch_size and max_tokens must be >= 1, got {batch_size} and {max_tokens}")
         amp = _autocast_dtype(precision, dev)
         stem_chunk = None if cuda else STEM_CHUNK
-        plans = self._plan_many([as_item(x) for x in items], task)
+        plans = self.layout.plan_many([as_item(x) for x in items], task)
         order = sorted(range(len(plans)), key=lambda i: -plans[i].length)  # longest first: less padding
         out = torch.empty((len(plans), dim), dtype=torch.float32, device=dev)
         was_training = self.training
@@ -404,10 +271,10 @@ class Gemb2Model(nn.Module):
                     max_media=MAX_MEDIA.get(dev.type, MAX_MEDIA["cpu"]),
                 ):
                     idx = [order[i] for i in chunk]
-                    batch = self._collate_plans([plans[i] for i in idx])
+                    batch = self.layout.collate([plans[i] for i in idx])
                     batch = batch.pin_memory().to(dev, non_blocking=True) if cuda else batch.to(dev)
-                    v = self.forward(batch, stem_chunk=stem_chunk)[:, :dim].float()  # (b, dim)
-                    out[torch.tensor(idx, device=dev)] = F.normalize(v, dim=-1)
+                    v = self.forward(batch, stem_chunk=stem_chunk).float()  # (b, out_dim)
+                    out[torch.tensor(idx, device=dev)] = truncate(v, dim)  # (b, dim)
         finally:
             self.train(was_training)
         return out.cpu().numpy()
@@ -431,6 +298,13 @@ def grid_bins(g: int, side: int) -> torch.Tensor:
         lo, hi = (i * g) // side, -(-((i + 1) * g) // side)
         bins[i, lo:hi] = 1.0 / (hi - lo)
     return bins
+
+
+def _need(stem: nn.Module | None) -> nn.Module:
+    """The stem, which the layout has made sure of: it refuses parts a model has no stem for."""
+    if stem is None:
+        raise RuntimeError("internal: a part reached a stem this model does not have")
+    return stem
 
 
 def _chunked(stem: nn.Module, x: torch.Tensor, chunk: int | None) -> torch.Tensor:

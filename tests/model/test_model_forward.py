@@ -9,7 +9,7 @@ import torch
 from gemb2 import load_model
 from gemb2.model import Gemb2Model, truncate
 from gemb2.model.config import tiny
-from gemb2.parts import SAMPLE_RATE, Audio, Text, Video
+from gemb2.parts import SAMPLE_RATE, Audio, Image, Text, Video
 
 
 def test_every_modality_gives_unit_vectors(model, media):
@@ -38,8 +38,8 @@ def test_collate_lays_out_cls_prompt_parts_sep(model, media):
     red_car = tok.encode("red car")
     assert ids[: 1 + len(red_car)] == [tok.cls_id] + red_car
     k = model.config.image_tokens
-    assert batch.kinds[0].tolist() == [0] * (1 + len(red_car)) + [1] * k + [0]
-    assert ids[-1] == tok.sep_id and batch.mask.all()
+    assert ids[1 + len(red_car) : -1] == [tok.pad_id] * k  # the image's positions: its tokens go there
+    assert ids[-1] == tok.sep_id and batch.mask.all() and len(ids) == 1 + len(red_car) + k + 1
     assert batch.image_slots.tolist() == [list(range(1 + len(red_car), 1 + len(red_car) + k))]
 
 
@@ -152,7 +152,8 @@ def test_video_keeps_at_most_max_frames_with_time_buckets(model, media):
     batch = model.collate([Video(frames, times)])
     assert batch.frames.shape[0] == cfg.max_frames
     assert batch.frame_slots.shape == (cfg.max_frames, cfg.video_tokens_per_frame)
-    assert batch.frame_buckets.tolist()[0] == 0 and batch.frame_buckets.max().item() == cfg.max_time_buckets - 1
+    buckets = model.time_buckets(batch.frame_times)
+    assert buckets.tolist()[0] == 0 and buckets.max().item() == cfg.max_time_buckets - 1
 
 
 def test_frame_times_matter(model, media):
@@ -188,3 +189,48 @@ def test_model_id_names_the_model_and_tracks_the_weights():
         m.projection.bias.add_(1e-3)
     assert m.model_id != before
     assert Gemb2Model(tiny().replace(seed=1)).model_id != before
+
+
+def test_time_buckets_are_the_floor_division_of_float32_times():
+    """The bucket is Python's floor division of the float32 time, clamped (as the layout computed it before the
+    model took it over); also for bucket widths that are not a power of two, and times on and near bucket edges."""
+    rng = np.random.default_rng(0)
+    edges = np.arange(40, dtype=np.float32)
+    for width in (1.0, 0.5, 0.1, 0.3, 2.0, 1.7):
+        m = Gemb2Model(tiny().replace(time_bucket_s=width))
+        times = np.concatenate([
+            rng.uniform(-3, 40, 2000), edges * np.float32(width), np.nextafter(edges * np.float32(width), -1),
+            np.nextafter(edges * np.float32(width), 99), [0.0, -0.0, 1e30],
+        ]).astype(np.float32)
+        top = m.config.max_time_buckets - 1
+        want = [min(max(int(t // width), 0), top) for t in times]
+        assert m.time_buckets(torch.from_numpy(times)).tolist() == want, width
+
+
+def test_a_nonfinite_frame_time_is_refused(model, media):
+    v = media.video(frames=2, with_audio=False)
+    with pytest.raises(ValueError, match="finite"):
+        model.collate([Video(v.frames, np.array([0.0, np.nan], np.float32))])
+
+
+def test_sequence_gives_the_input_embeddings_embed_gives(model, media):
+    """What the export traces (items of one shape laid out by concatenation) equals the collated forward's input."""
+    cfg = model.config
+    px = media.image(cfg.image_size, cfg.image_size).pixels
+    sound = media.audio(seconds=1.0)
+    video = media.video(frames=3, with_audio=True)
+    many = [media.image(cfg.image_size, cfg.image_size) for _ in range(40)]  # cut to max_positions
+    with torch.no_grad():
+        for task in ("document", "query", None):
+            batch = model.collate([Image(px)], task)
+            image = model.image_tokens(torch.from_numpy(px).permute(2, 0, 1)[None].contiguous())
+            assert torch.equal(model.sequence([image], task), model.embed(batch))
+        batch = model.collate([sound])
+        assert torch.equal(model.sequence([model.audio_tokens(batch.audio[0])]), model.embed(batch))
+        batch = model.collate([video])
+        frames = model.video_tokens(batch.frames, batch.frame_times)[None].flatten(1, 2)
+        got = model.sequence([frames, model.audio_tokens(batch.audio[0])])
+        assert torch.equal(got, model.embed(batch))
+        batch = model.collate([many])
+        tokens = model.image_tokens(batch.images).reshape(1, -1, cfg.hidden)
+        assert torch.equal(model.sequence([tokens]), model.embed(batch))
