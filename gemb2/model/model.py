@@ -23,7 +23,7 @@ pieces that the ONNX export (gemb2/export) calls too, so the graphs compute what
     video_tokens   = frame_tokens(image stem(frames), times): grid pooled (pool_grid), + time embedding
     head           = backbone -> mean over real tokens -> projection -> L2 normalise
 
-Stems (stems.py): a model without an image stem refuses images and videos, one without an audio
+Stems (stems/): a model without an image stem refuses images and videos, one without an audio
 stem refuses audio and embeds a video from its frames alone (`config.modalities` says what fits).
 """
 
