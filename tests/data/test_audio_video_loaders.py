@@ -8,20 +8,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gemb2.data.load import load_file
 from gemb2.data.segments import LoadError, LoadSpec
 from gemb2.data.video import sample_step
 from gemb2.parts import SAMPLE_RATE, Audio, Video
+from tests.data.readback import load, peak_hz
 from tests.media import ffmpeg, tone, write_video
-
-
-def load(path, modality, **spec):
-    return list(load_file(str(path), modality, LoadSpec(**spec)))
-
-
-def peak_hz(x: np.ndarray) -> float:
-    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
-    return float(np.argmax(spectrum)) * SAMPLE_RATE / len(x)
 
 
 def test_stereo_44k_resampled_to_16k_mono(tmp_path):

@@ -15,29 +15,20 @@ import pytest
 import soundfile as sf
 
 from gemb2.data.discover import FileEntry, discover, modality_of
-from gemb2.data.load import load_file
 from gemb2.data.pool import FileDone, failure_reason, load_file_events
 from gemb2.data.segments import LoadError, LoadSpec
 from gemb2.data.sniff import sniff
 from gemb2.parts import SAMPLE_RATE, Audio, item_modality
+from tests.data.readback import load, peak_hz
 from tests.media import ffmpeg, tone
 from tests.system import PROBES, need_debian
 
 FREEDESKTOP = os.path.dirname(PROBES["sound-theme-freedesktop"])
 
 
-def load(path, modality=None, **spec):
-    return list(load_file(str(path), modality or modality_of(str(path)), LoadSpec(**spec)))
-
-
 def samples(segs) -> np.ndarray:
     assert segs and all(len(s.parts) == 1 and isinstance(s.parts[0], Audio) for s in segs)
     return np.concatenate([s.parts[0].samples for s in segs])
-
-
-def peak_hz(x: np.ndarray) -> float:
-    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
-    return float(np.argmax(spectrum)) * SAMPLE_RATE / len(x)
 
 
 def sine(path, *args: str, rate: int = 44100, seconds: float = 3.0) -> str:

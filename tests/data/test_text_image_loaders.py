@@ -11,16 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from gemb2.data.load import load_file
-from gemb2.data.segments import LoadError, LoadSpec
+from gemb2.data.segments import LoadError
 from gemb2.data.sniff import sniff
 from gemb2.parts import Image, Text
+from tests.data.readback import load
+from tests.system import need_weights
 
 TOKENIZER = str(Path(__file__).parents[2] / "gemb2" / "model" / "assets" / "wordpiece-uncased.json")
-
-
-def load(path, modality, **spec):
-    return list(load_file(str(path), modality, LoadSpec(**spec)))
 
 
 # --- text ---
@@ -48,12 +45,9 @@ def test_text_windows_by_tokenizer_cut_the_original_text(tmp_path):
 
 
 def _minilm_tokenizer() -> str:
-    from gemb2.pretrained.weights import MissingWeightsError, minilm_folder
+    from gemb2.pretrained.weights import minilm_folder
 
-    try:
-        return str(minilm_folder() / "tokenizer.json")
-    except MissingWeightsError as e:
-        pytest.skip(str(e))
+    return str(need_weights(minilm_folder) / "tokenizer.json")
 
 
 def _truncating_padding_tokenizer(tmp_path) -> str:

@@ -18,11 +18,6 @@ runner = CliRunner()
 TOL = 1e-4  # max abs difference in fp32
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return load_model("tiny")
-
-
 def _session(folder, name):
     return ort.InferenceSession(os.path.join(folder, f"{name}.onnx"), providers=["CPUExecutionProvider"])
 

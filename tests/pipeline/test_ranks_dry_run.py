@@ -1,17 +1,10 @@
 """Ranks share a tree without overlap and give the rows of a single run; --dry-run plans without writing."""
 
 import numpy as np
-import pytest
 
-from gemb2 import load_model
 from gemb2.pipeline.embed import EmbedOptions, run_embed
 from gemb2.store import LanceStore
 from tests.media import mixed_tree, write_text
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return load_model("tiny")
 
 
 def _rows(store):

@@ -9,15 +9,8 @@ import os
 import threading
 
 import numpy as np
-import pytest
 
-from gemb2 import load_model
 from gemb2.pipeline.stdin import LineReader, embed_lines, format_lines
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return load_model("tiny")
 
 
 class Recorder:

@@ -12,18 +12,12 @@ from typer.testing import CliRunner
 
 from gemb2 import load_model
 from gemb2.cli.main import app
-from gemb2.pretrained.weights import MissingWeightsError, efficientnet_lite_file, minilm_folder, whisper_ct2_files
+from gemb2.pretrained.weights import efficientnet_lite_file, minilm_folder, whisper_ct2_files
 from tests.cli_run import gemb2
 from tests.media import write_text, write_video, write_wav
+from tests.system import need_weights
 
 runner = CliRunner()
-
-
-def _need(find, *args):
-    try:
-        return find(*args)
-    except MissingWeightsError as e:
-        pytest.skip(f"{e} (CI installs it: see .ci/run)")
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -38,7 +32,7 @@ def _need(find, *args):
     (["--text", "/no/such/folder"], "text part"),
 ])
 def test_init_option_errors_are_usage_errors(tmp_path, args, needle):
-    _need(minilm_folder)
+    need_weights(minilm_folder)
     r = runner.invoke(app, ["init", str(tmp_path / "m"), "--image", "none", "--audio", "none", *args])
     assert r.exit_code == 2, r.output
     assert needle in r.output and not (tmp_path / "m").exists()
@@ -52,7 +46,7 @@ def test_init_refuses_a_non_empty_folder_without_force(tmp_path):
 
 
 def test_init_text_only_without_prompts_is_the_backbone_checkpoint(tmp_path):
-    folder = _need(minilm_folder)
+    folder = need_weights(minilm_folder)
     out = tmp_path / "text-only"
     r = runner.invoke(app, ["init", str(out), "--image", "none", "--audio", "none", "--no-prompts", "--json"])
     assert r.exit_code == 0, r.output
@@ -65,7 +59,7 @@ def test_init_text_only_without_prompts_is_the_backbone_checkpoint(tmp_path):
 
 
 def test_init_random_projection_is_seeded(tmp_path):
-    _need(minilm_folder)
+    need_weights(minilm_folder)
     ids = []
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
         r = runner.invoke(app, ["init", str(tmp_path / name), "--image", "patch", "--audio", "mel", "--dim", "128",
@@ -81,7 +75,7 @@ def test_init_random_projection_is_seeded(tmp_path):
 def assembled(tmp_path_factory):
     """init with EfficientNet-Lite0 and Whisper tiny.en (the smaller Whisper carrier) around all-MiniLM-L6-v2."""
     for find, arg in ((minilm_folder, None), (efficientnet_lite_file, "lite0"), (whisper_ct2_files, "tiny.en")):
-        _need(find, *([arg] if arg else []))
+        need_weights(find, *([arg] if arg else []))
     out = tmp_path_factory.mktemp("assembled") / "model"
     r = runner.invoke(app, ["init", str(out), "--image", "efficientnet-lite0", "--audio", "whisper-tiny.en"])
     assert r.exit_code == 0, r.output

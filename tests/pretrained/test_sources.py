@@ -9,18 +9,12 @@ import pytest
 
 from gemb2.pretrained import ModelSourceError, load_model, model_source_id
 from gemb2.pretrained.sources import FOLDER_PRESETS, resolve
-from gemb2.pretrained.weights import MissingWeightsError, minilm_folder
-
-
-def _minilm():
-    try:
-        return minilm_folder()
-    except MissingWeightsError as e:
-        pytest.skip(f"{e} (CI installs it: see .ci/run)")
+from gemb2.pretrained.weights import minilm_folder
+from tests.system import need_weights
 
 
 def test_the_minilm_preset_is_a_text_only_model_from_its_weight_package():
-    folder = _minilm()
+    folder = need_weights(minilm_folder)
     m = load_model("all-MiniLM-L6-v2")
     assert m.config.name == "all-MiniLM-L6-v2" and m.config.modalities == ("text",)
     assert model_source_id("all-MiniLM-L6-v2") == m.model_id

