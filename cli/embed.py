@@ -256,6 +256,9 @@ def _summary(r) -> str:
             for ext, n in sorted(r.unsupported.items(), key=lambda kv: (-kv[1], kv[0]))
         )
         line += f"; {r.files_unsupported} files of unsupported types not embedded ({kinds})"
+    if r.ignored:
+        rules = ", ".join(f"{n} {rule}" for rule, n in sorted(r.ignored.items(), key=lambda kv: (-kv[1], kv[0])))
+        line += f"; {sum(r.ignored.values())} folders and files passed over by rule ({rules})"
     return line
 
 

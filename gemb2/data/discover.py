@@ -8,6 +8,10 @@ Rules (each one is tested in tests/data/test_discover.py):
   limit), entries sorted by name, so the order is the same on every run.
 - Hidden names (``.x``) and OS junk (``._x`` AppleDouble files, ``Thumbs.db``, ``desktop.ini``,
   ``__MACOSX``) are ignored silently, as are files whose extension is not a supported one.
+- Below the roots, ``node_modules``, ``__pycache__``, build output (``build``/``dist``/``target`` beside a project
+  file), virtualenvs and conda environments, and what ``.gemb2ignore`` files (gitignore syntax) name are passed
+  over, counted by rule in `ignored` (ignore.py states the rules). An unusable ``.gemb2ignore`` makes its folder
+  Skipped with the reason (walking what it meant to hide would be worse).
 - Only regular files are yielded. The type comes from ``lstat``/``stat``; nothing is ever opened during
   the walk, so FIFOs, sockets and devices can never block it. A special file with a media extension
   (``pipe.wav`` being a FIFO) is reported as Skipped.
@@ -31,8 +35,19 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from gemb2.data.ignore import IgnoreFileError, Rules, is_environment
+
+PROSE_EXTENSIONS = (".txt", ".md", ".markdown", ".rst")
+HTML_EXTENSIONS = (".html", ".htm", ".xhtml")  # read as the page's visible text (html.py)
+DATA_EXTENSIONS = (".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".yaml", ".yml", ".toml", ".xml")
+CODE_EXTENSIONS = (
+    *(".py", ".pyi", ".js", ".mjs", ".cjs", ".ts", ".tsx", ".jsx", ".go", ".rs", ".c", ".h", ".cpp", ".hpp", ".cc"),
+    *(".cxx", ".hh", ".java", ".kt", ".kts", ".rb", ".php", ".cs", ".swift", ".sh", ".bash", ".zsh", ".sql"),
+    *(".lua", ".r", ".scala", ".pl", ".dart", ".ex", ".exs", ".hs", ".jl", ".vue", ".svelte"),
+)
+
 EXTENSIONS: dict[str, str] = {
-    **dict.fromkeys((".txt", ".md", ".markdown"), "text"),
+    **dict.fromkeys(PROSE_EXTENSIONS + HTML_EXTENSIONS + DATA_EXTENSIONS + CODE_EXTENSIONS, "text"),
     **dict.fromkeys((".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"), "image"),
     **dict.fromkeys(
         (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif", ".aifc"), "audio"
@@ -68,15 +83,21 @@ def is_ignored_name(name: str) -> bool:
 
 
 def discover(
-    roots: Sequence[str], *, follow_symlinks: bool = False, unsupported: Counter[str] | None = None
+    roots: Sequence[str],
+    *,
+    follow_symlinks: bool = False,
+    unsupported: Counter[str] | None = None,
+    ignored: Counter[str] | None = None,
 ) -> Iterator[FileEntry | Skipped]:
     """Walk `roots` in order and yield their supported files, and the problems met, in sorted order.
 
     `unsupported`, when given, counts the regular files passed over for their type, by lower-cased
-    extension ("" for none), so that a caller can say what it did not embed."""
+    extension ("" for none), so that a caller can say what it did not embed. `ignored` counts the folders
+    and files passed over by rule (ignore.py), by rule: "node_modules", "__pycache__", "build output",
+    "environment", ".gemb2ignore" (a folder counts once; what is under it is never looked at)."""
     if isinstance(roots, (str, bytes)):
         raise TypeError(f"roots must be a sequence of paths, got the single string {roots!r}")
-    walker = _Walker([os.path.abspath(r) for r in roots], follow_symlinks, unsupported)
+    walker = _Walker([os.path.abspath(r) for r in roots], follow_symlinks, unsupported, ignored)
     for root in walker.roots:
         yield from walker.walk_root(root)
 
@@ -89,9 +110,19 @@ class _Dir:
     st: os.stat_result
 
 
+_Listing = tuple[Rules, list[tuple[str, os.DirEntry]]]  # a folder's rules and its sorted, not hidden entries
+
+
 class _Walker:
-    def __init__(self, roots: list[str], follow_symlinks: bool, unsupported: Counter[str] | None = None):
+    def __init__(
+        self,
+        roots: list[str],
+        follow_symlinks: bool,
+        unsupported: Counter[str] | None = None,
+        ignored: Counter[str] | None = None,
+    ):
         self.unsupported = unsupported
+        self.ignored = ignored
         self.roots = roots
         self.real_roots = [os.path.realpath(r) for r in roots]
         self.follow_symlinks = follow_symlinks
@@ -104,7 +135,7 @@ class _Walker:
             yield Skipped(root, _os_reason(e))
             return
         if stat.S_ISDIR(st.st_mode):
-            yield from self._walk_dir(root, st)
+            yield from self._walk_dir(root, st, Rules())
         elif stat.S_ISREG(st.st_mode):
             if modality_of(root) is None:
                 yield Skipped(root, f"unsupported file type {os.path.splitext(root)[1] or '(no extension)'!r}")
@@ -113,28 +144,30 @@ class _Walker:
         else:
             yield Skipped(root, f"not a regular file ({_kind(st.st_mode)})")
 
-    def _walk_dir(self, path: str, st: os.stat_result) -> Iterator[FileEntry | Skipped]:
+    def _walk_dir(self, path: str, st: os.stat_result, rules: Rules) -> Iterator[FileEntry | Skipped]:
         """Depth-first, in sorted order, with an explicit stack: a tree 10,000 levels deep is no recursion."""
-        stack: list[Iterator[tuple[str, os.DirEntry]]] = []
-        found: FileEntry | Skipped | _Dir | list | None = self._list(path, st)
+        stack: list[tuple[Rules, Iterator[tuple[str, os.DirEntry]]]] = []
+        found: FileEntry | Skipped | _Dir | _Listing | None = self._list(path, st, rules, root=True)
         while True:
-            if isinstance(found, list):
-                stack.append(iter(found))
+            if isinstance(found, tuple):
+                stack.append((found[0], iter(found[1])))
             elif found is not None:
                 yield found
             if not stack:
                 return
-            child = next(stack[-1], None)
+            rules, entries = stack[-1]
+            child = next(entries, None)
             if child is None:
                 stack.pop()
                 found = None
                 continue
-            found = self._entry(*child)
+            found = self._entry(*child, rules)
             if isinstance(found, _Dir):
-                found = self._list(found.path, found.st)
+                found = self._list(found.path, found.st, rules)
 
-    def _list(self, path: str, st: os.stat_result) -> list[tuple[str, os.DirEntry]] | Skipped | None:
-        """The sorted, not ignored entries of a directory; None if it was walked already (a loop)."""
+    def _list(self, path: str, st: os.stat_result, rules: Rules, root: bool = False) -> _Listing | Skipped | None:
+        """The rules among a directory's entries and its sorted, not hidden entries; None if it was walked
+        already (a loop) or is an environment (not below a root)."""
         key = (st.st_dev, st.st_ino)
         if key in self.seen:
             return None  # a symlink loop or a second link to a walked directory
@@ -144,9 +177,28 @@ class _Walker:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as e:
             return Skipped(path, f"cannot list directory: {_os_reason(e)}")
-        return [(os.path.join(path, e.name), e) for e in entries if not is_ignored_name(e.name)]
+        names = [e.name for e in entries]
+        if not root and is_environment(names):
+            self._count("environment")
+            return None
+        try:
+            rules = rules.within(path, names)
+        except IgnoreFileError as e:
+            return Skipped(path, str(e))
+        return rules, [(os.path.join(path, e.name), e) for e in entries if not is_ignored_name(e.name)]
 
-    def _entry(self, path: str, entry: os.DirEntry) -> FileEntry | Skipped | _Dir | None:
+    def _count(self, rule: str) -> None:
+        if self.ignored is not None:
+            self.ignored[rule] += 1
+
+    def _entry(self, path: str, entry: os.DirEntry, rules: Rules) -> FileEntry | Skipped | _Dir | None:
+        try:
+            rule = rules.ignored(path, entry.name, entry.is_dir())  # d_type: a stat only for a link
+        except OSError:
+            rule = None  # not even the type can be read: the lstat below says why
+        if rule is not None:
+            self._count(rule)
+            return None
         try:
             lst = entry.stat(follow_symlinks=False)  # lstat: never opens the file
         except OSError as e:

@@ -83,7 +83,7 @@ def check_content(path: str, modality: str) -> None:
         raise LoadError("empty file (0 bytes)")
     if not compatible(modality, found):
         ext = os.path.splitext(path)[1] or "(no extension)"
-        if modality == "text":
-            raise LoadError(f"content is not text: binary data (extension {ext})")
         seen = f", looks like {_ARTICLE[found]}" if found else ""
+        if modality == "text":
+            raise LoadError(f"content is not text: binary data (extension {ext}{seen})")
         raise LoadError(f"content is not {_ARTICLE.get(modality, modality)} (extension {ext}{seen})")

@@ -59,6 +59,8 @@ def sniff_bytes(head: bytes) -> str | None:
         return "video"
     if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska / WebM
         return "video"
+    if _mpeg_ts(head):  # before the text test: a .ts recording must not pass for TypeScript
+        return "video"
     if head[:3] == b"ID3" or _mpeg_audio_frame(head) or _adts_frame(head):
         return "audio"
     if b"\x00" not in head:
@@ -90,3 +92,9 @@ def _mpeg_audio_frame(h: bytes) -> bool:
 def _adts_frame(h: bytes) -> bool:
     """An ADTS header (raw .aac): 12-bit sync, layer 0, a valid sampling-frequency index."""
     return len(h) >= 7 and h[0] == 0xFF and (h[1] & 0xF6) == 0xF0 and ((h[2] >> 2) & 0xF) < 13
+
+
+def _mpeg_ts(h: bytes) -> bool:
+    """An MPEG transport stream (.ts, .m2ts recordings): 188-byte packets, each starting with the sync byte 0x47.
+    Four syncs and a NUL (no text has one) so that a text that starts with "G" is never taken for one."""
+    return len(h) > 564 and all(h[i] == 0x47 for i in (0, 188, 376, 564)) and b"\x00" in h

@@ -13,6 +13,13 @@ newline (else at a whitespace, else at MAX_BLOCK_CHARS), so memory follows the b
 of LONG_RUN_CHARS non-space characters (a 50 MB line of one word, a base64 blob) counts as one token and
 is not tokenized.
 An empty or whitespace-only text gives zero segments (a file with nothing to embed is not an error).
+
+HTML (`HTML_EXTENSIONS`) is read as its visible text (gemb2/data/html.py: title first, no markup or scripts);
+its windows' start and end are character offsets in that text, not in the file. Structured text and code
+(`DATA_EXTENSIONS`, `CODE_EXTENSIONS`: JSON, CSV, YAML, XML, source files...) are text as they are, with one
+difference: there a long run is LONG_RUN_CHARS characters of a blob's alphabet (letters, digits, ``_+/=.-``:
+base64, hex, a long number), since a minified JSON or a CSV line has no spaces but is all content; its
+punctuation splits it into words that are tokenized (in blocks, so time and memory stay linear).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import re
 from collections import deque
 from collections.abc import Iterator
 
+from gemb2.data.discover import CODE_EXTENSIONS, DATA_EXTENSIONS, HTML_EXTENSIONS
 from gemb2.data.segments import SNIPPET_CHARS, LoadError, LoadSpec, Segment
 from gemb2.parts import Text
 
@@ -32,18 +40,35 @@ LONG_RUN_CHARS = 1000  # a run of this many non-space characters is one token, n
 _SPACE = re.compile(r"\s")
 _WORD = re.compile(r"\S+")
 _LONG_RUN = re.compile(rf"(?<!\S)\S{{{LONG_RUN_CHARS},}}")  # tried only where a run starts: linear time
+_PROSE = (_LONG_RUN, _WORD)  # (long runs, words when there is no tokenizer)
+_DATA = (  # data and code: a long run is of a blob's alphabet; words are runs of it, and punctuation
+    re.compile(rf"(?<![\w+/=.\-])[\w+/=.\-]{{{LONG_RUN_CHARS},}}"),
+    re.compile(r"[\w+/=.\-]+|[^\s\w+/=.\-]"),
+)
+_DATA_EXTENSIONS = frozenset(DATA_EXTENSIONS + CODE_EXTENSIONS)
 
 
 def load_text(path: str, spec: LoadSpec) -> Iterator[Segment]:
-    size = os.stat(path).st_size
-    if size > spec.max_text_bytes:
-        raise LoadError(f"text file too large: {size} bytes > max_text_bytes {spec.max_text_bytes}")
-    with open(path, "rb") as f:
-        text = decode_text(f.read())
-    spans = _token_spans(text, spec.tokenizer_file)
+    text = read_text(path, spec.max_text_bytes)
+    rules = _DATA if os.path.splitext(path)[1].lower() in _DATA_EXTENSIONS else _PROSE
+    spans = _token_spans(text, spec.tokenizer_file, rules)
     for i, (start, end) in enumerate(windows(spans, spec.text_window_tokens, spec.text_overlap_tokens)):
         chunk = text[start:end]
         yield Segment(index=i, start=float(start), end=float(end), parts=(Text(chunk),), text=chunk[:SNIPPET_CHARS])
+
+
+def read_text(path: str, max_bytes: int) -> str:
+    """The text of a file: decoded (`decode_text`), or an HTML page's visible text. LoadError when the file
+    is larger than `max_bytes` (checked before reading) or is binary."""
+    size = os.stat(path).st_size
+    if size > max_bytes:
+        raise LoadError(f"text file too large: {size} bytes > max_text_bytes {max_bytes}")
+    with open(path, "rb") as f:
+        if os.path.splitext(path)[1].lower() in HTML_EXTENSIONS:
+            from gemb2.data.html import html_text  # html imports this module's decode_text
+
+            return html_text(f.read())
+        return decode_text(f.read())
 
 
 def decode_text(data: bytes) -> str:
@@ -90,27 +115,31 @@ def windows(spans: Iterator[tuple[int, int]], size: int, overlap: int) -> Iterat
         yield buf[0][0], buf[-1][1]
 
 
-def _token_spans(text: str, tokenizer_file: str | None) -> Iterator[tuple[int, int]]:
+def _token_spans(
+    text: str, tokenizer_file: str | None, rules: tuple[re.Pattern, re.Pattern] = _PROSE
+) -> Iterator[tuple[int, int]]:
     """Character spans of the tokens of `text`, in order.
 
     A run of LONG_RUN_CHARS or more non-space characters (a base64 blob, a 50 MB line of one word) is not
     language: it is not tokenized but stands as one token spanning its first LONG_RUN_CHARS characters
     (WordPiece would make it one [UNK] anyway: words over 100 characters are unknown), so that neither the
-    tokenizer's time nor a window's text grows with it.
+    tokenizer's time nor a window's text grows with it. `rules` = _DATA (data and code): such a run is of a
+    blob's alphabet only, and without a tokenizer a word is a run of it or one punctuation character.
     """
     tokenizer = None if tokenizer_file is None else _tokenizer(os.path.abspath(tokenizer_file))
     pos = 0
-    for m in _LONG_RUN.finditer(text):
-        yield from _spans_between(text, pos, m.start(), tokenizer)
+    long_run, word = rules
+    for m in long_run.finditer(text):
+        yield from _spans_between(text, pos, m.start(), tokenizer, word)
         yield m.start(), m.start() + LONG_RUN_CHARS
         pos = m.end()
-    yield from _spans_between(text, pos, len(text), tokenizer)
+    yield from _spans_between(text, pos, len(text), tokenizer, word)
 
 
-def _spans_between(text: str, pos: int, stop: int, tokenizer) -> Iterator[tuple[int, int]]:
-    """Token spans of text[pos:stop], tokenized in blocks (whitespace-separated words without a tokenizer)."""
+def _spans_between(text: str, pos: int, stop: int, tokenizer, word: re.Pattern = _WORD) -> Iterator[tuple[int, int]]:
+    """Token spans of text[pos:stop], tokenized in blocks (`word` matches without a tokenizer)."""
     if tokenizer is None:
-        for m in _WORD.finditer(text, pos, stop):
+        for m in word.finditer(text, pos, stop):
             yield m.span()
         return
     while pos < stop:

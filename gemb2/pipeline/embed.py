@@ -59,6 +59,7 @@ class EmbedReport:
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
     unsupported: dict[str, int] = field(default_factory=dict)  # extension ("" for none) -> files
+    ignored: dict[str, int] = field(default_factory=dict)  # rule -> folders and files passed over by it (discover)
     store: str = ""  # where the rows went, for a person: "table 'media' in /path/to/db"
     interrupted: str | None = None  # "SIGINT" / "SIGTERM" when a signal ended the run early
     rank: int = 0
@@ -136,6 +137,7 @@ class Plan:
     skipped: list[Failure] = field(default_factory=list)
     skipped_stat: dict[str, tuple[int, int]] = field(default_factory=dict)  # skipped path -> (size, mtime_ns) by lstat
     unsupported: Counter[str] = field(default_factory=Counter)
+    ignored: Counter[str] = field(default_factory=Counter)
 
 
 def _under(path: str, roots: Sequence[str]) -> bool:
@@ -176,7 +178,7 @@ def plan(
         f = failures.get(key)
         return not retry_failed and f is not None and f.matches(size, mtime_ns, model_id, version)
 
-    for found in discover(roots, follow_symlinks=follow_symlinks, unsupported=p.unsupported):
+    for found in discover(roots, follow_symlinks=follow_symlinks, unsupported=p.unsupported, ignored=p.ignored):
         key = storage_path(found.path)
         if not mine(key):
             continue
@@ -292,6 +294,7 @@ def run_embed(
     report.files_unchanged, report.files_failed_known = p.unchanged, p.failed_known
     report.unsupported = dict(sorted(p.unsupported.items()))
     report.files_unsupported = sum(p.unsupported.values())
+    report.ignored = dict(sorted(p.ignored.items()))
     if dry_run:
         report.failures = list(p.skipped)
         report.files_failed = len(p.skipped)

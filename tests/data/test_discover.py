@@ -147,3 +147,73 @@ def test_unreadable_directory_is_skipped(tmp_path):
 def test_roots_must_be_a_sequence():
     with pytest.raises(TypeError, match="single string"):
         list(discover("media"))
+
+
+# --- what is passed over by rule (gemb2/data/ignore.py) ---
+
+def rel(root, events) -> list[str]:
+    return [os.path.relpath(p, root) for p in files(events)]
+
+
+def test_tool_folders_and_environments_are_passed_over_and_counted(tmp_path):
+    from collections import Counter
+
+    for name in ("keep.py", "node_modules/lib/index.js", "src/node_modules/x.js", "pkg/__pycache__/m.py",
+                 "venv/pyvenv.cfg", "venv/lib/site.py", "env2/pyvenv.cfg", "conda/conda-meta/history.txt",
+                 "conda/lib/a.py", "__pycache__.txt"):
+        touch(tmp_path / name)
+    ignored: Counter[str] = Counter()
+    assert rel(tmp_path, run([tmp_path], ignored=ignored)) == ["__pycache__.txt", "keep.py"]
+    assert ignored == {"node_modules": 2, "__pycache__": 1, "environment": 3}
+    # a folder given as a root is walked whatever it is
+    assert rel(tmp_path, run([tmp_path / "node_modules"])) == ["node_modules/lib/index.js"]
+    assert rel(tmp_path, run([tmp_path / "venv"])) == ["venv/lib/site.py"]
+
+
+def test_build_and_dist_are_output_only_beside_a_project_file(tmp_path):
+    for name in ("proj/pyproject.toml", "proj/src/a.py", "proj/build/lib/a.py", "proj/dist/a.json",
+                 "proj/target/x.json", "web/package.json", "web/dist/app.js", "photos/build/house.jpg",
+                 "photos/dist/x.txt", "proj/docs/build/page.html", "build.py"):
+        touch(tmp_path / name)
+    assert rel(tmp_path, run([tmp_path])) == [
+        "build.py", "photos/build/house.jpg", "photos/dist/x.txt", "proj/docs/build/page.html", "proj/pyproject.toml",
+        "proj/src/a.py", "web/package.json"]
+
+
+def test_gemb2ignore_patterns_negation_and_nesting(tmp_path):
+    for name in ("a.txt", "b.log.txt", "keep.log.txt", "drafts/d.md", "sub/a.txt", "sub/b.log.txt",
+                 "sub/deep/x.md", "sub/deep/y.md", "top.md", "sub/top.md", "sub/build/c.py", "sub/pyproject.toml",
+                 "other/node_modules/m.js"):
+        touch(tmp_path / name)
+    (tmp_path / ".gemb2ignore").write_text(
+        "# comments and blank lines are fine\n\n*.log.txt\n!keep.log.txt\ndrafts/\n/top.md\n!node_modules/\n")
+    (tmp_path / "sub" / ".gemb2ignore").write_text("!b.log.txt\ndeep/*.md\n!deep/y.md\n!build/\n")
+    from collections import Counter
+
+    ignored: Counter[str] = Counter()
+    assert rel(tmp_path, run([tmp_path], ignored=ignored)) == [
+        "a.txt", "keep.log.txt", "other/node_modules/m.js", "sub/a.txt", "sub/b.log.txt", "sub/build/c.py",
+        "sub/deep/y.md", "sub/pyproject.toml", "sub/top.md"]
+    assert ignored == {".gemb2ignore": 4}  # b.log.txt, drafts/, top.md, sub/deep/x.md
+    # a subtree walked on its own uses its own .gemb2ignore, not the ones above it
+    assert "sub/deep/x.md" not in rel(tmp_path, run([tmp_path / "sub"]))
+    assert rel(tmp_path, run([tmp_path / "drafts"])) == ["drafts/d.md"]
+
+
+def test_a_folder_ignored_by_a_pattern_cannot_be_reincluded_below(tmp_path):
+    touch(tmp_path / "logs" / "keep.txt")
+    (tmp_path / ".gemb2ignore").write_text("logs/\n!logs/keep.txt\n")
+    assert files(run([tmp_path])) == []  # as in git: the folder is never entered
+
+
+def test_an_unusable_gemb2ignore_skips_its_folder_with_the_reason(tmp_path):
+    touch(tmp_path / "bad" / "a.txt")
+    (tmp_path / "bad" / ".gemb2ignore").write_text("ok\nfoo\\\n")  # a trailing backslash: invalid
+    touch(tmp_path / "fifo" / "b.txt")
+    os.mkfifo(tmp_path / "fifo" / ".gemb2ignore")  # never opened: it would block
+    keep = touch(tmp_path / "good.txt")
+    events = run([tmp_path])
+    assert files(events) == [keep]
+    reasons = {os.path.basename(s.path): s.reason for s in events if isinstance(s, Skipped)}
+    assert reasons["bad"].startswith(".gemb2ignore: Invalid git pattern")
+    assert reasons["fifo"] == ".gemb2ignore is not a regular file"
