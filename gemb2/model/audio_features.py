@@ -49,7 +49,8 @@ def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = 80) 
     """(n_mels, 1 + n_fft // 2) float32, identical to `librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)`."""
     fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)  # (F,) float64
     edges = np.array([0.0, sr / 2.0])
-    mel_f = _mel_to_hz(np.linspace(*_hz_to_mel(edges), n_mels + 2))  # (n_mels + 2,) band edges in Hz
+    lo, hi = _hz_to_mel(edges)
+    mel_f = _mel_to_hz(np.linspace(lo, hi, n_mels + 2))  # (n_mels + 2,) band edges in Hz
     fdiff = np.diff(mel_f)
     ramps = np.subtract.outer(mel_f, fftfreqs)  # (n_mels + 2, F)
     weights = np.zeros((n_mels, len(fftfreqs)), dtype=np.float32)  # librosa fills a float32 array

@@ -163,7 +163,7 @@ class ModelConfig:
             f"matryoshka_dims must start with out_dim={self.out_dim}, got {dims}",
         )
         _need(
-            all(a > b for a, b in zip(dims, dims[1:])) and dims[-1] >= 1,
+            all(a > b for a, b in zip(dims, dims[1:])) and all(d >= 1 for d in dims),
             f"matryoshka_dims must be strictly descending and positive, got {dims}",
         )
 
@@ -207,7 +207,7 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+    def from_dict(cls, d: object) -> ModelConfig:
         """Build from `to_dict()` output. Refuses unknown or missing keys and wrong types, naming the key."""
         if not isinstance(d, dict):
             raise TypeError(f"a model config must be a JSON object, got {type(d).__name__}")

@@ -1,9 +1,9 @@
 """Checkpoint folders: config.json + model.safetensors + tokenizer.json + README.md.
 
-Only safetensors and JSON are ever read (no pickle). Loading checks every tensor's name,
-shape and dtype against a freshly built module, as nanoGPT's `from_pretrained` does, and
-names the first problem it finds (`check_exact_state`, which the importers of pretrained parts use too). Saving writes a temporary folder and renames it into place,
-so a reader never sees a half-written checkpoint.
+Only safetensors and JSON are ever read (no pickle). Loading checks every tensor's name, shape and
+dtype against a freshly built module, as nanoGPT's `from_pretrained` does, and names the first problem it
+finds (`check_exact_state`, which the importers of pretrained parts use too). Saving writes a temporary
+folder and renames it into place, so a reader never sees a half-written checkpoint.
 
 config.json:  {"format": "gemb2", "format_version": 1, "model_id": "<name>@<digest>", "config": {...}}
 """

@@ -1,17 +1,16 @@
-"""Inference fast path for the backbone's Linear layers on the CPU: oneDNN with pre-packed weights.
+"""oneDNN for the backbone's Linear layers on the CPU: pre-packed weights at inference, fp32 matmuls in training.
 
-Profiling `encode` on all-MiniLM-L6-v2 (torch profiler, 2 threads; BENCHMARKS.md) put ~76 % of the time in
-`aten::addmm`, i.e. the Linear layers, which torch's CPU build sends to MKL's sgemm. On this project's AMD
-EPYC (Zen 4) box oneDNN's JIT fp32 kernels run the same GEMMs 2.5x faster, in fp32, with the same
-accuracy (relative error ~2e-7 against float64, as MKL's): `torch.ops.mkldnn._linear_pointwise` with a
-weight reordered once into oneDNN's blocked layout (the op torch.compile's CPU backend emits). The FFN's
-GELU is fused into its GEMM, and query/key/value run as one GEMM over their concatenated weights.
+The Linear layers are most of `encode`'s time on a CPU, and torch's CPU build sends them to MKL's sgemm;
+oneDNN's JIT fp32 kernels run the same GEMMs faster at the same fp32 accuracy (the profile and the figures
+are in BENCHMARKS.md, "Text: gemb2 vs sentence-transformers"): `torch.ops.mkldnn._linear_pointwise` with a weight reordered once
+into oneDNN's blocked layout (the op torch.compile's CPU backend emits). The FFN's GELU is fused into its
+GEMM, and query/key/value run as one GEMM over their concatenated weights.
 
 Used only where it cannot change a result: fp32 tensors on the CPU, no autograd (inference or no_grad),
 a plain `nn.Linear` (LoRA adapters and other wrappers take the ordinary path), not while tracing or
 exporting, oneDNN present. Packed weights are cached on the module and rebuilt when a weight changes
-(its version counter or storage). `GEMB2_FAST=0` in the environment, or `with fast.disabled():`, turns
-the fast path off; the test suite checks that both paths give the same vectors (cosine >= 0.9999).
+(its version counter or storage). `GEMB2_FAST=0` in the environment, or `with onednn.disabled():`, turns
+it off; the test suite checks that both paths give the same vectors (cosine >= 0.9999).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import functools
 import os
 import platform
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -63,11 +63,17 @@ def eligible(x: torch.Tensor, mods: Sequence[nn.Module]) -> bool:
     """Whether `linear` would take the fast path for input `x` through `mods`."""
     if not enabled() or torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
         return False
-    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
+    if _tracing() or torch.onnx.is_in_onnx_export():
         return False
     if torch.compiler.is_compiling():
         return False
     return all(type(m) is nn.Linear and m.weight.dtype == torch.float32 and m.weight.device.type == "cpu" for m in mods)
+
+
+def _tracing() -> bool:
+    """Whether TorchScript is tracing or scripting (torch.jit's helpers, which its stubs do not export)."""
+    jit: Any = torch.jit
+    return bool(jit.is_tracing() or jit.is_scripting())
 
 
 def _key(mods: Sequence[nn.Linear]) -> tuple:
@@ -108,47 +114,56 @@ def linear(owner: nn.Module, mods: Sequence[nn.Linear], x: torch.Tensor, gelu: b
     return F.gelu(y) if gelu else y
 
 
+def _matmul_knob() -> Any:
+    """torch.backends.mkldnn.matmul, whose `fp32_precision` says whether oneDNN may use bf16 for fp32 matmuls
+    (None where this torch has no such knob; untyped in torch's stubs)."""
+    return getattr(torch.backends.mkldnn, "matmul", None)
+
+
+@contextlib.contextmanager
+def _bf16_permitted() -> Iterator[None]:
+    """Within the block, fp32 matmuls go through oneDNN (its "bf16" setting, which PERMITS implicit bf16)."""
+    knob = _matmul_knob()
+    before = knob.fp32_precision
+    knob.fp32_precision = "bf16"
+    try:
+        yield
+    finally:
+        knob.fp32_precision = before
+
+
 @functools.cache
 def _onednn_matmul_is_exact() -> bool:
-    """Whether fp32 matmuls through oneDNN (torch's mkldnn.matmul.fp32_precision = "bf16", which PERMITS
-    implicit bf16) stay fp32-accurate on this CPU. On CPUs whose oneDNN kernels do down-convert (e.g. with
-    AMX) the relative error is ~1e-3 and the answer is no. Measured once per process, forward and backward."""
-    ok = False
-    knob = getattr(getattr(torch.backends.mkldnn, "matmul", None), "fp32_precision", None)
-    if _SUPPORTED and knob is not None:
-        g = torch.Generator().manual_seed(0)
-        a = torch.randn(128, 384, generator=g, requires_grad=True)
-        b = torch.randn(384, 256, generator=g)
-        ref = a.detach().double() @ b.double()
-        before = torch.backends.mkldnn.matmul.fp32_precision
-        try:
-            torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    """Whether fp32 matmuls through oneDNN (`_bf16_permitted`) stay fp32-accurate on this CPU. On CPUs whose
+    oneDNN kernels do down-convert (e.g. with AMX) the relative error is ~1e-3 and the answer is no. Measured
+    once per process, forward and backward."""
+    if not _SUPPORTED or getattr(_matmul_knob(), "fp32_precision", None) is None:
+        return False
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(128, 384, generator=g, requires_grad=True)
+    b = torch.randn(384, 256, generator=g)
+    ref = a.detach().double() @ b.double()
+    try:
+        with _bf16_permitted():
             y = a @ b
             y.sum().backward()
-            err = ((y.detach().double() - ref).norm() / ref.norm()).item()
-            gref = torch.ones(128, 256, dtype=torch.float64) @ b.double().T
-            gerr = ((a.grad.double() - gref).norm() / gref.norm()).item()
-            ok = err < 1e-5 and gerr < 1e-5
-        except RuntimeError:
-            ok = False
-        finally:
-            torch.backends.mkldnn.matmul.fp32_precision = before
-    return ok
+    except RuntimeError:
+        return False
+    assert a.grad is not None  # the backward above filled it
+    err = ((y.detach().double() - ref).norm() / ref.norm()).item()
+    gref = torch.ones(128, 256, dtype=torch.float64) @ b.double().T
+    gerr = ((a.grad.double() - gref).norm() / gref.norm()).item()
+    return err < 1e-5 and gerr < 1e-5
 
 
 @contextlib.contextmanager
 def onednn_matmul() -> Iterator[bool]:
     """Within the block, fp32 CPU matmuls (Linear layers forward AND backward) run through oneDNN when that
     is fp32-exact here (`_onednn_matmul_is_exact`); yields whether it is on. For training, where the packed
-    path of `linear` does not apply: 1.6x faster MiniLM-sized training steps on this project's AMD EPYC
-    (relative gradient error 4e-7 against float64, as plain fp32). Off with GEMB2_FAST=0."""
-    on = enabled() and _onednn_matmul_is_exact()
-    if not on:
+    path of `linear` does not apply (the speed-up and the gradient error are in BENCHMARKS.md, "Training").
+    Off with GEMB2_FAST=0."""
+    if not (enabled() and _onednn_matmul_is_exact()):
         yield False
         return
-    before = torch.backends.mkldnn.matmul.fp32_precision
-    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
-    try:
+    with _bf16_permitted():
         yield True
-    finally:
-        torch.backends.mkldnn.matmul.fp32_precision = before

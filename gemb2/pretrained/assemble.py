@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gemb2.model.config import (
     EFFICIENTNET_VARIANTS,
@@ -26,6 +27,8 @@ from gemb2.model.config import (
     ModelConfig,
 )
 from gemb2.model.model import Gemb2Model, identity_projection_
+from gemb2.model.stems.efficientnet import EfficientNetStem
+from gemb2.model.stems.whisper import WhisperStem
 from gemb2.model.stems.whisper_encoder import N_FRAMES
 
 from .bert import bert_config, bert_tokenizer, load_bert_weights
@@ -98,7 +101,7 @@ def assemble_config(parts: Parts) -> tuple[ModelConfig, Path]:
     hidden = text_cfg.hidden
     dim = parts.dim or hidden
     dims = parts.matryoshka or (dim,) + tuple(d for d in (256, 128, 64) if d < dim)
-    changes: dict = {
+    changes: dict[str, Any] = {
         "out_dim": dim,
         "matryoshka_dims": tuple(dims),
         "seed": parts.seed,
@@ -135,9 +138,9 @@ def assemble(parts: Parts) -> Gemb2Model:
     identity = parts.projection == "identity" or (parts.projection == "auto" and cfg.out_dim == cfg.hidden)
     model = Gemb2Model(cfg, bert_tokenizer(folder))
     load_bert_weights(model.backbone, folder)
-    if cfg.image_stem == "efficientnet":
+    if isinstance(model.image_stem, EfficientNetStem):
         load_efficientnet_stem(model.image_stem, parts.image_weights)
-    if cfg.audio_stem == "whisper":
+    if isinstance(model.audio_stem, WhisperStem):
         load_whisper_stem(model.audio_stem, parts.audio_weights)
     if identity:
         identity_projection_(model)

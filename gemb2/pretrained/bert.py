@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -55,7 +56,7 @@ def is_hf_folder(folder: str | Path) -> bool:
     return isinstance(doc, dict) and doc.get("format") != "gemb2" and "model_type" in doc
 
 
-def read_bert_config(folder: str | Path) -> dict:
+def read_bert_config(folder: str | Path) -> dict[str, Any]:
     """The folder's config.json, checked to be a BERT that backbone.py can hold."""
     path = Path(folder) / "config.json"
     if not path.is_file():
@@ -86,7 +87,7 @@ def read_bert_config(folder: str | Path) -> dict:
     return doc
 
 
-def bert_config(folder: str | Path, **changes) -> ModelConfig:
+def bert_config(folder: str | Path, **changes: Any) -> ModelConfig:
     """A text-only gemb2 config with the folder's BERT shapes: no stems, identity-sized output, no prompts.
 
     The text budget is sentence-transformers' `max_seq_length` when the folder says it, else the
@@ -177,7 +178,7 @@ def load_bert_weights(backbone: torch.nn.Module, folder: str | Path) -> None:
     backbone.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
 
-def load_bert_text_model(folder: str | Path, **changes):
+def load_bert_text_model(folder: str | Path, **changes: Any) -> Gemb2Model:
     """A text-only Gemb2Model from a Hugging Face BERT folder: its backbone and tokenizer, mean pooling,
     an identity projection, no prompts (so it reproduces sentence-transformers' mean-pooled vectors).
     `changes` override config fields (e.g. name, or prompts)."""
@@ -189,7 +190,7 @@ def load_bert_text_model(folder: str | Path, **changes):
     return model.eval()
 
 
-def bert_tokenizer(folder: str | Path):
+def bert_tokenizer(folder: str | Path) -> TextTokenizer:
     """The folder's tokenizer.json as a TextTokenizer."""
     path = Path(folder) / "tokenizer.json"
     if not path.is_file():
@@ -230,7 +231,7 @@ _LEGACY_POOLING_KEYS = {
 }
 
 
-def pooling_modes(doc: dict) -> tuple[str, ...]:
+def pooling_modes(doc: dict[str, Any]) -> tuple[str, ...]:
     """The pooling modes a sentence-transformers 1_Pooling/config.json names, read as sentence-transformers does.
 
     Current folders say `"pooling_mode": "mean"` (or a list of modes); older ones set one bool per mode

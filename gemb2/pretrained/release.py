@@ -26,6 +26,9 @@ import json
 from pathlib import Path
 
 import torch
+from torch import nn
+
+from gemb2.model.model import Gemb2Model
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 RELEASES = ("gemb2-mini",)
@@ -39,7 +42,7 @@ def release_folder(name: str) -> Path:
     return ASSETS / name
 
 
-def load_release(name: str):
+def load_release(name: str) -> Gemb2Model:
     """Assemble the pretrained parts and apply the release's added weights. -> Gemb2Model (eval mode)."""
     return load_release_folder(release_folder(name))
 
@@ -80,7 +83,7 @@ def write_model_id(folder: str | Path) -> str:
     return model_id
 
 
-def load_release_folder(folder: Path):
+def load_release_folder(folder: Path) -> Gemb2Model:
     """load_release for a release folder anywhere (the shipped ones are under gemb2/pretrained/assets/)."""
     from safetensors.torch import load_file
 
@@ -100,7 +103,7 @@ def load_release_folder(folder: Path):
     return model.eval()
 
 
-def apply_adds(model, adds: dict[str, torch.Tensor], where: str = "adds") -> None:
+def apply_adds(model: nn.Module, adds: dict[str, torch.Tensor], where: str = "adds") -> None:
     """Apply "set." and "lowrank_a."/"lowrank_b." tensors to the model's parameters, checking names and shapes."""
     state = model.state_dict()
     with torch.no_grad():

@@ -19,8 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gemb2.model.config import ModelConfig, tiny
+
+if TYPE_CHECKING:
+    import torch
+
+    from gemb2.model.model import Gemb2Model
 
 DEFAULT_MODEL = "gemb2-mini"
 HUB_PREFIX = "hf:"
@@ -84,7 +90,7 @@ def resolve(source: str) -> ModelConfig | Path | tuple[str, Path]:
     )
 
 
-def load_model(source: str, device=None):
+def load_model(source: str, device: torch.device | str | None = None) -> Gemb2Model:
     """A preset name or a model folder -> the Gemb2Model, in eval mode, on `device` (default CPU)."""
     from gemb2.model.io import load_pretrained
     from gemb2.model.model import Gemb2Model

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gemb2.parts import SAMPLE_RATE  # the builders write audio at the rate the model reads
+
 # Where Debian's data packages put their files. GEMB2_DEBIAN_SHARE points the builders elsewhere (the tests point
 # it at an empty folder to check what a machine without the packages is told).
 SHARE = os.environ.get("GEMB2_DEBIAN_SHARE") or "/usr/share"
@@ -30,7 +32,6 @@ WORDNET = os.path.join(SHARE, "wordnet")
 # Debian package -> the file it installs that the builders read, or the command they run
 DEBIAN = {"unicode-data": EMOJI_TEST, "unicode-cldr-core": CLDR_EN, "fonts-noto-color-emoji": EMOJI_FONT,
           "wordnet": os.path.join(WORDNET, "data.noun"), "espeak-ng": "espeak-ng", "ffmpeg": "ffmpeg"}
-SAMPLE_RATE = 16000
 SKIN_TONES = {chr(c) for c in range(0x1F3FB, 0x1F400)}
 # espeak-ng's own (gmw) English voices x classic variants: 7 x 8 voices, chosen per clip by a hash
 VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd"]

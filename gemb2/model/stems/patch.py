@@ -19,6 +19,8 @@ STD = (0.26862954, 0.26130258, 0.27577711)  # CLIP's RGB std
 class PatchStem(nn.Module):
     """(B, 3, S, S) uint8 RGB (or float in [0, 1]) -> (B, k, H) tokens, k = (S / patch_size) ** 2."""
 
+    mean: torch.Tensor  # (1, 3, 1, 1) buffers, registered in __init__
+    std: torch.Tensor
     # what `forward` does to uint8 pixels first, as (x * scale - mean) / std per RGB channel (for the ONNX manifest)
     pixel_normalisation = {"scale": 1 / 255, "mean": list(MEAN), "std": list(STD)}
 
