@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -27,7 +28,7 @@ FORMAT_VERSION = 1
 FILES = ("config.json", "model.safetensors", "tokenizer.json", "README.md")
 
 
-def read_config_json(folder: str | Path) -> dict:
+def read_config_json(folder: str | Path) -> dict[str, Any]:
     """The parsed config.json of a checkpoint folder, checked for our format marker."""
     path = Path(folder) / "config.json"
     if not path.is_file():

@@ -29,8 +29,6 @@ stem refuses audio and embeds a video from its frames alone (`config.modalities`
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from typing import overload
 
@@ -42,6 +40,7 @@ from torch import nn
 from ..parts import Item, Part, as_item
 from .backbone import Backbone
 from .config import ModelConfig
+from .digest import weights_digest
 from .layout import KINDS, Batch, Layout
 from .stems import build_audio_stem, build_image_stem
 from .tokenizer import TextTokenizer
@@ -366,15 +365,3 @@ def identity_projection_(model: Gemb2Model) -> Gemb2Model:
         model.projection.weight.copy_(torch.eye(cfg.hidden, dtype=model.projection.weight.dtype))
         model.projection.bias.zero_()
     return model
-
-
-def weights_digest(config: ModelConfig, tokenizer: TextTokenizer, state: dict[str, torch.Tensor]) -> str:
-    """A short, stable hash of what decides the vectors: config, tokenizer, and every tensor's name, dtype and bytes."""
-    h = hashlib.sha256()
-    h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
-    h.update(tokenizer.digest.encode())
-    for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:12]

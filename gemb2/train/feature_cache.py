@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from gemb2.model.digest import hash_state
+
 # (stem attribute, encoder attribute, the encoder method the stem calls)
 ENCODERS = (("image_stem", "encoder", "forward_features"), ("audio_stem", "encoder", "forward"))
 
@@ -96,10 +98,7 @@ class FeatureCache:
     def _digest(self, encoder: nn.Module) -> bytes:
         if encoder not in self._digests:
             h = hashlib.blake2b(digest_size=16)
-            for name, t in sorted(encoder.state_dict().items()):
-                t = t.detach().cpu().contiguous()
-                h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            hash_state(h, encoder.state_dict())
             self._digests[encoder] = h.digest()
         return self._digests[encoder]
 
