@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from gemb2.data.ignore import IgnoreFileError, Rules, is_environment
+from gemb2.data.ignore import RULED_NAMES, IgnoreFileError, Rules, is_environment
 
 PROSE_EXTENSIONS = (".txt", ".md", ".markdown", ".rst")
 HTML_EXTENSIONS = (".html", ".htm", ".xhtml")  # read as the page's visible text (html.py)
@@ -192,13 +192,14 @@ class _Walker:
             self.ignored[rule] += 1
 
     def _entry(self, path: str, entry: os.DirEntry, rules: Rules) -> FileEntry | Skipped | _Dir | None:
-        try:
-            rule = rules.ignored(path, entry.name, entry.is_dir())  # d_type: a stat only for a link
-        except OSError:
-            rule = None  # not even the type can be read: the lstat below says why
-        if rule is not None:
-            self._count(rule)
-            return None
+        if rules.specs or entry.name in RULED_NAMES:  # the common case costs one set lookup
+            try:
+                rule = rules.ignored(path, entry.name, entry.is_dir())  # d_type: a stat only for a link
+            except OSError:
+                rule = None  # not even the type can be read: the lstat below says why
+            if rule is not None:
+                self._count(rule)
+                return None
         try:
             lst = entry.stat(follow_symlinks=False)  # lstat: never opens the file
         except OSError as e:

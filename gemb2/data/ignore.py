@@ -41,6 +41,7 @@ PROJECT_FILES = frozenset(
     }
 )
 ENV_MARKERS = frozenset({"pyvenv.cfg", "conda-meta"})
+RULED_NAMES = ALWAYS | OUTPUT_DIRS  # where no .gemb2ignore applies, only entries of these names need a look
 
 
 class IgnoreFileError(Exception):

@@ -112,6 +112,12 @@ def test_a_large_page_is_bounded_by_max_text_bytes_and_reads_in_linear_time(tmp_
         load(page, max_text_bytes=1_000_000)
 
 
+def test_deeply_nested_and_unclosed_markup_costs_linear_time():
+    t0 = time.perf_counter()
+    assert html_text(b"<div><span>" * 50_000 + b"deep" + b"</b></i>" * 1000) == "deep"
+    assert time.perf_counter() - t0 < 20
+
+
 # --- structured text and code ---
 
 
