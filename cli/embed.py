@@ -231,6 +231,8 @@ def embed(
             )
         raise typer.Exit(EXIT_PARTIAL if report.files_failed else EXIT_OK)
     if not quiet:
+        for note in report.notes:
+            common.warn("note: " + note)
         common.warn(_summary(report))
     if report.interrupted:
         common.warn(

@@ -32,7 +32,10 @@ def query(
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N. [env: GEMB2_DEVICE]")] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON array of rank, score, path, modality, start, end.")
+        bool,
+        typer.Option(
+            "--json", help="Print a JSON array of rank, score, path, modality, start, end (and a PDF's page)."
+        ),
     ] = False,
     hybrid: Annotated[
         bool,
@@ -99,4 +102,5 @@ def query(
         return
     for h in hits:
         where_in = f" [{h.start:.1f}-{h.end:.1f}s]" if h.modality in ("audio", "video") else ""
+        where_in = f" p. {h.page}" if h.page is not None else where_in
         typer.echo(f"{h.rank:>3}  {h.score:.4f}  {h.modality:<5}  {common.printable(h.path)}{where_in}")

@@ -53,6 +53,7 @@ EXTENSIONS: dict[str, str] = {
         (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif", ".aifc"), "audio"
     ),
     **dict.fromkeys((".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v"), "video"),
+    ".pdf": "document",
 }
 
 JUNK_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx", "$recycle.bin", "system volume information"})
@@ -63,7 +64,7 @@ class FileEntry:
     path: str  # absolute, normalised; symlinks below the root are not resolved
     size: int  # bytes
     mtime_ns: int
-    modality: str  # "text" | "image" | "audio" | "video", from the extension
+    modality: str  # "text" | "image" | "audio" | "video" | "document", from the extension
 
 
 @dataclass(frozen=True)

@@ -75,12 +75,14 @@ def preload_decoders() -> None:
         "PIL.Image",
         "cv2",
         "av",
+        "pypdfium2",
         "soundfile",
         "tokenizers",
         "gemb2.data.text",
         "gemb2.data.image",
         "gemb2.data.audio",
         "gemb2.data.video",
+        "gemb2.data.pdf",
     ):
         try:
             importlib.import_module(name)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from gemb2.data.audio import load_audio
 from gemb2.data.discover import FileEntry
 from gemb2.data.image import load_image
+from gemb2.data.pdf import load_pdf
 from gemb2.data.segments import LoadError, LoadSpec, Segment
 from gemb2.data.sniff import SNIFF_BYTES, compatible, sniff_bytes
 from gemb2.data.text import load_text
@@ -28,8 +29,9 @@ _LOADERS: dict[str, Callable[[str, LoadSpec], Iterator[Segment]]] = {
     "image": load_image,
     "audio": load_audio,
     "video": load_video,
+    "document": load_pdf,
 }
-_ARTICLE = {"image": "an image", "audio": "audio", "video": "a video", "text": "text"}
+_ARTICLE = {"image": "an image", "audio": "audio", "video": "a video", "text": "text", "document": "a PDF document"}
 
 
 def load_file(entry_or_path: FileEntry | str | os.PathLike, modality: str, spec: LoadSpec) -> Iterator[Segment]:
@@ -42,7 +44,7 @@ def load_file(entry_or_path: FileEntry | str | os.PathLike, modality: str, spec:
     check_content(path, modality)
     loader = _LOADERS.get(modality)
     if loader is None:
-        raise ValueError(f"unknown modality {modality!r}; expected text, image, audio or video")
+        raise ValueError(f"unknown modality {modality!r}; expected text, image, audio, video or document")
     if modality in ("audio", "video") and not _utf8(path):
         # OpenCV and FFmpeg take UTF-8 paths only; a name that is not UTF-8 is read through its descriptor
         fd = os.open(path, os.O_RDONLY)

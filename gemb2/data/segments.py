@@ -1,7 +1,7 @@
 """What the loaders take and give: `LoadSpec` (how to cut and preprocess files), `Segment` (one window of a
 file, one row in the store), `LoadError` (why a file cannot be loaded), and the segmentation versions.
 
-The loaders (text.py, image.py, audio.py, video.py) and their dispatch (load.py) import this module; it
+The loaders (text.py, image.py, audio.py, video.py, pdf.py) and their dispatch (load.py) import this module; it
 imports none of them.
 """
 
@@ -15,7 +15,16 @@ from gemb2.parts import Part
 # keeps the version each file's rows were cut with; a rerun re-embeds files cut by an older version. Bump a
 # modality's number when its windows change.
 #   text 2: windows cover the whole text (version 1 let a tokenizer.json's own truncation cut each block).
-SEGMENTATION = {"text": 2, "image": 1, "audio": 1, "video": 1}
+SEGMENTATION = {"text": 2, "image": 1, "audio": 1, "video": 1, "document": 1}
+
+# What a model must embed for a file of a modality to be embedded at all: a document (a PDF) needs text only (with
+# images too, its pages are also embedded as they look; without, by their text layer alone: see pdf.py).
+NEEDS = {"document": "text"}
+
+
+def embeddable(modality: str, model_modalities: tuple[str, ...] | set[str] | frozenset[str]) -> bool:
+    """Whether a model that embeds `model_modalities` embeds files of `modality` (a document: with text)."""
+    return NEEDS.get(modality, modality) in model_modalities
 
 
 def segmentation_version(modality: str) -> int:
@@ -28,8 +37,12 @@ class LoadSpec:
     """How files are cut into segments and preprocessed. Built by the pipeline from a model's config.
 
     Every long input is split into windows; each window is one segment (one row in the store),
-    with its start and end (seconds for audio and video, characters for text).
+    with its start and end (seconds for audio and video, characters for text, page and characters for a
+    document: see pdf.py).
     """
+
+    modalities: tuple[str, ...] = ("text", "image", "audio", "video")  # what the model embeds: a PDF page is
+    #   rendered only when it holds "image"
 
     image_size: int = 224  # images and video frames: shorter side resized to this, then centre-cropped square
     max_image_pixels: int = 100_000_000  # decompression-bomb guard: a larger image is refused before decoding
@@ -41,6 +54,7 @@ class LoadSpec:
     text_overlap_tokens: int = 32  # tokens shared by consecutive text windows
     tokenizer_file: str | None = None  # tokenizer.json used for chunking; None chunks by whitespace words
     max_text_bytes: int = 64 * 1024 * 1024  # a larger text file is refused
+    max_document_pages: int = 10_000  # a PDF with more pages is refused (before any page is read)
     # Per-file limits, enforced by the worker pool (load_parallel with workers >= 1; not in-process):
     file_timeout_s: float = 120.0  # a file that takes longer than this to give its next segment (or to end;
     #   time blocked on a full pipe is not counted) has its worker killed and fails "timed out after N s":
@@ -61,6 +75,8 @@ class LoadSpec:
             raise ValueError("text_overlap_tokens must be in [0, text_window_tokens)")
         if not self.file_timeout_s > 0:
             raise ValueError(f"file_timeout_s must be positive, got {self.file_timeout_s}")
+        if self.max_document_pages < 1:
+            raise ValueError(f"max_document_pages must be >= 1, got {self.max_document_pages}")
         if self.max_worker_memory_mb < 64:
             raise ValueError(f"max_worker_memory_mb must be >= 64, got {self.max_worker_memory_mb}")
 
@@ -71,7 +87,7 @@ SNIPPET_CHARS = 1000  # text rows keep this much of their window as a snippet
 @dataclass
 class Segment:
     index: int  # 0, 1, ... in the file
-    start: float  # seconds for audio and video, character offset for text, 0 for an image
+    start: float  # seconds for audio and video, character offset for text, 0 for an image, page.offset for a PDF
     end: float  # likewise (exclusive)
     parts: tuple[Part, ...]  # what the model embeds
     text: str | None = None  # the window's text for text rows (at most SNIPPET_CHARS), else None

@@ -17,7 +17,8 @@ _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 
 
 def sniff(path: str) -> str | None:
-    """ "image" | "audio" | "video" | "text" by content, or None for unknown binary data (or an empty file)."""
+    """ "image" | "audio" | "video" | "document" (PDF) | "text" by content, or None for unknown binary data
+    (or an empty file)."""
     with open(path, "rb") as f:
         head = f.read(SNIFF_BYTES)
     return sniff_bytes(head)
@@ -29,6 +30,8 @@ def sniff_bytes(head: bytes) -> str | None:
         return None
     if head.startswith(_BOMS):  # before MPEG audio: a UTF-16 LE BOM (FF FE) looks like an MPEG frame sync
         return "text"
+    if head.startswith(b"%PDF-"):  # file(1): "0 string %PDF- PDF document" (leading junk is not accepted)
+        return "document"
     if (
         head.startswith(
             (

@@ -71,6 +71,11 @@ def read_text(path: str, max_bytes: int) -> str:
         return decode_text(f.read())
 
 
+def text_windows(text: str, spec: LoadSpec) -> Iterator[tuple[int, int]]:
+    """The [start, end) character spans of the windows `load_text` cuts `text` into (the PDF loader's too)."""
+    return windows(_token_spans(text, spec.tokenizer_file), spec.text_window_tokens, spec.text_overlap_tokens)
+
+
 def decode_text(data: bytes) -> str:
     """bytes -> str by BOM, then UTF-8, then cp1252, then latin-1. Raises LoadError on binary data."""
     if data.startswith(b"\xef\xbb\xbf"):

@@ -27,7 +27,7 @@ from gemb2 import __version__
 from gemb2.data.discover import FileEntry, Skipped, discover
 from gemb2.data.limits import release_free_memory
 from gemb2.data.pool import FileDone, FileFailed, SegmentLoaded, load_parallel, segment_nbytes
-from gemb2.data.segments import segmentation_version
+from gemb2.data.segments import embeddable, segmentation_version
 from gemb2.parts import item_modality
 from gemb2.pipeline.interrupt import Interrupted
 from gemb2.store.lock import owner
@@ -60,6 +60,7 @@ class EmbedReport:
     failures: list[Failure] = field(default_factory=list)
     unsupported: dict[str, int] = field(default_factory=dict)  # extension ("" for none) -> files
     ignored: dict[str, int] = field(default_factory=dict)  # rule -> folders and files passed over by it (discover)
+    notes: list[str] = field(default_factory=list)  # what a person should know about the run, each said once
     store: str = ""  # where the rows went, for a person: "table 'media' in /path/to/db"
     interrupted: str | None = None  # "SIGINT" / "SIGTERM" when a signal ended the run early
     rank: int = 0
@@ -319,14 +320,15 @@ def run_embed(
         try:
             model = get_model()
             can = set(model.config.modalities)
+            report.notes += _model_notes(todo, can, model_id)
             for e in todo:  # e.g. images under a text-only model: a counted failure, never a crash
-                if e.modality not in can:
+                if not embeddable(e.modality, can):
                     run.fail(
                         Failure(storage_path(e.path), f"model {model_id} does not embed {e.modality} files"),
                         (e.size, e.mtime_ns),
                     )
                     progress.advance(1)
-            keep = [i for i, e in enumerate(todo) if e.modality in can]
+            keep = [i for i, e in enumerate(todo) if embeddable(e.modality, can)]
             todo, is_new = [todo[i] for i in keep], [is_new[i] for i in keep]
             if not (stop is not None and stop.is_set()):
                 _embed_files(todo, is_new, store, model, options, run, stop)
@@ -338,6 +340,16 @@ def run_embed(
         return _interrupted(report, stop, t0)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _model_notes(todo: Sequence[FileEntry], can: set[str], model_id: str) -> list[str]:
+    """What a person should know about how `model_id` (which embeds `can`) embeds these files: said once a run."""
+    if "image" not in can and any(e.modality == "document" for e in todo):
+        return [
+            f"model {model_id} embeds text only: PDF pages are embedded by their text layer, their images are "
+            "not (a page without text gives no row)"
+        ]
+    return []
 
 
 def _interrupted(report: EmbedReport, stop: StopFlag, t0: float) -> EmbedReport:

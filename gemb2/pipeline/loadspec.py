@@ -14,6 +14,7 @@ def load_spec_for(model) -> LoadSpec:
     prompt_tokens = len(model.tokenizer.encode(cfg.document_prompt)) if cfg.document_prompt else 0
     window = max(16, cfg.max_text_tokens - 2 - prompt_tokens)  # [CLS] + prompt + window + [SEP] fits
     return LoadSpec(
+        modalities=cfg.modalities,
         image_size=cfg.image_size,
         audio_window_s=cfg.audio_window_s,
         video_window_s=cfg.audio_window_s,

@@ -10,6 +10,7 @@ import numpy as np
 
 from gemb2.data.discover import modality_of
 from gemb2.data.load import load_file
+from gemb2.data.pdf import page_of
 from gemb2.data.segments import LoadError
 from gemb2.parts import Part, Text
 
@@ -35,12 +36,19 @@ class Hit:
     vector_rank: int | None = None  # hybrid only: rank in the vector list (None: not in it)
     text_rank: int | None = None  # hybrid only: rank in the full-text list
 
+    @property
+    def page(self) -> int | None:
+        """The page (1-based) of a PDF's row (its start is page + character offset: gemb2.data.pdf), else None."""
+        return page_of(self.start)[0] if modality_of(self.path) == "document" else None
+
     def to_dict(self) -> dict:
-        extra = (
+        extra: dict = (
             {}
             if self.vector_rank is None and self.text_rank is None
             else {"vector_rank": self.vector_rank, "text_rank": self.text_rank}
         )
+        if self.page is not None:
+            extra["page"] = self.page
         return {
             "rank": self.rank,
             "score": round(self.score, 6),

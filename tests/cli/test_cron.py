@@ -22,6 +22,7 @@ from PIL import Image as PILImage
 from gemb2.store import EmbeddedFile, FileRecord, LanceStore, SegmentRow
 from tests.cli_run import gemb2, gemb2_popen
 from tests.media import ffmpeg, write_text, write_wav
+from tests.pdfs import PdfPage, write_pdf
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +59,7 @@ def every_format(root) -> list[str]:
         out = root / "vid" / f"clip{ext}"
         ffmpeg("-f", "lavfi", "-i", "testsrc=duration=2:size=96x64:rate=8", *codec, str(out))
         made.append(str(out))
+    made.append(write_pdf(root / "doc" / "pages.pdf", [PdfPage("A page about the sea."), PdfPage(picture=True)]))
     return made
 
 
@@ -67,7 +69,7 @@ def broken_files(root, good: list[str]) -> list[str]:
     bad.mkdir()
     made = []
     for src in good:
-        if src.endswith((".jpg", ".png", ".flac", ".mp4", ".webm", ".gif")):
+        if src.endswith((".jpg", ".png", ".flac", ".mp4", ".webm", ".gif", ".pdf")):
             data = open(src, "rb").read()
             out = bad / ("cut-" + os.path.basename(src))
             out.write_bytes(data[: max(16, len(data) // 8)])

@@ -36,7 +36,8 @@ def test_modality_of_extensions():
     assert modality_of("x.markdown") == "text"
     assert modality_of("x.opus") == "audio"
     assert modality_of("x.m4v") == "video"
-    assert modality_of("x.pdf") is None
+    assert modality_of("x.pdf") == "document"
+    assert modality_of("x.docx") is None
     assert modality_of("README") is None
 
 
@@ -44,7 +45,7 @@ def test_sorted_recursive_with_stat_fields(tmp_path):
     touch(tmp_path / "b" / "z.wav")
     touch(tmp_path / "b" / "a.png")
     touch(tmp_path / "a.txt", b"hello")
-    touch(tmp_path / "notes.pdf")
+    touch(tmp_path / "notes.docx")
     events = run([tmp_path])
     assert files(events) == [str(tmp_path / "a.txt"), str(tmp_path / "b" / "a.png"), str(tmp_path / "b" / "z.wav")]
     first = events[0]
@@ -113,7 +114,7 @@ def test_root_file_missing_root_and_unsupported_root(tmp_path):
     assert files(run([f])) == [f]
     missing = run([tmp_path / "nope"])
     assert missing == [Skipped(str(tmp_path / "nope"), "No such file or directory")]
-    assert isinstance(run([touch(tmp_path / "x.pdf")])[0], Skipped)
+    assert isinstance(run([touch(tmp_path / "x.docx")])[0], Skipped)
 
 
 def test_relative_root_gives_absolute_paths(tmp_path, monkeypatch):

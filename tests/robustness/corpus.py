@@ -24,6 +24,7 @@ import soundfile as sf
 from PIL import Image as PILImage
 
 from tests.media import tone, write_video
+from tests.pdfs import PdfPage, write_pdf
 
 SPARSE_BYTES = 2 * 1024**3  # the 2 GB sparse files
 DEEP = 120  # directory levels of the deep (still legal) branch
@@ -121,6 +122,12 @@ def _video_bytes(tmp: str, fourcc: str = "mp4v", ext: str = ".mp4", seconds: flo
     return data
 
 
+def _pdf(tmp: str, pages: list[PdfPage], **kw) -> bytes:
+    path = write_pdf(os.path.join(tmp, "made.pdf"), pages, **kw)
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _sparse(path: str, head: bytes, size: int) -> None:
     with open(path, "wb") as f:
         f.write(head)
@@ -140,6 +147,8 @@ def build(root: str, scratch: str) -> Corpus:
     c.add("good/c.jpg", _image("JPEG", quality=85), "good", "JPEG")
     c.add("good/d.wav", _wav(tone(2.0, 22050), 22050), "good", "WAV 22 kHz")
     c.add("good/e.mp4", _video_bytes(scratch), "good", "MPEG-4 video")
+    c.add("good/f.pdf", _pdf(scratch, [PdfPage("A page about boats."), PdfPage(picture=True)]), "good",
+          "a PDF: a text page and an image-only page", rows=2)
     c.add("good/png-named.jpg", _image("PNG"), "good", "a PNG named .jpg: same modality, loads")
     c.add("good/latin1.md", "caf\xe9 cr\xe8me br\xfbl\xe9e".encode("latin-1"), "good", "legacy 8-bit text")
     c.add("good/nan.wav", _wav(np.where(np.arange(16000) % 7 == 0, np.nan, 0.1).astype(np.float32), 16000, "FLOAT"),
@@ -159,6 +168,8 @@ def build(root: str, scratch: str) -> Corpus:
     # --- images: truncated and corrupt headers for every format, enormous dimensions, bombs
     for fmt, ext in (("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"), ("BMP", "bmp"), ("TIFF", "tif")):
         c.add(f"bad/truncated.{ext}", half(_image(fmt)), "fail", f"truncated {fmt}")
+    c.add("bad/header-only.pdf", b"%PDF-1.4\n", "fail", "a PDF cut after its header")
+    c.add("bad/locked.pdf", _pdf(scratch, [PdfPage("x")], user_password="pw"), "fail", "a PDF that needs a password")
     c.add("bad/truncated.gif", half(_image("GIF")), "any", "truncated GIF (Pillow may decode the rows it has)")
     png = bytearray(_image("PNG"))
     png[16:24] = b"\xde\xad\xbe\xef" * 2  # IHDR width/height overwritten: CRC mismatch
@@ -240,7 +251,7 @@ def build(root: str, scratch: str) -> Corpus:
     os.symlink("nowhere.png", os.path.join(root, "bad/broken.png"))
     c.mark("bad/broken.png", "fail", "a broken symlink")
     c.add("bad/.hidden.txt", b"hidden", "skip", "hidden file")
-    c.add("bad/notes.pdf", b"%PDF-1.4", "skip", "unsupported extension")
+    c.add("bad/notes.docx", b"PK\x03\x04", "skip", "unsupported extension")
     c.add("bad/unreadable.txt", b"secret", "fail", "a file without read permission (as a non-root user)")
     os.chmod(os.path.join(root, "bad/unreadable.txt"), 0)
     c.add("bad/locked/inside.txt", b"locked away", "skip", "a file in a directory that cannot be listed")

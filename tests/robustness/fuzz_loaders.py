@@ -25,6 +25,7 @@ from gemb2.data.load import load_file
 from gemb2.data.segments import LoadError, LoadSpec
 from gemb2.parts import Audio, Image, Text, Video
 from tests.media import tone, write_video
+from tests.pdfs import PdfPage, write_pdf
 
 SPEC = LoadSpec(image_size=16, audio_window_s=1.0, video_window_s=1.0, video_fps=2.0, max_frames=4,
                 text_window_tokens=16, text_overlap_tokens=4)
@@ -60,6 +61,10 @@ def _seed(ext: str) -> bytes:
         return b"<title>t</title><p>a &amp; b<script>x()</script><pre> c\n d</pre><!-- e --><td>f"
     if EXTENSIONS[ext] == "text":
         return "a small text, with ünïcode and\nlines".encode("utf-8")
+    if ext == ".pdf":
+        with tempfile.TemporaryDirectory() as d:
+            path = write_pdf(os.path.join(d, "a.pdf"), [PdfPage("A page of text."), PdfPage("Rotated", rotate=90)])
+            return open(path, "rb").read()
     magic = {".m4a": b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00", ".aac": b"\xff\xf1\x50\x80\x02\x1f\xfc",
              ".webm": b"\x1a\x45\xdf\xa3", ".opus": b"OggS", ".mp3": b"ID3\x03\x00\x00\x00\x00\x00\x00"}
     return magic.get(ext, b"") + rng.bytes(512)
