@@ -44,7 +44,7 @@ def test_onnx_graphs_match_pytorch(tmp_path, tiny, dim):
     assert json.load(open(os.path.join(out, "manifest.json")))["graphs"]["text"]["inputs"][0]["name"] == "input_ids"
     D = dim or tiny.config.out_dim
 
-    from gemb2.export.onnx import text_inputs
+    from gemb2.export.onnx_check import text_inputs
 
     texts = ["a red car", "un chat noir dort sur le canapé", "∑ of π " * 20]
     for task in ("document", "query"):

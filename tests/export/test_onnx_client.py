@@ -16,7 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from gemb2.cli.main import app
-from gemb2.export.onnx import GRAPHS, export_onnx
+from gemb2.export.graphs import GRAPHS
+from gemb2.export.onnx import export_onnx
 from gemb2.model import Gemb2Model, tiny
 from tests.cli_run import ROOT_DIR, gemb2_popen
 from tests.export.client import Client
