@@ -1,10 +1,5 @@
-"""The export's graphs as PyTorch modules: each is the model's own pieces for items of one kind, input to vector.
-
-    text          input_ids (B, T) int64, attention_mask (B, T) int64  ->  embedding (B, D)
-    image         pixels (B, 3, S, S) uint8 RGB  ->  embedding (B, D)
-    audio         samples (B, N) float32, N a multiple of samples_per_token  ->  embedding (B, D)
-    video         frames (B, F, 3, S, S) uint8, times (B, F) float32 s, samples (B, N) float32  ->  embedding (B, D)
-    video_frames  frames, times  ->  embedding (B, D)
+"""The export's graphs as PyTorch modules (inputs and outputs: onnx.py's docstring), each the model's own pieces
+for items of one kind, from inputs to the vector.
 
 A graph runs `Gemb2Model.text_tokens` (text) or `sequence` over `image_tokens` / `video_tokens` / `audio_tokens`
 (media, the document prompt baked in), then `head` and the Matryoshka prefix (`truncate`): the functions
@@ -80,7 +75,7 @@ class Examples:
         cfg = model.config
         self.size = cfg.image_size
         self.spt = model.layout.samples_per_token or 0
-        self.window = int(cfg.audio_window_s * SAMPLE_RATE)
+        self.window = model.layout.audio_window
 
     def pixels(self, *shape: int, seed: int) -> torch.Tensor:
         """Random uint8 RGB of shape (*shape, 3, S, S)."""

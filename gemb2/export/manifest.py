@@ -133,7 +133,7 @@ def _image(model: Gemb2Model, spec: LoadSpec) -> dict[str, Any]:
 def _audio(model: Gemb2Model) -> dict[str, Any]:
     """Audio files to the audio graph's samples: decode, resample, windows, padding."""
     cfg, spt = model.config, model.layout.samples_per_token
-    window = int(round(cfg.audio_window_s * SAMPLE_RATE))
+    window = model.layout.audio_window
     return {
         "graph": "audio",
         "sample_rate": SAMPLE_RATE,
@@ -167,7 +167,7 @@ def _audio(model: Gemb2Model) -> dict[str, Any]:
 def _video(model: Gemb2Model, spec: LoadSpec) -> dict[str, Any]:
     """Video files to the video graphs' frames, times and samples: decode, windows, frame sampling, the track."""
     cfg = model.config
-    window = int(round(cfg.audio_window_s * SAMPLE_RATE))
+    window = model.layout.audio_window
     return {
         "graphs": {
             "with_sound": "video",

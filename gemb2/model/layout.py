@@ -93,6 +93,7 @@ class Layout:
         self.config, self.tokenizer = config, tokenizer
         self.images, self.samples_per_token = images, samples_per_token
         self.limit = config.max_positions - 1  # the last position is kept for [SEP]
+        self.audio_window = int(round(config.audio_window_s * SAMPLE_RATE))  # samples an audio part keeps
         self.prompt_ids: dict[str | None, list[int]] = {
             "query": tokenizer.encode(config.query_prompt),
             "document": tokenizer.encode(config.document_prompt),
@@ -170,8 +171,7 @@ class Layout:
 
     def fit_audio(self, samples: np.ndarray) -> np.ndarray:
         """Cut to the first window, zero-pad to whole tokens (at least one token)."""
-        window = int(round(self.config.audio_window_s * SAMPLE_RATE))
-        s = samples[:window]
+        s = samples[: self.audio_window]
         per = self.samples_per_token or 1
         n = max(1, -(-len(s) // per)) * per
         return np.pad(s, (0, n - len(s))) if n != len(s) else s

@@ -154,10 +154,11 @@ class Gemb2Model(nn.Module):
         as the layout cuts, [SEP] -> (B, T, H), every position real. `embed(collate(items))` gives the same; the
         ONNX export traces this (sizes vary there, so it cannot run the layout's Python)."""
         B = media[0].shape[0]
-        ids = torch.tensor(self.layout.prefix(task), dtype=torch.long)
+        ids = torch.tensor(self.layout.prefix(task), dtype=torch.long, device=self.device)
         x = torch.cat([self.text_tokens(ids).expand(B, -1, -1), *media], dim=1)[:, : self.layout.limit]
-        sep = self.text_tokens(torch.tensor([self.tokenizer.sep_id], dtype=torch.long)).expand(B, -1, -1)
-        return torch.cat([x, sep], dim=1)  # (B, T, H)
+        sep = torch.tensor([self.tokenizer.sep_id], dtype=torch.long, device=self.device)
+        x = torch.cat([x, self.text_tokens(sep).expand(B, -1, -1)], dim=1)
+        return x  # (B, T, H)
 
     def text_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Word embeddings, typed as text. (..., T) long -> (..., T, H)."""
