@@ -8,7 +8,9 @@ Prints files/s for each kind, measured in the same run:
   (b)        gemb2's text loader alone: the above plus tokenizing and windowing (load_file), same pool;
   (c)        `gemb2 embed DIR --model tiny --workers W` in-process (run_embed: loaders, model, LanceDB);
   (d)        the same as a whole process, as a user runs it (interpreter start and imports included); its
-             start-up alone (the same command on an empty folder) is printed beside it.
+             start-up alone (the same command on an empty folder) is printed beside it;
+  (m)        the tiny model's `encode` alone on the windows of the first 200 files (loaded beforehand), in this
+             process: what (c) would reach if loading, the pool and LanceDB cost nothing.
 The pages are ~17 KB like real ones (a head with a stylesheet and scripts, a nav of links, ten paragraphs, a
 table, a footer: ~2.5 KB of visible text); the code files are ~4 KB Python modules.
 Results go in BENCHMARKS.md (section "Web pages and code").
@@ -146,6 +148,19 @@ def whole_process_seconds(folder: str, workers: int) -> float:
     return dt
 
 
+def model_rate(paths: list[str], spec) -> float:
+    """files/s of the tiny model's encode alone on the files' windows (loaded before the clock starts)."""
+    from gemb2 import load_model
+    from gemb2.data.load import load_file
+
+    model = load_model("tiny")
+    items = [list(seg.parts) for p in paths for seg in load_file(p, "text", spec)]
+    model.encode(items[:32])  # warm-up
+    t0 = time.perf_counter()
+    model.encode(items)
+    return len(paths) / (time.perf_counter() - t0)
+
+
 def tiny_spec():
     """The LoadSpec `gemb2 embed --model tiny` gives its loaders (its tokenizer file and window)."""
     from gemb2 import load_model
@@ -162,6 +177,7 @@ def report(kind: str, folder: str, workers: int, start_up: float) -> None:
     loader = pool_rate(_loader_only, [(p, spec) for p in paths], workers)
     ours, rows = in_process_rate(folder, workers)
     whole = len(paths) / whole_process_seconds(folder, workers)
+    alone = model_rate(paths[:200], spec)
     print(f"\n## {kind}: {len(paths)} files of {size / 1024:.1f} KB on average, {workers} worker processes, tiny model")
     print(f"(baseline) read + to text alone:             {base:8.1f} files/s")
     print(f"(b) gemb2 text loader alone (+ windows):     {loader:8.1f} files/s  ({loader / base:.2f}x baseline)")
@@ -170,6 +186,7 @@ def report(kind: str, folder: str, workers: int, start_up: float) -> None:
         f"(d) gemb2 embed whole process:               {whole:8.1f} files/s  ({whole / base:.2f}x baseline; "
         f"start-up alone {start_up:.1f} s)"
     )
+    print(f"(m) tiny model encode alone, in-process:     {alone:8.1f} files/s  ((c) is {ours / alone:.2f}x of it)")
 
 
 def main() -> None:

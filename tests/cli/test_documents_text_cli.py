@@ -55,3 +55,7 @@ def test_pages_data_and_code_are_embedded_and_tool_folders_passed_over(tmp_path)
     again = gemb2("embed", tree, "--model", "tiny", "--db", db, "--json", "--workers", "1")
     second = json.loads(again.stdout)
     assert again.returncode == 0 and second["files_unchanged"] == 5 and second["files_failed_known"] == 1
+
+    write(tree / ".gemb2ignore", "drafts/\nsecret.txt\n*.py\n")  # a new pattern: its files' rows go, as if deleted
+    third = json.loads(gemb2("embed", tree, "--model", "tiny", "--db", db, "--json", "--workers", "1").stdout)
+    assert (third["files_removed"], third["files_unchanged"]) == (1, 4)
