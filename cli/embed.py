@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
+from gemb2.errors import UsageError
+
 from . import common
-from .common import EXIT_BUSY, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, die
 
 
 class _Bar:
@@ -123,49 +124,34 @@ def embed(
     """
     if "-" in paths:
         if len(paths) > 1:
-            die("`-` (stdin) cannot be combined with other paths", EXIT_USAGE)
-        _embed_stdin(common.model_name(model), device, batch_size, task, dim)
+            raise UsageError("`-` (stdin) cannot be combined with other paths")
+        _embed_stdin(common.model_name(model), common.device_name(device), batch_size, task, dim)
         return
-    for p in paths:
-        if not Path(p).exists() and not Path(p).is_symlink():
-            die(f"no such file or folder: {p}", EXIT_USAGE)
+    from gemb2.pipeline.embed import EmbedOptions
+    from gemb2.pipeline.embed_job import EmbedJob, exit_code, run_job
+
     rank, world_size = _rank_and_world(rank, world_size)
-    if world_size > 1 and out is not None:
-        die("--out shards are written by one process; use a LanceDB table (--db) for --world-size > 1", EXIT_USAGE)
-    if world_size > 1 and rebuild:
-        die("--rebuild drops the table under the other ranks' feet: run it once with --world-size 1 first", EXIT_USAGE)
-    device = _rank_device(device)
-
-    from gemb2.pipeline.embed import EmbedOptions, run_embed
-    from gemb2.pipeline.interrupt import StopSignal
-    from gemb2.store import LanceStore, ShardStore, StoreError, WrongModelError
-
-    source = common.model_name(model)
-    model_id = common.model_id_of(source)
-    loaded = {}
-    if dry_run and rebuild:
-        die("--dry-run with --rebuild: a rebuild would drop and re-embed everything", EXIT_USAGE)
-
-    def get_model():
-        if "m" not in loaded:
-            loaded["m"] = common.load_model(source, device)
-        return loaded["m"]
-
-    try:
-        if out is not None:
-            store = ShardStore(str(out), model=model_id, dim=None if rebuild else _peek_dim(out))
-        else:
-            store = LanceStore(common.db_uri(db), common.table_name(table), model=None if rebuild else model_id)
-        if rebuild:
-            store.drop()
-        if store.model is None or store.dim is None:  # a new table or folder: it takes this model's id and dimension
-            store.model, store.dim = model_id, get_model().config.out_dim
-            store.source = _source_path(source)
-    except WrongModelError as e:
-        die(str(e), EXIT_USAGE)
-    except StoreError as e:
-        die(str(e))
-
+    options = EmbedOptions(
+        follow_symlinks=follow_symlinks,
+        workers=workers,
+        batch_size=batch_size,
+        commit_rows=commit_rows,
+        rank=rank,
+        world_size=world_size,
+        retry_failed=retry_failed,
+    )
+    job = EmbedJob(
+        paths,
+        common.model_name(model),
+        db=common.db_uri(db),
+        table=common.table_name(table),
+        out=None if out is None else str(out),
+        device=common.device_name(device),
+        rebuild=rebuild,
+        dry_run=dry_run,
+        wait_s=wait,
+        options=options,
+    )
     bar = _Bar(enabled=not quiet and common.stderr_is_tty())
 
     def on_failure(f) -> None:
@@ -176,46 +162,16 @@ def embed(
         for line in lines:
             bar.write("gemb2: note: " + common.printable(f"{path}: {line}"))
 
-    from gemb2.store.lock import LockBusy, table_lock
+    report = run_job(job, progress=bar, on_failure=on_failure, on_notes=on_notes if verbose else None)
+    _print_report(report, as_json=as_json, quiet=quiet)
+    raise typer.Exit(exit_code(report))
 
-    opts = EmbedOptions(
-        follow_symlinks=follow_symlinks,
-        workers=workers,
-        batch_size=batch_size,
-        commit_rows=commit_rows,
-        rank=rank,
-        world_size=world_size,
-        retry_failed=retry_failed,
-    )
-    lock_at = (str(out), "") if out is not None else (common.db_uri(db), common.table_name(table))
-    try:
-        if dry_run:  # reads only: no lock, no model
-            report = run_embed(paths, store, model_id=model_id, get_model=get_model, options=opts, dry_run=True)
-        else:
-            with table_lock(*lock_at, wait_s=wait, rank=rank, world_size=world_size), StopSignal() as stop:
-                report = run_embed(
-                    paths,
-                    store,
-                    model_id=model_id,
-                    get_model=get_model,
-                    options=opts,
-                    progress=bar,
-                    on_failure=on_failure,
-                    on_notes=on_notes if verbose else None,
-                    stop=stop,
-                )
-    except LockBusy as e:
-        die(str(e), EXIT_BUSY)
-    except StoreError as e:
-        die(str(e))
-    except OSError as e:
-        die(f"writing to the store failed: {e}")
-    finally:
-        store.close()
 
+def _print_report(report, *, as_json: bool, quiet: bool) -> None:
+    """--json on stdout; a dry run's list on stdout; the one-line summary (and why a run ended early) on stderr."""
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
-    if dry_run:
+    if report.dry_run:
         if not as_json:
             for tag, group in (
                 ("add", report.would_add),
@@ -229,7 +185,7 @@ def embed(
                 f"dry run: {len(report.would_add)} to add, {len(report.would_update)} to update, "
                 f"{len(report.would_remove)} to remove, {report.files_unchanged} unchanged; nothing was changed"
             )
-        raise typer.Exit(EXIT_PARTIAL if report.files_failed else EXIT_OK)
+        return
     if not quiet:
         for note in report.notes:
             common.warn("note: " + note)
@@ -239,8 +195,6 @@ def embed(
             f"interrupted by {report.interrupted}: the files embedded so far are committed; "
             f"run the same command again to continue"
         )
-        raise typer.Exit(stop.exit_code)
-    raise typer.Exit(EXIT_PARTIAL if report.files_failed else EXIT_OK)
 
 
 def _summary(r) -> str:
@@ -275,62 +229,17 @@ def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]
         try:
             return int(v)
         except ValueError:
-            die(f"${name} must be an integer, not {v!r}", EXIT_USAGE)
+            raise UsageError(f"${name} must be an integer, not {v!r}") from None
 
     rank = rank if rank is not None else env_int("RANK") or 0
     world_size = world_size if world_size is not None else env_int("WORLD_SIZE") or 1
     if not 0 <= rank < world_size:
-        die(f"--rank {rank} must be below --world-size {world_size}", EXIT_USAGE)
+        raise UsageError(f"--rank {rank} must be below --world-size {world_size}")
     return rank, world_size
-
-
-def _rank_device(device: str | None) -> str | None:
-    """Under torchrun (LOCAL_RANK set) with GPUs, `auto` means this rank's GPU: cuda:LOCAL_RANK."""
-    import os
-
-    name = device or os.environ.get(common.ENV_DEVICE) or "auto"
-    local = os.environ.get("LOCAL_RANK")
-    if name != "auto" or not local or not local.isdigit():
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return f"cuda:{int(local) % torch.cuda.device_count()}"
-    return device
-
-
-def _source_path(source: str) -> str:
-    """A model source as recorded with a table: presets by name, folders by absolute path."""
-    return str(Path(source).resolve()) if Path(source).is_dir() else source
-
-
-def _peek_dim(out: Path) -> int | None:
-    """The dimension of an existing shard folder, from its manifest (None for a new folder)."""
-    manifest = out / "manifest.json"
-    if not manifest.exists():
-        return None
-    try:
-        return json.loads(manifest.read_text(encoding="utf-8")).get("dim")
-    except ValueError:
-        return None
 
 
 def _embed_stdin(source: str, device: str | None, batch_size: int | None, task: str, dim: int | None) -> None:
     """Texts on stdin, one per line -> JSON lines {"line", "text", "vector"} on stdout (gemb2/pipeline/stdin.py)."""
-    from gemb2.pipeline.embed import default_batch_size
-    from gemb2.pipeline.stdin import embed_lines
+    from gemb2.pipeline.stdin import embed_stdin
 
-    if task not in ("document", "query", "none"):
-        die(f"--task must be document, query or none, not {task!r}", EXIT_USAGE)
-    m = common.load_model(source, device)
-    batch_size = batch_size or default_batch_size(m)
-    common.check_dim(m, dim)
-    embed_lines(
-        m,
-        sys.stdin,
-        sys.stdout,
-        task=None if task == "none" else task,
-        dim=dim,
-        batch_size=batch_size,
-        warn=common.warn,
-    )
+    embed_stdin(source, device, sys.stdin, sys.stdout, task=task, dim=dim, batch_size=batch_size, warn=common.warn)

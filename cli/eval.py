@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from . import common
-from .common import EXIT_FATAL, EXIT_USAGE, die, warn
+from .common import warn
 
 COLUMNS = ("recall@1", "recall@5", "recall@10", "ndcg@10", "mrr")
 
@@ -25,32 +25,19 @@ def eval_(  # registered as `gemb2 eval`
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False,
 ) -> None:
     """Evaluate retrieval: each task's queries against all of that task's documents."""
-    from gemb2.data.manifest import ManifestError
-    from gemb2.data.manifest_items import ItemLoadError
-    from gemb2.eval.retrieval import evaluate
+    from gemb2.pipeline.models import evaluate
 
-    for p in manifest:
-        if not p.is_file():
-            die(f"no such manifest: {p}", EXIT_USAGE)
-    m = common.load_model(common.model_name(model), device)
-    common.check_dim(m, dim)
-    try:
-        results = evaluate(
-            m,
-            [str(p) for p in manifest],
-            dim=dim,
-            batch_size=batch_size,
-            tasks=task,
-            log=(lambda s: None) if quiet else warn,
-        )
-    except (ManifestError, KeyError) as e:
-        die(str(e), EXIT_USAGE)
-    except ItemLoadError as e:
-        die(str(e), EXIT_FATAL)
-    except ValueError as e:
-        die(str(e), EXIT_USAGE)
+    model_id, results = evaluate(
+        common.model_name(model),
+        common.device_name(device),
+        manifest,
+        dim=dim,
+        batch_size=batch_size,
+        tasks=task,
+        log=(lambda s: None) if quiet else warn,
+    )
     if as_json:
-        typer.echo(json.dumps({"model": m.model_id, "tasks": results}))
+        typer.echo(json.dumps({"model": model_id, "tasks": results}))
         return
     width = max(len(common.printable(t)) for t in results) if results else 4
     typer.echo(f"{'task':<{width}}  {'queries':>7}  {'docs':>6}  " + "  ".join(f"{c:>9}" for c in COLUMNS))

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from . import common
-from .common import EXIT_USAGE, die
 
 export_app = typer.Typer(
     help="Export the model (ONNX) or a table's embeddings (safetensors, Parquet, JSON lines).", no_args_is_help=True
@@ -42,31 +40,9 @@ def export_model(
     onnxruntime when it is installed; a graph that cannot be exported is listed in the manifest's not_exported
     with its reason, and the others are written. OUT appears complete or not at all. Needs `pip install 'gemb2[onnx]'`.
     Exit codes: 0 written (some graphs may be listed as not exported), 1 export failed, 2 bad options or OUT exists."""
-    from gemb2.export.onnx import ExportError, Interrupted, export_onnx
+    from gemb2.pipeline.export import export_model as run
 
-    if format_ != "onnx":
-        die(f"--format must be onnx, not {format_!r}", EXIT_USAGE)
-    if out.exists() and not out.is_dir():
-        die(f"{out} exists and is not a folder", EXIT_USAGE)
-    if out.exists() and not force and any(out.iterdir()):
-        die(f"{out} exists and is not empty (use --force to replace it)", EXIT_USAGE)
-    m = common.load_model(common.model_name(model), "cpu")
-    common.check_dim(m, dim)
-    try:
-        manifest = export_onnx(m, str(out), dim=dim, force=force)
-    except ExportError as e:
-        die(str(e), EXIT_USAGE)
-    except OSError as e:
-        die(f"ONNX export failed, nothing written to {out}: {e}")
-    except Interrupted as e:  # SIGINT 130, SIGTERM 143
-        die(
-            f"{'terminated' if e.signum == signal.SIGTERM else 'interrupted'}, nothing written to {out}", 128 + e.signum
-        )
-    except KeyboardInterrupt:
-        die(f"interrupted, nothing written to {out}", 128 + signal.SIGINT)
-    except Exception as e:  # never a traceback: one line, nothing half-written (export_onnx removed its temp folder)
-        first = next((line for line in str(e).splitlines() if line.strip()), "")
-        die(f"ONNX export failed, nothing written to {out}: {type(e).__name__}: {first}")
+    manifest = run(common.model_name(model), out, dim=dim, force=force, fmt=format_)
     if as_json:
         typer.echo(json.dumps(manifest, ensure_ascii=False))
     else:
@@ -89,18 +65,9 @@ def export_embeddings(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary (rows, dim, files) on stdout.")] = False,
 ) -> None:
     """Stream every row of a table (key, path, modality, segment, start, end, text, vector) into a file."""
-    from gemb2.export.embeddings import FORMATS, ExportError
-    from gemb2.export.embeddings import export_embeddings as run
+    from gemb2.pipeline.export import export_table
 
-    if to not in FORMATS:
-        die(f"--to must be one of {', '.join(FORMATS)}, not {to!r}", EXIT_USAGE)
-    store = common.open_table(db, table)
-    try:
-        summary = run(store, str(out), to, batch_rows=batch_rows)
-    except ExportError as e:
-        die(str(e), EXIT_USAGE)
-    except OSError as e:
-        die(f"writing {out} failed: {e}")
+    summary = export_table(common.db_uri(db), common.table_name(table), out, fmt=to, batch_rows=batch_rows)
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
     else:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Annotated
 
 import typer
 
 from . import common
-from .common import EXIT_BUSY, EXIT_USAGE, die
 
 
 def index(
@@ -40,31 +38,16 @@ def index(
 ) -> None:
     """Compact a table, delete its old versions and refresh its indexes, then build the ones it lacks: vector (ANN),
     scalar (path, modality), full-text (text). Exit codes: 0 done, 2 usage error, 1 fatal, 4 the table is busy."""
-    from gemb2.store.index import VECTOR_KINDS, IndexBuildError, build_indexes
-    from gemb2.store.lock import LockBusy, table_lock
+    from gemb2.pipeline.index import index_table
 
-    if type_ not in VECTOR_KINDS:
-        die(f"--type must be one of {', '.join(VECTOR_KINDS)}, not {type_!r}", EXIT_USAGE)
-    store = common.open_table(db, table)
-    uri, name = store.uri, store.table_name
-    try:
-        with table_lock(uri, name, wait_s=wait):  # the whole table: no embed writes while indexes are rebuilt
-            store.refresh()
-            rep = build_indexes(
-                store.table,
-                dim=store.dim,
-                kind=type_,
-                name=name,
-                cleanup_older_than=timedelta(seconds=keep_versions),
-                rebuild=rebuild,
-            )
-    except LockBusy as e:
-        die(str(e), EXIT_BUSY)
-    except IndexBuildError as e:
-        die(str(e), EXIT_USAGE)
-    except (OSError, RuntimeError, ValueError) as e:
-        die(f"building the indexes of {name!r} failed: {e}")
-
+    rep = index_table(
+        common.db_uri(db),
+        common.table_name(table),
+        kind=type_,
+        keep_versions_s=keep_versions,
+        rebuild=rebuild,
+        wait_s=wait,
+    )
     if as_json:
         typer.echo(json.dumps(rep.to_dict(), ensure_ascii=False))
         return

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
+from gemb2.errors import UsageError
+
 from . import common
-from .common import EXIT_USAGE, die
 
 
 def init(
@@ -69,17 +70,17 @@ def init(
     Use it with `gemb2 embed --model OUT` and `gemb2 query --model OUT`.
     Exit codes: 0 written, 2 bad options, 1 a part could not be loaded (e.g. its weight package is missing).
     """
-    from gemb2.model.io import save_pretrained
-    from gemb2.pretrained.assemble import Parts, assemble
+    from gemb2.pretrained.assemble import Parts
+    from gemb2.pipeline.models import assemble_model
 
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not force:
-        die(f"{out} exists and is not empty (use --force to replace it)", EXIT_USAGE)
     dims = None
     if matryoshka is not None:
         try:
             dims = tuple(int(d) for d in matryoshka.split(","))
         except ValueError:
-            die(f"--matryoshka {matryoshka!r}: expected comma-separated integers like 384,256,128", EXIT_USAGE)
+            raise UsageError(
+                f"--matryoshka {matryoshka!r}: expected comma-separated integers like 384,256,128"
+            ) from None
         if dim is None:
             dim = dims[0]
     parts = Parts(
@@ -96,19 +97,7 @@ def init(
         name=name,
         seed=seed,
     )
-    try:
-        from gemb2.pretrained.assemble import assemble_config
-
-        assemble_config(parts)  # option errors first, before any weight is read
-    except FileNotFoundError as e:  # a weight package missing (MissingWeightsError names the pip package)
-        die(str(e))
-    except ValueError as e:
-        die(str(e), EXIT_USAGE)
-    try:
-        model = assemble(parts)
-        save_pretrained(model, out)
-    except (OSError, ValueError) as e:
-        die(f"cannot assemble the model: {e}")
+    model = assemble_model(parts, out, force=force)
     if as_json:
         typer.echo(json.dumps({"path": str(out), "model_id": model.model_id, "config": model.config.to_dict()}))
     else:

@@ -1,14 +1,24 @@
-"""The `gemb2` Typer app: one module per subcommand; this file only wires them."""
+"""The `gemb2` Typer app: one module per subcommand; this file wires them and turns errors into exit codes.
+
+Every error gemb2 reports is a `gemb2.errors.Gemb2Error` carrying its exit code; they are caught here, once,
+where every command is invoked (`gemb2`, `python -m gemb2`, and typer's CliRunner alike), and printed as one
+line `gemb2: error: <message>`. SIGINT/SIGTERM that end a command (`Interrupted`, a KeyboardInterrupt) exit
+130/143. `GEMB2_DEBUG=1` lets them through with their traceback; any other exception is a bug and shows one.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 from typing import Annotated, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
-from .common import version
+from gemb2.errors import EXIT_BROKEN_PIPE, Gemb2Error, Interrupted
+
+from .common import printable, version
 from .embed import embed
 from .eval import eval_
 from .export import export_app
@@ -17,7 +27,26 @@ from .init import init
 from .query import query
 from .train import train
 
+
+class _Gemb2Group(TyperGroup):
+    """The app's command group: its `invoke` runs every command, so it is the one place errors become exit codes."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (Gemb2Error, KeyboardInterrupt) as e:
+            code = e.exit_code if isinstance(e, (Gemb2Error, Interrupted)) else 130  # a bare Ctrl-C: SIGINT
+            if os.environ.get("GEMB2_DEBUG", "") not in ("", "0"):
+                if isinstance(e, Gemb2Error):
+                    raise
+                traceback.print_exc()  # (click would turn a KeyboardInterrupt into "Aborted!")
+            else:
+                typer.echo(f"gemb2: error: {printable(str(e) or 'interrupted')}", err=True)
+            raise typer.Exit(code) from None
+
+
 app = typer.Typer(
+    cls=_Gemb2Group,
     name="gemb2",
     help="Native multimodal embeddings: text, images, audio and video in one vector space.",
     no_args_is_help=True,
@@ -55,11 +84,11 @@ app.add_typer(export_app, name="export")
 app.command()(init)
 
 
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the status the shell shows for `seq`, `cat`, `yes` when `head` stops reading
-
-
 def main() -> None:
     """Run the app; a reader that closed our stdout (`gemb2 ... | head -1`) ends it quietly with 141, as Unix tools."""
+    from gemb2.pipeline.interrupt import interrupt_on_sigterm
+
+    interrupt_on_sigterm()  # SIGTERM ends a command as Ctrl-C does: cleanly, one line, exit 143
     stdout = sys.stdout
     try:
         try:

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from . import common
-from .common import EXIT_USAGE, die
 
 
 def query(
@@ -61,42 +60,24 @@ def query(
     ] = None,
 ) -> None:
     """Find the rows nearest to a query made of text and/or files (given together, they form one interleaved query)."""
-    from gemb2.pipeline.loadspec import load_spec_for
-    from gemb2.pipeline.query import QueryError, hybrid_search, query_parts, query_vector, search
-    from gemb2.store import StoreError
+    from gemb2.pipeline.query import Query, run_query
     from gemb2.store.index import QueryTuning
 
-    if modality is not None and modality not in ("text", "image", "audio", "video", "mixed"):
-        die(f"--modality must be text, image, audio, video or mixed, not {modality!r}", EXIT_USAGE)
     files = [(m, str(p)) for m, p in (("image", image), ("audio", audio), ("video", video)) if p is not None]
-    for _, p in files:
-        if not Path(p).is_file():
-            die(f"no such file: {p}", EXIT_USAGE)
-    if not text and not files:
-        die("give a query text, or --image/--audio/--video", EXIT_USAGE)
-
-    store = common.open_table(db, table)
-    name = store.table_name
-    source = model or store.source or common.model_name(None)
-    if common.model_id_of(source) != store.model:
-        die(f"table {name!r} was built with model {store.model!r}, not {source!r}", EXIT_USAGE)
-    m = common.load_model(source, device)
-    try:
-        parts = query_parts(text, files, load_spec_for(m))
-        tuning = QueryTuning(refine_factor=refine_factor or None, nprobes=nprobes, ef=ef)
-        common.check_dim(m, dim)
-        vec = query_vector(m, parts)
-        if hybrid:
-            hits = hybrid_search(store, vec, text or "", k, modality=modality, where=where, tuning=tuning, dim=dim)
-        else:
-            hits = search(store, vec, k, modality=modality, where=where, tuning=tuning, dim=dim)
-    except QueryError as e:
-        die(str(e), EXIT_USAGE)
-    except StoreError as e:
-        die(str(e), EXIT_USAGE)
-    except ValueError as e:  # a bad --where reaches us from LanceDB as a ValueError / lance error
-        die(f"query failed: {e}", EXIT_USAGE)
-
+    q = Query(
+        text=text,
+        files=files,
+        k=k,
+        modality=modality,
+        where=where,
+        hybrid=hybrid,
+        dim=dim,
+        tuning=QueryTuning(refine_factor=refine_factor or None, nprobes=nprobes, ef=ef),
+        model=model,
+        device=common.device_name(device),
+        default_model=common.model_name(None),
+    )
+    hits = run_query(common.db_uri(db), common.table_name(table), q)
     if as_json:
         typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         return

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import EXIT_FATAL, EXIT_USAGE, die, printable, warn
+from .common import printable, warn
 
 
 def train(
@@ -23,14 +23,10 @@ def train(
 
     Several processes: `torchrun --nproc-per-node N -m gemb2 train RECIPE`.
     """
-    from gemb2.data.manifest import ManifestError
-    from gemb2.data.manifest_items import ItemLoadError
-    from gemb2.train.recipe import RecipeError, load_recipe, run_recipe
+    from gemb2.pipeline.models import train as run
+    from gemb2.train.recipe import load_recipe
 
-    try:
-        r = load_recipe(recipe)
-    except RecipeError as e:
-        die(str(e), EXIT_USAGE)
+    r = load_recipe(recipe)
     if check:
         stages = [{"name": s.name, "type": s.type} for s in r.stages]
         if as_json:
@@ -38,13 +34,7 @@ def train(
         else:
             typer.echo(f"{printable(str(recipe))}: ok ({len(stages)} stage(s): {', '.join(s['name'] for s in stages)})")
         return
-    log = (lambda m: None) if quiet else (lambda m: warn(m))
-    try:
-        final = run_recipe(r, output=output, resume=resume, log=log)
-    except (RecipeError, ManifestError) as e:
-        die(str(e), EXIT_USAGE)
-    except (ItemLoadError, ValueError, OSError, FloatingPointError) as e:
-        die(str(e), EXIT_FATAL)
+    final = run(r, output=output, resume=resume, log=(lambda m: None) if quiet else warn)
     from gemb2.train.distributed import is_main
 
     if is_main():

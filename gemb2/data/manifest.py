@@ -37,6 +37,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from gemb2.errors import UsageError
+
 EXAMPLE_KEYS = {"task", "query", "positive", "negatives"}
 
 
@@ -70,7 +72,7 @@ def content_id(item: ItemRef) -> int:
     return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "little", signed=True)
 
 
-class ManifestError(ValueError):
+class ManifestError(UsageError, ValueError):
     """A manifest line that is not a valid example; the message names file:line and the problem."""
 
 

@@ -14,10 +14,11 @@ from gemb2.data.discover import modality_of
 from gemb2.data.load import load_file
 from gemb2.data.manifest import ItemRef, PartRef
 from gemb2.data.segments import LoadSpec
+from gemb2.errors import FatalError
 from gemb2.parts import SAMPLE_RATE, Audio, Part, Text, Video
 
 
-class ItemLoadError(ValueError):
+class ItemLoadError(FatalError, ValueError):
     """A manifest part whose file cannot be loaded; the message names the path and the reason."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gemb2.errors import InputError
 from gemb2.parts import Part
 
 # How the loaders cut files into segments, versioned per modality (the modality an extension claims). A store
@@ -93,5 +94,5 @@ class Segment:
     text: str | None = None  # the window's text for text rows (at most SNIPPET_CHARS), else None
 
 
-class LoadError(Exception):
+class LoadError(InputError):
     """A file that cannot be loaded; the message is the reason ("truncated JPEG: ..."), without the path."""

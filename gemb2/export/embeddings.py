@@ -23,15 +23,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gemb2.export import ExportError
+
 if TYPE_CHECKING:
     from gemb2.store.lance import LanceStore
 
 FORMATS = ("safetensors", "parquet", "jsonl")
 META_COLUMNS = ("key", "path", "modality", "segment", "start", "end", "text")
-
-
-class ExportError(Exception):
-    """An export cannot be made (an unknown format, an empty or missing table)."""
 
 
 def sidecar_path(out: str) -> str:

@@ -33,66 +33,33 @@ reason, in the manifest's `not_exported`; the others are written.
 Writing is all or nothing: everything goes into a hidden temporary folder beside OUT
 (`.OUT.<random>.tmp`), renamed to OUT at the end. An existing non-empty OUT is refused unless `force`;
 with `force` the old folder is moved aside, the new one renamed in, then the old one deleted (on a failed
-rename the old one is put back). An error, SIGINT or SIGTERM (raised as `Interrupted`) removes the temporary
-folder; only a killed process (SIGKILL) can leave it behind, never a half-written OUT.
+rename the old one is put back). An error, SIGINT or SIGTERM (raised as `Interrupted` by
+gemb2/pipeline/interrupt.py's StopSignal) removes the temporary folder; only a killed process (SIGKILL) can
+leave it behind, never a half-written OUT.
 
 Reference for the graph format: ONNX (onnx.ai) with the TorchScript-based `torch.onnx.export(dynamo=False)`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import tempfile
-import threading
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from gemb2.errors import Interrupted
+from gemb2.export import ExportError
 from gemb2.model.model import Gemb2Model
+from gemb2.pipeline.interrupt import StopSignal
 
 from .graphs import GRAPHS, OPSET, Examples, GraphSpec, describe_inputs, graph_specs
 from .manifest import build_manifest, plain_tokenizer_json
 from .onnx_check import check_graph
-
-
-class ExportError(Exception):
-    """The model cannot be exported as asked (a bad --dim, OUT exists, onnx not installed)."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM during an export (`signum` says which); the temporary folder is removed."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def _signals_as_interrupts(received: list[int]) -> Iterator[None]:
-    """While exporting, SIGINT and SIGTERM raise Interrupted and are also recorded in `received`: a
-    KeyboardInterrupt raised inside library code can be swallowed (C code that calls hasattr clears any error),
-    so the export loop also checks the record between steps. Only in the main thread (signal handlers live there)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        received.append(signum)
-        raise Interrupted(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
 
 
 def _check_onnx() -> None:
@@ -134,13 +101,12 @@ def export_onnx(
             raise ExportError(f"{out} exists and is not empty (use --force to replace it)")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    received: list[int] = []
     try:
         umask = os.umask(0o022)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; OUT gets the permissions of a new folder
-        with _signals_as_interrupts(received):
-            manifest = _write(model, tmp, dim, modalities, received)
+        with StopSignal() as stop, stop.waiting():  # SIGINT, SIGTERM raise Interrupted here at once
+            manifest = _write(model, tmp, dim, modalities, stop)
             _move_into_place(tmp, target)
     except BaseException:  # an error or an interrupt: nothing half-written stays behind
         shutil.rmtree(tmp, ignore_errors=True)
@@ -163,8 +129,8 @@ def _move_into_place(tmp: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _write(model: Gemb2Model, folder: Path, dim: int, names: tuple[str, ...], received: list[int]) -> dict[str, Any]:
-    """Every graph of `names` the model can have, tokenizer.json and manifest.json into `folder`; `received` holds the
+def _write(model: Gemb2Model, folder: Path, dim: int, names: tuple[str, ...], stop: StopSignal) -> dict[str, Any]:
+    """Every graph of `names` the model can have, tokenizer.json and manifest.json into `folder`; `stop` knows the
     signals that arrived (checked between graphs: a KeyboardInterrupt raised in library code can be lost)."""
     model = model.eval().float().cpu()
     ex = Examples(model)
@@ -180,21 +146,19 @@ def _write(model: Gemb2Model, folder: Path, dim: int, names: tuple[str, ...], re
         try:
             graphs[name] = _export_graph(name, spec, folder, model, dim, ex)
         except Exception as e:  # this graph only: the others are still exported
-            if received:  # a signal whose KeyboardInterrupt became another error (or was swallowed)
-                raise Interrupted(received[0]) from e
+            if stop.signum is not None:  # a signal whose KeyboardInterrupt became another error
+                raise Interrupted(stop.signum) from e
             for p in folder.iterdir():
                 if p.name != "tokenizer.json" and p.stem.split(".")[0] == name:
                     p.unlink()
             skipped[name] = f"export failed: {_one_line(e)}"
             continue
-        if received:
-            raise Interrupted(received[0])
+        stop.raise_if_set()  # a KeyboardInterrupt library code swallowed
     (folder / "tokenizer.json").write_text(plain_tokenizer_json(model.tokenizer.to_str()), encoding="utf-8")
     manifest = build_manifest(model, dim, graphs, skipped)
     with open(folder / "manifest.json", "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2, ensure_ascii=False)
-    if received:
-        raise Interrupted(received[0])
+    stop.raise_if_set()
     return manifest
 
 

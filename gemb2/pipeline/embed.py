@@ -19,15 +19,15 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import ContextManager, Protocol
+from typing import Any, Protocol
 
 from gemb2 import __version__
 from gemb2.data.discover import FileEntry, Skipped, discover
 from gemb2.data.limits import release_free_memory
-from gemb2.data.pool import FileDone, FileFailed, SegmentLoaded, load_parallel, segment_nbytes
-from gemb2.data.segments import embeddable, segmentation_version
+from gemb2.data.pool import Event, FileDone, SegmentLoaded, load_parallel, segment_nbytes
+from gemb2.data.segments import Segment, embeddable, segmentation_version
 from gemb2.parts import item_modality
 from gemb2.pipeline.interrupt import Interrupted
 from gemb2.store.lock import owner
@@ -122,7 +122,7 @@ class StopFlag(Protocol):
     """What the run polls to end early (`gemb2.pipeline.interrupt.StopSignal`)."""
 
     def is_set(self) -> bool: ...
-    def waiting(self) -> ContextManager[None]: ...
+    def waiting(self) -> AbstractContextManager[None]: ...
 
 
 @dataclass
@@ -256,7 +256,7 @@ def run_embed(
     store: Store,
     *,
     model_id: str,
-    get_model: Callable[[], object],
+    get_model: Callable[[], Any],
     options: EmbedOptions = EmbedOptions(),
     progress: Progress | None = None,
     on_failure: Callable[[Failure], None] | None = None,
@@ -272,7 +272,6 @@ def run_embed(
     embedded completely and returns early with `report.interrupted` set.
     """
     t0 = time.perf_counter()
-    progress = progress or _NoProgress()
     report = EmbedReport(
         model=model_id,
         rank=options.rank,
@@ -280,8 +279,7 @@ def run_embed(
         dry_run=dry_run,
         store=store.where,
     )
-    run = _Run(report, model_id, progress, on_failure, on_notes)
-
+    run = _Run(report, model_id, progress or _NoProgress(), on_failure, on_notes)
     p = plan(
         roots,
         store.known_files(),
@@ -297,49 +295,56 @@ def run_embed(
     report.files_unsupported = sum(p.unsupported.values())
     report.ignored = dict(sorted(p.ignored.items()))
     if dry_run:
-        report.failures = list(p.skipped)
-        report.files_failed = len(p.skipped)
-        report.would_add = [storage_path(e.path) for e in p.new]
-        report.would_update = [storage_path(e.path) for e in p.changed]
-        report.would_remove = [r.path for r in p.deleted]
-        report.seconds = time.perf_counter() - t0
-        return report
+        _what_would_change(report, p)
+    elif stop is None or not stop.is_set():
+        for s in p.skipped:
+            run.fail(s, p.skipped_stat.get(s.path))
+        if p.deleted or p.gone_failures:
+            store.remove([r.path for r in p.deleted] + p.gone_failures)
+            report.files_removed = len(p.deleted)
+            report.rows_removed = sum(r.n_segments for r in p.deleted)
+        _embed_new_and_changed(p, store, get_model, options, run, stop)
     if stop is not None and stop.is_set():
-        return _interrupted(report, stop, t0)
-    for s in p.skipped:
-        run.fail(s, p.skipped_stat.get(s.path))
-    if p.deleted or p.gone_failures:
-        store.remove([r.path for r in p.deleted] + p.gone_failures)
-        report.files_removed = len(p.deleted)
-        report.rows_removed = sum(r.n_segments for r in p.deleted)
+        report.interrupted = getattr(stop, "name", "") or "signal"
+    report.seconds = time.perf_counter() - t0
+    return report
 
+
+def _what_would_change(report: EmbedReport, p: Plan) -> None:
+    """A dry run's report: the files that would be added, updated and removed, and the skipped ones."""
+    report.failures = list(p.skipped)
+    report.files_failed = len(p.skipped)
+    report.would_add = [storage_path(e.path) for e in p.new]
+    report.would_update = [storage_path(e.path) for e in p.changed]
+    report.would_remove = [r.path for r in p.deleted]
+
+
+def _embed_new_and_changed(
+    p: Plan, store: Store, get_model: Callable[[], Any], options: EmbedOptions, run: _Run, stop: StopFlag | None
+) -> None:
+    """Embed the plan's new and changed files (loading the model only if there are some), then write the
+    failures still to remember. A file of a modality the model does not embed is a counted failure."""
     todo = p.new + p.changed
     is_new = [True] * len(p.new) + [False] * len(p.changed)
     if todo:
-        progress.start(len(todo))
+        run.progress.start(len(todo))
         try:
             model = get_model()
             can = set(model.config.modalities)
-            report.notes += _model_notes(todo, can, model_id)
+            run.report.notes += _model_notes(todo, can, run.model_id)
             for e in todo:  # e.g. images under a text-only model: a counted failure, never a crash
                 if not embeddable(e.modality, can):
-                    run.fail(
-                        Failure(storage_path(e.path), f"model {model_id} does not embed {e.modality} files"),
-                        (e.size, e.mtime_ns),
-                    )
-                    progress.advance(1)
+                    reason = f"model {run.model_id} does not embed {e.modality} files"
+                    run.fail(Failure(storage_path(e.path), reason), (e.size, e.mtime_ns))
+                    run.progress.advance(1)
             keep = [i for i, e in enumerate(todo) if embeddable(e.modality, can)]
-            todo, is_new = [todo[i] for i in keep], [is_new[i] for i in keep]
             if not (stop is not None and stop.is_set()):
-                _embed_files(todo, is_new, store, model, options, run, stop)
+                batches = _Batches([todo[i] for i in keep], [is_new[i] for i in keep], store, model, options, run)
+                batches.load_and_embed(stop)
         finally:
-            progress.close()
+            run.progress.close()
     store.write([], run.remember)  # what is left to remember (each commit also writes what it has)
     run.remember.clear()
-    if stop is not None and stop.is_set():
-        return _interrupted(report, stop, t0)
-    report.seconds = time.perf_counter() - t0
-    return report
 
 
 def _model_notes(todo: Sequence[FileEntry], can: set[str], model_id: str) -> list[str]:
@@ -352,127 +357,129 @@ def _model_notes(todo: Sequence[FileEntry], can: set[str], model_id: str) -> lis
     return []
 
 
-def _interrupted(report: EmbedReport, stop: StopFlag, t0: float) -> EmbedReport:
-    report.interrupted = getattr(stop, "name", "") or "signal"
-    report.seconds = time.perf_counter() - t0
-    return report
+class _Batches:
+    """Files in flight: their segments batched per modality for the model, and whole files committed to the
+    store every `commit_rows` rows or `commit_seconds` seconds. A file counts as done (progress) once embedded."""
 
+    def __init__(
+        self, todo: list[FileEntry], is_new: list[bool], store: Store, model, options: EmbedOptions, run: _Run
+    ):
+        self.todo, self.is_new, self.store, self.model, self.options, self.run = (
+            todo,
+            is_new,
+            store,
+            model,
+            options,
+            run,
+        )
+        self.batch_size = options.batch_size or default_batch_size(model)
+        self.pending: dict[int, _Pending] = {}
+        self.batches: dict[str, list[tuple[int, Segment]]] = {}  # modality -> [(file_id, Segment)]
+        self.batch_bytes: dict[str, int] = {}  # modality -> bytes of its batch (pool.segment_nbytes)
+        self.ready: list[tuple[int, EmbeddedFile]] = []
+        self.last_commit = time.monotonic()
 
-def _embed_files(
-    todo: list[FileEntry],
-    is_new: list[bool],
-    store: Store,
-    model,
-    options: EmbedOptions,
-    run: _Run,
-    stop: StopFlag | None,
-) -> None:
-    """Load `todo` in worker processes, embed their segments in per-modality batches, and commit whole files
-    every `commit_rows` rows or `commit_seconds` seconds. A file counts as done (progress) once embedded."""
-    from gemb2.pipeline.loadspec import load_spec_for
+    def load_and_embed(self, stop: StopFlag | None) -> None:
+        """Load the files in worker processes and embed them; on `stop`, finish the files already loaded."""
+        from gemb2.pipeline.loadspec import load_spec_for
 
-    spec = load_spec_for(model)
-    report, progress = run.report, run.progress
-    batch_size = options.batch_size or default_batch_size(model)
-    workers = options.workers if options.workers is not None else min(4, os.cpu_count() or 1)
-    pending: dict[int, _Pending] = {}
-    batches: dict[str, list[tuple[int, object]]] = {}  # modality -> [(file_id, Segment)]
-    batch_bytes: dict[str, int] = {}  # modality -> bytes of its batch (pool.segment_nbytes)
-    ready: list[tuple[int, EmbeddedFile]] = []
-    last_commit = time.monotonic()
+        options = self.options
+        workers = options.workers if options.workers is not None else min(4, os.cpu_count() or 1)
+        events = load_parallel(
+            self.todo, load_spec_for(self.model), workers=workers, max_pending_segments=options.max_pending_segments
+        )
+        try:
+            while stop is None or not stop.is_set():
+                try:
+                    with stop.waiting() if stop is not None else nullcontext():
+                        ev = next(events)
+                except (StopIteration, Interrupted):
+                    break
+                self.take(ev)
+                self.commit()
+            if stop is not None and stop.is_set():  # only the files whose loading is done can be committed
+                for mod in list(self.batches):
+                    self.batches[mod] = [(f, s) for f, s in self.batches[mod] if self.pending[f].n_segments is not None]
+            for mod in list(self.batches):
+                self.embed(mod)
+            self.commit(force=True)
+        finally:
+            close = getattr(events, "close", None)
+            if close:
+                close()
 
-    def embed(modality: str) -> None:
-        batch = batches.pop(modality, [])
+    def take(self, ev: Event) -> None:
+        """One loader event: a segment joins its modality's batch; a file is done loading, or failed."""
+        todo, run = self.todo, self.run
+        if isinstance(ev, SegmentLoaded):
+            pf = self.pending.setdefault(ev.file_id, _Pending(todo[ev.file_id]))
+            pf.missing += 1
+            mod = item_modality(ev.segment.parts)
+            self.batches.setdefault(mod, []).append((ev.file_id, ev.segment))
+            self.batch_bytes[mod] = self.batch_bytes.get(mod, 0) + segment_nbytes(ev.segment)
+            if len(self.batches[mod]) >= self.batch_size or self.batch_bytes[mod] >= self.options.max_batch_bytes:
+                self.embed(mod)
+            return
+        if ev.notes and run.on_notes:
+            run.on_notes(storage_path(todo[ev.file_id].path), ev.notes)
+        if isinstance(ev, FileDone):
+            pf = self.pending.setdefault(ev.file_id, _Pending(todo[ev.file_id]))
+            pf.n_segments, pf.content_hash = ev.n_segments, ev.content_hash
+            self.finish_if_complete(ev.file_id)
+            return
+        self.pending.pop(ev.file_id, None)
+        for mod in list(self.batches):  # drop its segments still waiting for a batch
+            self.batches[mod] = [(fid, s) for fid, s in self.batches[mod] if fid != ev.file_id]
+            self.batch_bytes[mod] = sum(segment_nbytes(s) for _, s in self.batches[mod])
+        e = todo[ev.file_id]
+        run.fail(Failure(storage_path(e.path), ev.reason, transient=ev.transient), (e.size, e.mtime_ns))
+        run.progress.advance(1)
+
+    def embed(self, modality: str) -> None:
+        """Embed a modality's batch; the files it completes are ready to commit."""
+        batch = self.batches.pop(modality, [])
         if not batch:
             return
-        batch_bytes.pop(modality, None)
-        vectors = model.encode([seg.parts for _, seg in batch], task="document", batch_size=batch_size)
+        self.batch_bytes.pop(modality, None)
+        vectors = self.model.encode([seg.parts for _, seg in batch], task="document", batch_size=self.batch_size)
         if modality != "text":
             release_free_memory()  # the model call's freed activations, back to the system
         for (fid, seg), vec in zip(batch, vectors):
-            pf = pending[fid]
+            pf = self.pending[fid]
             pf.rows[seg.index] = SegmentRow(seg.index, item_modality(seg.parts), seg.start, seg.end, seg.text, vec)
             pf.missing -= 1
         for fid in {fid for fid, _ in batch}:
-            finish_if_complete(fid)
+            self.finish_if_complete(fid)
 
-    def finish_if_complete(fid: int) -> None:
-        pf = pending[fid]
-        if not pf.complete():
+    def finish_if_complete(self, fid: int) -> None:
+        pf = self.pending[fid]
+        if not pf.complete() or pf.n_segments is None:
             return
-        del pending[fid]
+        del self.pending[fid]
         e = pf.entry
+        seg_version = segmentation_version(e.modality)
         rec = FileRecord(
-            storage_path(e.path),
-            e.size,
-            e.mtime_ns,
-            pf.content_hash,
-            run.model_id,
-            pf.n_segments,
-            segmentation_version(e.modality),
+            storage_path(e.path), e.size, e.mtime_ns, pf.content_hash, self.run.model_id, pf.n_segments, seg_version
         )
-        ready.append((fid, EmbeddedFile(rec, [pf.rows[i] for i in range(pf.n_segments)])))
-        progress.advance(1)
+        self.ready.append((fid, EmbeddedFile(rec, [pf.rows[i] for i in range(pf.n_segments)])))
+        self.run.progress.advance(1)
 
-    def commit(force: bool = False) -> None:
-        nonlocal last_commit
-        rows = sum(len(f.rows) for _, f in ready)
-        due = force or rows >= options.commit_rows or time.monotonic() - last_commit > options.commit_seconds
-        if not due or not (ready or run.remember):
+    def commit(self, force: bool = False) -> None:
+        """Write the ready files (and the failures to remember) if enough rows or time have gathered, or `force`."""
+        run, report = self.run, self.run.report
+        rows = sum(len(f.rows) for _, f in self.ready)
+        options = self.options
+        due = force or rows >= options.commit_rows or time.monotonic() - self.last_commit > options.commit_seconds
+        if not due or not (self.ready or run.remember):
             return
-        store.write([f for _, f in ready], run.remember)
+        self.store.write([f for _, f in self.ready], run.remember)
         run.remember.clear()
-        for fid, f in ready:
-            if is_new[fid]:
+        for fid, f in self.ready:
+            if self.is_new[fid]:
                 report.files_added += 1
                 report.rows_added += len(f.rows)
             else:
                 report.files_updated += 1
                 report.rows_updated += len(f.rows)
-        ready.clear()
-        last_commit = time.monotonic()
-
-    def stopping() -> bool:
-        return stop is not None and stop.is_set()
-
-    events = load_parallel(todo, spec, workers=workers, max_pending_segments=options.max_pending_segments)
-    try:
-        while not stopping():
-            try:
-                with stop.waiting() if stop is not None else nullcontext():
-                    ev = next(events)
-            except (StopIteration, Interrupted):
-                break
-            if isinstance(ev, SegmentLoaded):
-                pf = pending.setdefault(ev.file_id, _Pending(todo[ev.file_id]))
-                pf.missing += 1
-                mod = item_modality(ev.segment.parts)
-                batches.setdefault(mod, []).append((ev.file_id, ev.segment))
-                batch_bytes[mod] = batch_bytes.get(mod, 0) + segment_nbytes(ev.segment)
-                if len(batches[mod]) >= batch_size or batch_bytes[mod] >= options.max_batch_bytes:
-                    embed(mod)
-            if isinstance(ev, (FileDone, FileFailed)) and ev.notes and run.on_notes:
-                run.on_notes(storage_path(todo[ev.file_id].path), ev.notes)
-            if isinstance(ev, FileDone):
-                pf = pending.setdefault(ev.file_id, _Pending(todo[ev.file_id]))
-                pf.n_segments, pf.content_hash = ev.n_segments, ev.content_hash
-                finish_if_complete(ev.file_id)
-            elif isinstance(ev, FileFailed):
-                pending.pop(ev.file_id, None)
-                for mod in list(batches):  # drop its segments still waiting for a batch
-                    batches[mod] = [(fid, s) for fid, s in batches[mod] if fid != ev.file_id]
-                    batch_bytes[mod] = sum(segment_nbytes(s) for _, s in batches[mod])
-                e = todo[ev.file_id]
-                run.fail(Failure(storage_path(e.path), ev.reason, transient=ev.transient), (e.size, e.mtime_ns))
-                progress.advance(1)
-            commit()
-        if stopping():  # finish only the files whose loading is done: the others could not be committed
-            for mod in list(batches):
-                batches[mod] = [(fid, s) for fid, s in batches[mod] if pending[fid].n_segments is not None]
-        for mod in list(batches):
-            embed(mod)
-        commit(force=True)
-    finally:
-        close = getattr(events, "close", None)
-        if close:
-            close()
+        self.ready.clear()
+        self.last_commit = time.monotonic()

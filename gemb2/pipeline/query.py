@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,6 +14,7 @@ from gemb2.data.discover import modality_of
 from gemb2.data.load import load_file
 from gemb2.data.pdf import page_of
 from gemb2.data.segments import LoadError
+from gemb2.errors import UsageError
 from gemb2.parts import Part, Text
 
 if TYPE_CHECKING:
@@ -19,8 +22,66 @@ if TYPE_CHECKING:
     from gemb2.store.lance import LanceStore
 
 
-class QueryError(Exception):
-    """A query input cannot be used (a file that does not load, an unsupported type...)."""
+class QueryError(UsageError):
+    """A query input cannot be used (a file that does not load, an unsupported type, a bad filter...): exit 2."""
+
+
+MODALITIES = ("text", "image", "audio", "video", "mixed")
+
+
+@dataclass(frozen=True)
+class Query:
+    """One `gemb2 query`: text and/or files (modality, path) that form one interleaved query, and how to search."""
+
+    text: str | None = None
+    files: Sequence[tuple[str, str]] = ()
+    k: int = 10
+    modality: str | None = None  # only rows of this modality
+    where: str | None = None  # a SQL filter on the table's columns
+    hybrid: bool = False  # also BM25 on the query text, fused by reciprocal rank
+    dim: int | None = None  # a Matryoshka prefix of the vectors
+    tuning: QueryTuning | None = None  # None: its defaults
+    model: str | None = None  # by default the model the table was built with
+    device: str | None = None
+    default_model: str = field(default="gemb2-mini", compare=False)  # when neither --model nor the table names one
+
+
+def run_query(uri: str, table: str, q: Query) -> list[Hit]:
+    """Open the table, check the query against it, embed the query with the table's model and search."""
+    from gemb2.pipeline.loadspec import load_spec_for
+    from gemb2.pipeline.open import check_dim, load_model, model_id_of, open_table
+
+    if q.modality is not None and q.modality not in MODALITIES:
+        raise UsageError(f"--modality must be text, image, audio, video or mixed, not {q.modality!r}")
+    for _, path in q.files:
+        if not Path(path).is_file():
+            raise UsageError(f"no such file: {path}")
+    if not q.text and not q.files:
+        raise UsageError("give a query text, or --image/--audio/--video")
+    store = open_table(uri, table)
+    source = q.model or store.source or q.default_model
+    if model_id_of(source) != store.model:
+        raise UsageError(f"table {store.table_name!r} was built with model {store.model!r}, not {source!r}")
+    m = load_model(source, q.device)
+    parts = query_parts(q.text, q.files, load_spec_for(m))
+    check_dim(m, q.dim)
+    vec = query_vector(m, parts)
+    with _filter_errors(q.where):
+        if q.hybrid:
+            text = q.text or ""
+            return hybrid_search(store, vec, text, q.k, modality=q.modality, where=q.where, tuning=q.tuning, dim=q.dim)
+        return search(store, vec, q.k, modality=q.modality, where=q.where, tuning=q.tuning, dim=q.dim)
+
+
+@contextmanager
+def _filter_errors(where: str | None) -> Iterator[None]:
+    """LanceDB's "Invalid input" ValueError for a bad `--where` -> QueryError; any other error stays what it is."""
+    try:
+        yield
+    except ValueError as e:
+        if where is None or not str(e).startswith("Invalid input"):
+            raise
+        raise QueryError(f"query failed: {e}") from e
 
 
 @dataclass
@@ -69,7 +130,7 @@ def query_parts(text: str | None, files: Sequence[tuple[str, str]], spec) -> lis
     parts: list[Part] = [Text(text)] if text else []
     for expected, path in files:
         modality = modality_of(path)
-        if modality != expected:
+        if modality is None or modality != expected:
             raise QueryError(f"{path}: not a supported {expected} file (its extension says {modality or 'unknown'})")
         try:
             first = next(iter(load_file(path, modality, spec)), None)

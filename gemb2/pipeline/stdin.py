@@ -44,9 +44,7 @@ class LineReader:
     def _read(self, stream) -> None:
         put = self._q.put
         try:
-            n = 0
-            for raw in stream:
-                n += 1
+            for n, raw in enumerate(stream, start=1):
                 if isinstance(raw, bytes):
                     raw = raw.rstrip(b"\r\n")
                     try:
@@ -99,6 +97,35 @@ def format_lines(first_line: int, texts: list[str], vectors) -> str:
     return "".join(
         f'{{"line": {first_line + i}, "text": {dumps(t, ensure_ascii=False)}, "vector": {fmt % tuple(r)}}}\n'
         for i, (t, r) in enumerate(zip(texts, rows))
+    )
+
+
+def embed_stdin(
+    source: str,
+    device: str | None,
+    lines_in,
+    out: IO[str],
+    *,
+    task: str = "document",
+    dim: int | None = None,
+    batch_size: int | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> int:
+    """`gemb2 embed -`: load the model `source` names and embed each line of `lines_in` (see embed_lines).
+
+    `task`: document, query or none (no prompt). A bad task or --dim is a UsageError, before any line is read.
+    """
+    from gemb2.errors import UsageError
+    from gemb2.pipeline.embed import default_batch_size
+    from gemb2.pipeline.open import check_dim, load_model
+
+    if task not in ("document", "query", "none"):
+        raise UsageError(f"--task must be document, query or none, not {task!r}")
+    m = load_model(source, device)
+    check_dim(m, dim)
+    batch_size = batch_size or default_batch_size(m)
+    return embed_lines(
+        m, lines_in, out, task=None if task == "none" else task, dim=dim, batch_size=batch_size, warn=warn
     )
 
 

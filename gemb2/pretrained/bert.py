@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from gemb2.errors import FatalError
 from gemb2.model.config import ModelConfig
 from gemb2.model.io import check_exact_state
 from gemb2.model.model import Gemb2Model, identity_projection_
@@ -42,7 +43,7 @@ DROPPED_PREFIXES = ("pooler.", "cls.")  # BertModel's pooler and BertForPreTrain
 DROPPED_NAMES = ("embeddings.position_ids", "embeddings.token_type_ids")  # buffers, not weights
 
 
-class BertImportError(ValueError):
+class BertImportError(FatalError, ValueError):
     """The folder is not a BERT checkpoint gemb2 can import; the message names the file and the problem."""
 
 

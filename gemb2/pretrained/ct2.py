@@ -35,6 +35,8 @@ from typing import BinaryIO
 
 import torch
 
+from gemb2.errors import FatalError
+
 __all__ = ["Ct2Model", "Ct2FormatError", "read_ct2"]
 
 _DTYPES = {0: torch.float32, 1: torch.int8, 2: torch.int16, 3: torch.int32, 4: torch.float16, 5: torch.bfloat16}
@@ -42,7 +44,7 @@ _DTYPES_BY_WIDTH = {4: torch.float32, 2: torch.int16, 1: torch.int8}  # binary_v
 _MAX_VERSION = 6
 
 
-class Ct2FormatError(ValueError):
+class Ct2FormatError(FatalError, ValueError):
     """The file is not a CTranslate2 model.bin this reader understands."""
 
 

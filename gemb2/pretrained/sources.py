@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gemb2.errors import UsageError
 from gemb2.model.config import ModelConfig, tiny
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ HUB_PREFIX = "hf:"
 HUB_FILES = ["config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json", "1_Pooling/config.json"]
 
 
-class ModelSourceError(ValueError):
+class ModelSourceError(UsageError, ValueError):
     """The model source names no preset and no model folder, or a preset that is not installed."""
 
 

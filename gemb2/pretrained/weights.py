@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from gemb2.errors import FatalError
 from gemb2.model.config import EFFICIENTNET_VARIANTS
 
 __all__ = [
@@ -59,11 +60,11 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTO = 0x80  # first byte of a pickle of protocol >= 2 (legacy torch.save)
 
 
-class MissingWeightsError(FileNotFoundError):
+class MissingWeightsError(FatalError, FileNotFoundError):
     """A pretrained part is not installed; the message names the pip package."""
 
 
-class WeightsFileError(ValueError):
+class WeightsFileError(FatalError, ValueError):
     """A file offered as weights is of the wrong type, unsafe, or malformed."""
 
 

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from lancedb.index import HnswSq, IvfPq
     from lancedb.table import Table
 
+from gemb2.errors import UsageError
+
 # index statistics without the IVF centroids (LanceDB 0.40 warns about the old default on every call)
 os.environ.setdefault("LANCE_INCLUDE_VECTOR_CENTROIDS", "false")
 
@@ -57,7 +59,7 @@ VECTOR_KINDS = ("auto", "hnsw", "ivf_pq", "none")
 LANCE_TYPES = {"hnsw": "IvfHnswSq", "ivf_pq": "IvfPq"}  # how list_indices() names them
 
 
-class IndexBuildError(Exception):
+class IndexBuildError(UsageError):
     """An index cannot be built as asked (an unknown type, a table too small for it)."""
 
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from gemb2.store.index import QueryTuning
 from gemb2.store.lance_schema import SCHEMA_VERSION, norows_records, norows_schema, segment_rows, segment_schema
-from gemb2.store.records import EmbeddedFile, FailureRecord, FileRecord, StoreError, WrongModelError
+from gemb2.store.records import EmbeddedFile, FailureRecord, FileRecord, StoreError, StoreUsageError, WrongModelError
 
 if TYPE_CHECKING:
     from lancedb.query import LanceVectorQueryBuilder
@@ -95,7 +95,7 @@ class LanceStore:
         import lancedb
 
         if not table or not all(c.isalnum() or c in "_-." for c in table) or table.endswith(NOROWS_SUFFIX):
-            raise StoreError(
+            raise StoreUsageError(
                 f"invalid table name {table!r}: use letters, digits, '_', '-' and '.' (not ending in {NOROWS_SUFFIX!r})"
             )
         self.uri, self.table_name = uri, table
@@ -399,7 +399,7 @@ class LanceStore:
         if self._table is None:
             return []
         if not any(list(i.columns) == ["text"] for i in self._table.list_indices()):
-            raise StoreError(f"table {self.table_name!r} has no full-text index: run `gemb2 index` first")
+            raise StoreUsageError(f"table {self.table_name!r} has no full-text index: run `gemb2 index` first")
         q = self._table.search(text, query_type="fts", fts_columns="text").limit(k)
         filters = self._filters(where, modality)
         if filters:

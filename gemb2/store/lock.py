@@ -30,13 +30,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from gemb2.errors import BusyError
 from gemb2.store.records import StoreError
 
 SPACE = 1 << 62  # the hash space; byte offsets of the lock file (fits a signed 64-bit off_t)
 POLL_S = 0.2
 
 
-class LockBusy(StoreError):
+class LockBusy(BusyError, StoreError):
     """Another run holds (part of) the lock for longer than we were willing to wait."""
 
 

@@ -9,13 +9,19 @@ from typing import Protocol
 
 import numpy as np
 
+from gemb2.errors import FatalError, UsageError
 
-class StoreError(Exception):
+
+class StoreError(FatalError):
     """A store cannot be opened or written (unreadable manifest, disk full...)."""
 
 
-class WrongModelError(StoreError):
+class WrongModelError(UsageError, StoreError):
     """The table or shard folder holds vectors of another model: a usage error (another --table, or --rebuild)."""
+
+
+class StoreUsageError(UsageError, StoreError):
+    """A store cannot do what was asked as asked (an invalid table name, no full-text index yet): exit 2."""
 
 
 def storage_path(path: str) -> str:

@@ -30,7 +30,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gemb2.store.records import EmbeddedFile, FailureRecord, FileRecord, StoreError, WrongModelError, segment_key
+from gemb2.store.records import (
+    EmbeddedFile,
+    FailureRecord,
+    FileRecord,
+    StoreError,
+    StoreUsageError,
+    WrongModelError,
+    segment_key,
+)
 
 SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
@@ -58,7 +66,7 @@ class ShardStore:
         self.folder = folder
         self.where = f"shards in {os.path.abspath(folder)}"
         if os.path.exists(folder) and not os.path.isdir(folder):
-            raise StoreError(f"--out {folder} exists and is not a folder")
+            raise StoreUsageError(f"--out {folder} exists and is not a folder")
         path = os.path.join(folder, MANIFEST)
         if os.path.exists(path):
             m = read_manifest(folder)

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gemb2.errors import UsageError
+
 from .loop import TrainSettings, train_stage
 from .tasks import TaskSpec
 
@@ -46,7 +48,7 @@ SETTINGS = {f.name: f for f in dataclasses.fields(TrainSettings)}
 STAGE_TYPES = ("train", "soup")
 
 
-class RecipeError(ValueError):
+class RecipeError(UsageError, ValueError):
     """A recipe that cannot run; the message names the file, the key and the bad value."""
 
 

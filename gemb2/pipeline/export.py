@@ -1,0 +1,47 @@
+"""`gemb2 export`: the model as ONNX graphs (gemb2/export/onnx.py), a table's vectors as files (embeddings.py).
+
+Failures are `gemb2.errors` errors that say what was not written: UsageError (a bad format, --dim or OUT),
+FatalError (the files could not be written), Interrupted (SIGINT/SIGTERM; an ONNX export leaves nothing).
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from gemb2.errors import FatalError, Interrupted, UsageError, interrupted_by
+from gemb2.pipeline.open import check_dim, load_model, open_table
+
+
+def export_model(source: str, out: Path, *, dim: int | None = None, force: bool = False, fmt: str = "onnx") -> dict:
+    """Export the model `source` names as ONNX graphs into the folder `out` (all or nothing); the manifest."""
+    from gemb2.export.onnx import export_onnx
+
+    if fmt != "onnx":
+        raise UsageError(f"--format must be onnx, not {fmt!r}")
+    if out.exists() and not out.is_dir():  # said before the model is loaded (export_onnx checks again)
+        raise UsageError(f"{out} exists and is not a folder")
+    if out.exists() and not force and any(out.iterdir()):
+        raise UsageError(f"{out} exists and is not empty (use --force to replace it)")
+    m = load_model(source, "cpu")
+    check_dim(m, dim)
+    try:
+        return export_onnx(m, str(out), dim=dim, force=force)
+    except OSError as e:
+        raise FatalError(f"ONNX export failed, nothing written to {out}: {e}") from e
+    except KeyboardInterrupt as e:  # Interrupted (SIGINT 130, SIGTERM 143), or a bare Ctrl-C
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        raise Interrupted(signum, f"{interrupted_by(signum)}, nothing written to {out}") from e
+
+
+def export_table(uri: str, table: str, out: Path, *, fmt: str = "parquet", batch_rows: int = 8192) -> dict:
+    """Stream every row of the table into `out` as safetensors, Parquet or JSON lines; a summary (rows, dim, files)."""
+    from gemb2.export.embeddings import FORMATS, export_embeddings
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--to must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    store = open_table(uri, table)
+    try:
+        return export_embeddings(store, str(out), fmt, batch_rows=batch_rows)
+    except OSError as e:
+        raise FatalError(f"writing {out} failed: {e}") from e
