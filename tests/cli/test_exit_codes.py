@@ -6,20 +6,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
 
 from gemb2.errors import FatalError, Gemb2Error, InputError, Interrupted, UsageError
+from tests.cli_run import gemb2, gemb2_popen
 from tests.media import write_text
 
 slow = pytest.mark.slow  # each starts gemb2 processes
 
 
-def run(*args, env=None, input=None, timeout=300) -> subprocess.CompletedProcess:
-    e = {k: v for k, v in os.environ.items() if k != "GEMB2_DEBUG"} | {"HF_HUB_OFFLINE": "1"} | (env or {})
-    return subprocess.run([sys.executable, "-m", "gemb2", *args], env=e, input=input, capture_output=True, text=True,
-                          timeout=timeout)
+def run(*args, env=None, input=None) -> subprocess.CompletedProcess:
+    return gemb2(*args, env={"GEMB2_DEBUG": "", **(env or {})}, input=input)
 
 
 def one_error_line(r: subprocess.CompletedProcess) -> str:
@@ -82,9 +80,9 @@ def test_4_busy_another_run_holds_the_lock(tmp_path, table):
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_130_143_interrupted_with_one_line(sig, code):
     """`gemb2 embed -` waiting for its next line of stdin: a signal ends it with 128 + its number."""
-    p = subprocess.Popen([sys.executable, "-m", "gemb2", "embed", "-", "--model", "tiny"], env=dict(os.environ, HF_HUB_OFFLINE="1"),
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a background job ignores it
+    p = gemb2_popen("embed", "-", "--model", "tiny", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True,
+                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a background job ignores it
     assert p.stdin is not None and p.stdout is not None
     p.stdin.write("first line\n")
     p.stdin.flush()

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_run import gemb2
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
@@ -97,5 +99,5 @@ def test_an_editable_install_runs_the_repo_cli_folder(tmp_path):
 
 
 def test_python_m_gemb2_in_the_repo():
-    r = subprocess.run([sys.executable, "-m", "gemb2", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = gemb2("--help", cwd=ROOT)
     assert r.returncode == 0 and r.stdout.startswith("Usage: gemb2 "), r.stdout + r.stderr
