@@ -70,8 +70,8 @@ def init(
     Use it with `gemb2 embed --model OUT` and `gemb2 query --model OUT`.
     Exit codes: 0 written, 2 bad options, 1 a part could not be loaded (e.g. its weight package is missing).
     """
-    from gemb2.pretrained.assemble import Parts
     from gemb2.pipeline.models import assemble_model
+    from gemb2.pretrained.assemble import Parts
 
     dims = None
     if matryoshka is not None:

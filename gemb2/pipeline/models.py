@@ -18,8 +18,8 @@ from gemb2.pipeline.open import check_dim, load_model
 
 def assemble_model(parts, out: Path, *, force: bool = False):
     """Assemble a model from `parts` (a gemb2.pretrained.assemble.Parts) and save it as the folder `out`."""
-    from gemb2.pretrained.assemble import assemble, assemble_config
     from gemb2.model.io import save_pretrained
+    from gemb2.pretrained.assemble import assemble, assemble_config
 
     if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not force:
         raise UsageError(f"{out} exists and is not empty (use --force to replace it)")

@@ -13,8 +13,6 @@ from gemb2.errors import FatalError, Gemb2Error, InputError, Interrupted, UsageE
 from tests.cli_run import gemb2, gemb2_popen
 from tests.media import write_text
 
-slow = pytest.mark.slow  # each starts gemb2 processes
-
 
 def run(*args, env=None, input=None) -> subprocess.CompletedProcess:
     return gemb2(*args, env={"GEMB2_DEBUG": "", **(env or {})}, input=input)
@@ -35,14 +33,14 @@ def table(tmp_path):
     return db
 
 
-@slow
+@pytest.mark.slow
 def test_1_fatal_the_store_cannot_be_written(tmp_path, table):
     (tmp_path / "file").write_text("x")
     r = run("export", "embeddings", str(tmp_path / "file" / "out.parquet"), "--db", table)
     assert r.returncode == 1 and "failed" in one_error_line(r)
 
 
-@slow
+@pytest.mark.slow
 def test_2_usage_a_bad_value_a_missing_path_an_unknown_model_a_table_of_another_model(tmp_path, table):
     assert run("embed", str(tmp_path / "missing"), "--model", "tiny", "--db", table).returncode == 2
     assert run("query", "x", "--db", table, "--modality", "smell").returncode == 2
@@ -56,7 +54,7 @@ def test_2_usage_a_bad_value_a_missing_path_an_unknown_model_a_table_of_another_
     assert r.returncode == 2 and "gemb2 index" in one_error_line(r)
 
 
-@slow
+@pytest.mark.slow
 def test_3_some_inputs_failed_and_the_others_were_done(tmp_path):
     write_text(tmp_path / "m" / "ok.txt", "fine")
     (tmp_path / "m" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
@@ -65,7 +63,7 @@ def test_3_some_inputs_failed_and_the_others_were_done(tmp_path):
     assert json.loads(r.stdout)["files_added"] == 1 and "gemb2: failed: " in r.stderr and "Traceback" not in r.stderr
 
 
-@slow
+@pytest.mark.slow
 def test_4_busy_another_run_holds_the_lock(tmp_path, table):
     from gemb2.store.lock import table_lock
 
@@ -76,7 +74,7 @@ def test_4_busy_another_run_holds_the_lock(tmp_path, table):
     one_error_line(r), one_error_line(i)
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_130_143_interrupted_with_one_line(sig, code):
     """`gemb2 embed -` waiting for its next line of stdin: a signal ends it with 128 + its number."""
@@ -93,7 +91,7 @@ def test_130_143_interrupted_with_one_line(sig, code):
     assert err.startswith("gemb2: error: ") and err.count("\n") == 1 and "Traceback" not in err
 
 
-@slow
+@pytest.mark.slow
 def test_gemb2_debug_shows_the_traceback(tmp_path):
     quiet = run("embed", str(tmp_path / "missing"), "--model", "tiny")
     assert quiet.returncode == 2 and one_error_line(quiet) == f"gemb2: error: no such file or folder: {tmp_path / 'missing'}"
@@ -111,6 +109,10 @@ def test_one_hierarchy():
     import gemb2.export.embeddings
     import gemb2.export.onnx
     import gemb2.pipeline.query
+    import gemb2.pretrained.bert
+    import gemb2.pretrained.ct2
+    import gemb2.pretrained.sources
+    import gemb2.pretrained.weights
     import gemb2.store.index
     import gemb2.store.lock
     import gemb2.store.records
@@ -122,9 +124,13 @@ def test_one_hierarchy():
         gemb2.store.index.IndexBuildError: 2, gemb2.pipeline.query.QueryError: 2, gemb2.export.ExportError: 2,
         gemb2.train.recipe.RecipeError: 2, gemb2.data.manifest.ManifestError: 2,
         gemb2.data.manifest_items.ItemLoadError: 1, gemb2.data.segments.LoadError: 3,
+        gemb2.pretrained.sources.ModelSourceError: 2, gemb2.pretrained.weights.MissingWeightsError: 1,
+        gemb2.pretrained.weights.WeightsFileError: 1, gemb2.pretrained.bert.BertImportError: 1,
+        gemb2.pretrained.ct2.Ct2FormatError: 1,
     }
     for cls, code in expect.items():
         assert issubclass(cls, Gemb2Error) and cls("x").exit_code == code, cls
     assert issubclass(gemb2.data.manifest.ManifestError, ValueError)  # what older callers caught
+    assert issubclass(gemb2.pretrained.weights.MissingWeightsError, FileNotFoundError)
     assert issubclass(Interrupted, KeyboardInterrupt) and Interrupted(signal.SIGTERM).exit_code == 143
     assert (FatalError.exit_code, UsageError.exit_code, InputError.exit_code) == (1, 2, 3)
