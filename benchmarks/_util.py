@@ -70,3 +70,13 @@ class PeakRSS(Sampler):
 
     def sample(self) -> None:
         self.peak = max(self.peak, tree_rss_bytes(self.pid))
+
+
+# the vocabulary of the made-up documents the document benchmarks write
+# fmt: off
+WORDS = [
+    "harbour", "tide", "keeper", "lamp", "storm", "fog", "vessel", "anchor", "chart", "compass", "signal", "beacon",
+    "rock", "coast", "wave", "night", "light", "north", "bearing", "current", "wind", "sail", "rope", "deck", "hull",
+    "mast", "cargo", "port", "starboard", "channel", "reef", "buoy",
+]
+# fmt: on

@@ -30,13 +30,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 os.environ.setdefault("LANCE_LOG", "error")
 
-# fmt: off
-WORDS = [
-    "harbour", "tide", "keeper", "lamp", "storm", "fog", "vessel", "anchor", "chart", "compass", "signal", "beacon",
-    "rock", "coast", "wave", "night", "light", "north", "bearing", "current", "wind", "sail", "rope", "deck", "hull",
-    "mast", "cargo", "port", "starboard", "channel", "reef", "buoy",
-]
-# fmt: on
+from benchmarks._util import WORDS  # noqa: E402
 
 
 def make_pages(root: str, n: int) -> None:
