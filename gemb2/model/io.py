@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +112,15 @@ def check_exact_state(
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"})
 
 
-def load_pretrained(folder: str | Path, device: torch.device | str | None = None) -> Gemb2Model:
-    """Build the model from a checkpoint folder; every tensor is checked by name, shape and dtype."""
-    from safetensors.torch import load_file
+def load_pretrained(
+    folder: str | Path, device: torch.device | str | None = None, stems: Collection[str] | None = None
+) -> Gemb2Model:
+    """Build the model from a checkpoint folder; every tensor is checked by name, shape and dtype.
+
+    `stems`: build only these media stems ("image", "audio"; None: all) and read only their tensors (a
+    query's encoder): the model is partial (Gemb2Model), so the weights are not checked against the stored id.
+    """
+    from safetensors import safe_open
 
     folder = Path(folder)
     doc = read_config_json(folder)
@@ -129,12 +135,15 @@ def load_pretrained(folder: str | Path, device: torch.device | str | None = None
             )
     config = ModelConfig.from_dict(doc.get("config"))
     tok_path = folder / "tokenizer.json"
-    model = Gemb2Model(config, TextTokenizer.from_file(tok_path) if tok_path.is_file() else None)
-    state = load_file(str(weights))
+    model = Gemb2Model(config, TextTokenizer.from_file(tok_path) if tok_path.is_file() else None, stems=stems)
+    skipped = () if stems is None else tuple(f"{s}_stem." for s in ("image", "audio") if s not in stems)
+    with safe_open(str(weights), framework="pt") as f:
+        names = [k for k in f.keys() if not k.startswith(skipped)]  # noqa: SIM118 (safe_open is not a dict)
+        state = {k: f.get_tensor(k) for k in names}
     check_exact_state(model.state_dict(), state, str(weights), dtypes=True)
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True, assign=model.partial)  # partial: no second copy (Gemb2Model)
     stored = doc.get("model_id")
-    if stored is not None and stored != model.model_id:
+    if stored is not None and not model.partial and stored != model.model_id:
         raise ValueError(
             f"{folder}: config.json says model_id {stored} but the files give {model.model_id}; "
             "the folder was edited after saving (re-save it, or delete the model_id key)"

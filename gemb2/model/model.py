@@ -29,7 +29,7 @@ stem refuses audio and embeds a video from its frames alone (`config.modalities`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import overload
 
 import numpy as np
@@ -65,17 +65,28 @@ def truncate(vectors: np.ndarray | torch.Tensor, dim: int) -> np.ndarray | torch
 class Gemb2Model(nn.Module):
     """Text, images, audio, video and interleaved items -> L2-normalised vectors of `config.out_dim`."""
 
-    def __init__(self, config: ModelConfig, tokenizer: TextTokenizer | None = None):
+    def __init__(
+        self, config: ModelConfig, tokenizer: TextTokenizer | None = None, *, stems: Collection[str] | None = None
+    ):
+        """`stems`: the media stems to build, of "image" and "audio" (None: every stem the config names; see
+        `stems_for`). A model built with `stems` given is partial, made to be loaded from files (load_pretrained,
+        releases: what `gemb2 query` encodes with): it embeds only the parts its stems cover, has no `model_id`,
+        the loaders assign its weights (the loaded tensors become its parameters: no second copy), and the random
+        init of the modules after the stems differs from a full build."""
         super().__init__()
         self.config = cfg = config
         self.tokenizer = tokenizer or TextTokenizer.from_file()
         if self.tokenizer.vocab_size > cfg.vocab_size:
             raise ValueError(f"the tokenizer has {self.tokenizer.vocab_size} tokens but vocab_size is {cfg.vocab_size}")
+        want = {"image", "audio"} if stems is None else set(stems)
+        if want - {"image", "audio"}:
+            raise ValueError(f"stems are 'image' and 'audio', not {sorted(want - {'image', 'audio'})}")
+        self.partial = stems is not None  # no model_id; loaded by assignment
         with torch.random.fork_rng(devices=[]):  # a fixed seed: every process builds identical weights
             torch.manual_seed(cfg.seed)
             self.backbone = Backbone(cfg)
-            self.image_stem = build_image_stem(cfg)  # None when the config says "none"
-            self.audio_stem = build_audio_stem(cfg)
+            self.image_stem = build_image_stem(cfg) if "image" in want else None  # None when the config says "none"
+            self.audio_stem = build_audio_stem(cfg) if "audio" in want else None
             self.time_embeddings = nn.Embedding(cfg.max_time_buckets, cfg.hidden)  # video frames by time
             nn.init.normal_(self.time_embeddings.weight, std=0.02)
             # zeros: a pretrained text backbone sees exactly its own inputs at the start of training
@@ -102,7 +113,10 @@ class Gemb2Model(nn.Module):
         """f"{config.name}@{digest}": the digest hashes the config, the tokenizer and every weight.
 
         Hashing reads every weight (timed in BENCHMARKS.md); the result is cached until a weight changes.
+        A partial model (built without some stems) has none: its id would not be the model's.
         """
+        if self.partial:
+            raise RuntimeError("a model built without some of its stems has no model_id (build it whole)")
         state = self.state_dict()
         key = tuple((k, v._version, v.data_ptr(), v.device.type, v.dtype) for k, v in state.items())
         if self._id_cache is None or self._id_cache[0] != key:
@@ -278,6 +292,16 @@ class Gemb2Model(nn.Module):
         finally:
             self.train(was_training)
         return out.cpu().numpy()
+
+
+def stems_for(modalities: Collection[str]) -> frozenset[str]:
+    """The media stems that embedding parts of `modalities` needs: images and video frames go through the image
+    stem, audio and a video's audio track through the audio stem; text needs none."""
+    known = {"text", "image", "audio", "video"}
+    if set(modalities) - known:
+        raise ValueError(f"modalities are text, image, audio and video, not {sorted(set(modalities) - known)}")
+    need = {"image": ("image",), "audio": ("audio",), "video": ("image", "audio")}
+    return frozenset(s for m in modalities for s in need.get(m, ()))
 
 
 def pool_grid(f: torch.Tensor, side: int) -> torch.Tensor:

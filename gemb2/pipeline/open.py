@@ -7,6 +7,7 @@ UsageError (exit 2); one that exists and cannot be read is a FatalError (exit 1)
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 from gemb2.errors import FatalError, UsageError
@@ -47,13 +48,16 @@ def model_id_of(source: str) -> str:
     return model_source_id(source)  # an unknown model: ModelSourceError, a UsageError
 
 
-def load_model(source: str, device: str | None):
-    """The model `source` names (a preset, a gemb2 model folder, a Hugging Face BERT folder) on `device`."""
+def load_model(source: str, device: str | None, modalities: Collection[str] | None = None):
+    """The model `source` names (a preset, a gemb2 model folder, a Hugging Face BERT folder) on `device`.
+    `modalities`: only what embedding these needs (a text query: no media stems), else the whole model."""
+    from gemb2.model.model import stems_for
     from gemb2.pretrained.sources import load_model as _load
 
     dev = resolve_device(device)
+    stems = None if modalities is None else stems_for(modalities)
     try:
-        return _load(source, device=dev)
+        return _load(source, device=dev, stems=stems)
     except UsageError:  # an unknown model (ModelSourceError)
         raise
     except (OSError, ValueError) as e:  # missing weights, a damaged folder: torch, safetensors, json say what

@@ -62,7 +62,7 @@ def run_query(uri: str, table: str, q: Query) -> list[Hit]:
     source = q.model or store.source or q.default_model
     if model_id_of(source) != store.model:
         raise UsageError(f"table {store.table_name!r} was built with model {store.model!r}, not {source!r}")
-    m = load_model(source, q.device)
+    m = load_model(source, q.device, modalities={"text"} | {m for m, _ in q.files})  # only the stems it needs
     parts = query_parts(q.text, q.files, load_spec_for(m))
     check_dim(m, q.dim)
     vec = query_vector(m, parts)

@@ -14,6 +14,7 @@ zero, so text goes through the backbone exactly as the pretrained checkpoint saw
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,12 +133,13 @@ def assemble_config(parts: Parts) -> tuple[ModelConfig, Path]:
         raise ValueError(f"these parts do not fit together: {e}") from None
 
 
-def assemble(parts: Parts) -> Gemb2Model:
-    """Build the Gemb2Model the parts describe, with every pretrained part's weights loaded and checked."""
+def assemble(parts: Parts, stems: Collection[str] | None = None) -> Gemb2Model:
+    """Build the Gemb2Model the parts describe, with every pretrained part's weights loaded and checked.
+    `stems`: build and load only these media stems ("image", "audio"; None: all), as Gemb2Model takes them."""
     cfg, folder = assemble_config(parts)
     identity = parts.projection == "identity" or (parts.projection == "auto" and cfg.out_dim == cfg.hidden)
-    model = Gemb2Model(cfg, bert_tokenizer(folder))
-    load_bert_weights(model.backbone, folder)
+    model = Gemb2Model(cfg, bert_tokenizer(folder), stems=stems)
+    load_bert_weights(model.backbone, folder, assign=model.partial)
     if isinstance(model.image_stem, EfficientNetStem):
         load_efficientnet_stem(model.image_stem, parts.image_weights)
     if isinstance(model.audio_stem, WhisperStem):

@@ -164,8 +164,9 @@ def read_bert_state(folder: str | Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_bert_weights(backbone: torch.nn.Module, folder: str | Path) -> None:
-    """Copy the folder's BERT weights into `backbone` (backbone.py), exactly.
+def load_bert_weights(backbone: torch.nn.Module, folder: str | Path, assign: bool = False) -> None:
+    """Copy the folder's BERT weights into `backbone` (backbone.py), exactly (`assign`: the loaded tensors become
+    its parameters, no second copy in memory; load_state_dict's assign).
 
     Raises BertImportError naming the first missing, unexpected or wrongly shaped tensor.
     """
@@ -176,7 +177,7 @@ def load_bert_weights(backbone: torch.nn.Module, folder: str | Path) -> None:
     for name, got in state.items():
         if not got.is_floating_point():
             raise BertImportError(f"{folder}: tensor {name!r} has dtype {got.dtype}, expected a float tensor")
-    backbone.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    backbone.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True, assign=assign)
 
 
 def load_bert_text_model(folder: str | Path, **changes: Any) -> Gemb2Model:

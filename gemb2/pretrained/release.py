@@ -23,6 +23,7 @@ Only safetensors and JSON are read; every name and shape is checked against the 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
@@ -42,9 +43,10 @@ def release_folder(name: str) -> Path:
     return ASSETS / name
 
 
-def load_release(name: str) -> Gemb2Model:
-    """Assemble the pretrained parts and apply the release's added weights. -> Gemb2Model (eval mode)."""
-    return load_release_folder(release_folder(name))
+def load_release(name: str, stems: Collection[str] | None = None) -> Gemb2Model:
+    """Assemble the pretrained parts and apply the release's added weights. -> Gemb2Model (eval mode).
+    `stems`: only these media stems ("image", "audio"; None: all), their pretrained parts alone read."""
+    return load_release_folder(release_folder(name), stems)
 
 
 def release_model_id(name: str, folder: str | Path | None = None) -> str | None:
@@ -83,7 +85,7 @@ def write_model_id(folder: str | Path) -> str:
     return model_id
 
 
-def load_release_folder(folder: Path) -> Gemb2Model:
+def load_release_folder(folder: Path, stems: Collection[str] | None = None) -> Gemb2Model:
     """load_release for a release folder anywhere (the shipped ones are under gemb2/pretrained/assets/)."""
     from safetensors.torch import load_file
 
@@ -94,11 +96,13 @@ def load_release_folder(folder: Path) -> Gemb2Model:
     parts_doc = json.loads((folder / "parts.json").read_text(encoding="utf-8"))
     if parts_doc.get("matryoshka") is not None:
         parts_doc["matryoshka"] = tuple(parts_doc["matryoshka"])
-    model = assemble(Parts(**parts_doc))  # MissingWeightsError (a FileNotFoundError) names the packages
+    model = assemble(Parts(**parts_doc), stems)  # MissingWeightsError (a FileNotFoundError) names the packages
     config = ModelConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
     if config.replace(name=model.config.name) != model.config:
         raise ValueError(f"{folder}: config.json does not describe the model parts.json assembles")
-    apply_adds(model, load_file(str(folder / "adds.safetensors")), str(folder))
+    adds = load_file(str(folder / "adds.safetensors"))
+    skipped = () if stems is None else tuple(f"{s}_stem." for s in ("image", "audio") if s not in stems)
+    apply_adds(model, {k: t for k, t in adds.items() if not k.partition(".")[2].startswith(skipped)}, str(folder))
     model.config = config
     return model.eval()
 

@@ -17,7 +17,7 @@ A source that names nothing usable raises ModelSourceError (a ValueError): a use
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,8 +91,15 @@ def resolve(source: str) -> ModelConfig | Path | tuple[str, Path]:
     )
 
 
-def load_model(source: str, device: torch.device | str | None = None) -> Gemb2Model:
-    """A preset name or a model folder -> the Gemb2Model, in eval mode, on `device` (default CPU)."""
+def load_model(
+    source: str, device: torch.device | str | None = None, stems: Collection[str] | None = None
+) -> Gemb2Model:
+    """A preset name or a model folder -> the Gemb2Model, in eval mode, on `device` (default CPU).
+
+    `stems`: for a release or a gemb2 folder, build and read only these media stems ("image", "audio"; None: all):
+    a partial model that embeds the parts they cover exactly as the whole one does (`gemb2 query` encodes with it).
+    A random preset is always built whole (its init runs through every module); a BERT folder has no stems.
+    """
     from gemb2.model.io import load_pretrained
     from gemb2.model.model import Gemb2Model
 
@@ -104,7 +111,7 @@ def load_model(source: str, device: torch.device | str | None = None) -> Gemb2Mo
         from .release import PARTS_PACKAGES, load_release
 
         try:
-            model = load_release(str(source))
+            model = load_release(str(source), stems)
         except MissingWeightsError as e:  # never a silent fallback to a random model
             raise ModelSourceError(
                 f"{source} is built from pretrained parts that are not installed ({e}); "
@@ -118,7 +125,7 @@ def load_model(source: str, device: torch.device | str | None = None) -> Gemb2Mo
         except (BertImportError, MissingWeightsError) as e:
             raise ModelSourceError(str(e)) from None
     else:
-        model = load_pretrained(what) if isinstance(what, Path) else Gemb2Model(what).eval()
+        model = load_pretrained(what, stems=stems) if isinstance(what, Path) else Gemb2Model(what).eval()
     return model.to(device) if device is not None else model
 
 
