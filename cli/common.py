@@ -91,3 +91,18 @@ def version() -> str:
         from gemb2 import __version__
 
         return __version__
+
+
+_quick_exit = {"requested": False}
+
+
+def exit_quickly_when_done() -> None:
+    """Let `main` end the process as soon as this command returns: stdout and stderr flushed, then os._exit with
+    the command's exit code, skipping the interpreter's teardown of torch and LanceDB (0.4-0.5 s on a 2-core CPU,
+    most of a cold `gemb2 query`'s time after its answer: BENCHMARKS.md, "Query latency"). Only for commands that
+    leave nothing to finish at exit (no child process, no write in flight); typer's CliRunner never exits."""
+    _quick_exit["requested"] = True
+
+
+def quick_exit_requested() -> bool:
+    return _quick_exit["requested"]

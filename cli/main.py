@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from gemb2.errors import EXIT_BROKEN_PIPE, Gemb2Error, Interrupted
 
+from . import common
 from .common import printable, version
 from .embed import embed
 from .eval import eval_
@@ -97,9 +98,12 @@ def main() -> None:
             sys.stdout.flush()  # what is still buffered, while a broken pipe can still be caught here
     except BrokenPipeError:
         _stdout_gone(stdout)
-    except SystemExit:
+    except SystemExit as e:
         if sys.stdout is not stdout:  # click's EPIPE handler swapped in a quiet stdout: the reader went away
             _stdout_gone(stdout)
+        if common.quick_exit_requested() and (e.code is None or isinstance(e.code, int)):
+            sys.stderr.flush()
+            os._exit(e.code or 0)  # stdout is flushed above; skips the teardown of torch and LanceDB (common.py)
         raise
 
 

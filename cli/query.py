@@ -78,6 +78,7 @@ def query(
         default_model=common.model_name(None),
     )
     hits = run_query(common.db_uri(db), common.table_name(table), q)
+    common.exit_quickly_when_done()  # it only read: nothing for the interpreter to tear down but torch and LanceDB
     if as_json:
         typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         return

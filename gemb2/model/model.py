@@ -29,7 +29,8 @@ stem refuses audio and embeds a video from its frames alone (`config.modalities`
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import contextlib
+from collections.abc import Collection, Iterator, Sequence
 from typing import overload
 
 import numpy as np
@@ -71,8 +72,9 @@ class Gemb2Model(nn.Module):
         """`stems`: the media stems to build, of "image" and "audio" (None: every stem the config names; see
         `stems_for`). A model built with `stems` given is partial, made to be loaded from files (load_pretrained,
         releases: what `gemb2 query` encodes with): it embeds only the parts its stems cover, has no `model_id`,
-        the loaders assign its weights (the loaded tensors become its parameters: no second copy), and the random
-        init of the modules after the stems differs from a full build."""
+        its backbone is left uninitialised (`_no_init`: its memory untouched until the loaders assign the loaded
+        tensors in its place, no second copy), and the random init of the modules after it differs from a full
+        build."""
         super().__init__()
         self.config = cfg = config
         self.tokenizer = tokenizer or TextTokenizer.from_file()
@@ -84,7 +86,8 @@ class Gemb2Model(nn.Module):
         self.partial = stems is not None  # no model_id; loaded by assignment
         with torch.random.fork_rng(devices=[]):  # a fixed seed: every process builds identical weights
             torch.manual_seed(cfg.seed)
-            self.backbone = Backbone(cfg)
+            with _no_init() if self.partial else contextlib.nullcontext():  # its weights are all loaded next
+                self.backbone = Backbone(cfg)
             self.image_stem = build_image_stem(cfg) if "image" in want else None  # None when the config says "none"
             self.audio_stem = build_audio_stem(cfg) if "audio" in want else None
             self.time_embeddings = nn.Embedding(cfg.max_time_buckets, cfg.hidden)  # video frames by time
@@ -292,6 +295,25 @@ class Gemb2Model(nn.Module):
         finally:
             self.train(was_training)
         return out.cpu().numpy()
+
+
+_INIT_FUNCTIONS = ("normal_", "uniform_", "kaiming_uniform_", "zeros_", "ones_", "constant_")
+
+
+@contextlib.contextmanager
+def _no_init() -> Iterator[None]:
+    """Modules built in the block keep their freshly allocated (uninitialised) parameters: torch.nn.init's
+    functions, which every torch layer's reset_parameters and Backbone's BERT init call, do nothing. For modules
+    whose every weight is loaded next: no time spent drawing random numbers, and no page of the parameters made
+    resident before the loaded tensors replace them (the idea of transformers' `no_init_weights`)."""
+    saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS}
+    try:
+        for name in _INIT_FUNCTIONS:
+            setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(nn.init, name, fn)
 
 
 def stems_for(modalities: Collection[str]) -> frozenset[str]:

@@ -48,8 +48,7 @@ class Query:
 
 def run_query(uri: str, table: str, q: Query) -> list[Hit]:
     """Open the table, check the query against it, embed the query with the table's model and search."""
-    from gemb2.pipeline.loadspec import load_spec_for
-    from gemb2.pipeline.open import check_dim, load_model, model_id_of, open_table
+    from gemb2.pipeline.open import model_id_of, open_table
 
     if q.modality is not None and q.modality not in MODALITIES:
         raise UsageError(f"--modality must be text, image, audio, video or mixed, not {q.modality!r}")
@@ -62,15 +61,27 @@ def run_query(uri: str, table: str, q: Query) -> list[Hit]:
     source = q.model or store.source or q.default_model
     if model_id_of(source) != store.model:
         raise UsageError(f"table {store.table_name!r} was built with model {store.model!r}, not {source!r}")
-    m = load_model(source, q.device, modalities={"text"} | {m for m, _ in q.files})  # only the stems it needs
-    parts = query_parts(q.text, q.files, load_spec_for(m))
-    check_dim(m, q.dim)
-    vec = query_vector(m, parts)
+    vec = embed_query(source, q)  # the model is let go here: its memory is free again for the search
     with _filter_errors(q.where):
         if q.hybrid:
             text = q.text or ""
             return hybrid_search(store, vec, text, q.k, modality=q.modality, where=q.where, tuning=q.tuning, dim=q.dim)
         return search(store, vec, q.k, modality=q.modality, where=q.where, tuning=q.tuning, dim=q.dim)
+
+
+def embed_query(source: str, q: Query) -> np.ndarray:
+    """The vector of one query, by a model of `source` with only the stems its parts need (a text query: none),
+    used once: oneDNN's packed weights (gemb2.model.onednn) would cost one query more time and memory than
+    they save, so it runs on torch's ordinary path."""
+    from gemb2.model import onednn
+    from gemb2.pipeline.loadspec import load_spec_for
+    from gemb2.pipeline.open import check_dim, load_model
+
+    m = load_model(source, q.device, modalities={"text"} | {kind for kind, _ in q.files})
+    parts = query_parts(q.text, q.files, load_spec_for(m))
+    check_dim(m, q.dim)
+    with onednn.disabled():
+        return query_vector(m, parts)
 
 
 @contextmanager

