@@ -128,9 +128,10 @@ print(time.perf_counter() - t0, usage.ru_maxrss * 1024, os.waitstatus_to_exitcod
 """
 
 
-def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes) of one whole process; a failing command stops the benchmark."""
-    out = subprocess.run([sys.executable, "-S", "-c", _MEASURE, *cmd], env=env, capture_output=True, text=True)
+def run_once(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int]:
+    """(wall seconds, peak RSS bytes) of one whole process in `cwd` (`python -m` puts the working directory
+    first on sys.path: not a source tree, so PYTHONPATH says which gemb2 runs); a failing command stops the run."""
+    out = subprocess.run([sys.executable, "-S", "-c", _MEASURE, *cmd], env=env, cwd=cwd, capture_output=True, text=True)
     wall, rss, code = out.stdout.split()[-3:] if out.stdout.strip() else ("0", "0", str(out.returncode or 1))
     if int(code) != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({code}): {out.stderr.strip()[-500:]}")
@@ -151,11 +152,11 @@ def cold_section(args) -> list[dict]:
         ("gemb2 query --audio F", [*gemb2, "--audio", audio]),
     ]
     for _, cmd in commands:  # page cache warm, nothing measured
-        run_once(cmd, env)
+        run_once(cmd, env, media)
     runs: dict[str, list[tuple[float, int]]] = {name: [] for name, _ in commands}
     for _ in range(args.repeat):  # interleaved, so a burst of load elsewhere hits every command alike
         for name, cmd in commands:
-            runs[name].append(run_once(cmd, env))
+            runs[name].append(run_once(cmd, env, media))
     base = statistics.median(w for w, _ in runs[commands[0][0]])
     return [
         {

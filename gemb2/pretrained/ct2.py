@@ -86,6 +86,13 @@ class _Stream:
         self.offset += n
         return b"".join(chunks)
 
+    def skip(self, n: int) -> None:
+        """Read past n bytes, in pieces of at most 1 MiB kept nowhere (a short file still says so)."""
+        while n:
+            step = min(n, 1 << 20)
+            self.read(step)
+            n -= step
+
     def at_end(self) -> bool:
         if self._file.read(1):
             return False
@@ -113,13 +120,17 @@ class _Stream:
             ) from None
 
 
-def read_ct2(path: str | Path | Sequence[str | Path], dtype: torch.dtype | None = torch.float32) -> Ct2Model:
-    """Read every variable of a CTranslate2 ``model.bin``.
+def read_ct2(
+    path: str | Path | Sequence[str | Path], dtype: torch.dtype | None = torch.float32, prefix: str = ""
+) -> Ct2Model:
+    """Read the variables of a CTranslate2 ``model.bin`` (every one, or those under ``prefix``).
 
     Args:
         path: the file, a model folder holding ``model.bin``, or the ordered parts of a split file.
         dtype: floating dtype for float tensors (int8/int16 weights with a ``_scale`` are dequantized
             to it, their ``_scale`` entries dropped); ``None`` keeps the stored dtypes and scales.
+        prefix: keep only the variables whose name starts with it (e.g. ``"encoder/"``); the others are
+            read past, never kept or converted. Every header is still checked.
 
     Returns:
         ``Ct2Model`` whose ``variables`` include the aliases (shared tensors) under both names.
@@ -159,6 +170,9 @@ def read_ct2(path: str | Path | Sequence[str | Path], dtype: torch.dtype | None 
                 raise Ct2FormatError(
                     f"{paths[0]}: variable {name!r} of shape {shape} and {tdtype} needs {expected} bytes, header says {num_bytes}"
                 )
+            if not name.startswith(prefix):
+                stream.skip(num_bytes)
+                continue
             data = bytearray(stream.read(num_bytes))
             tensor = torch.frombuffer(data, dtype=tdtype) if num_bytes else torch.empty(0, dtype=tdtype)
             raw[name] = tensor.reshape(shape)

@@ -49,7 +49,7 @@ def encoder_from_state_dict(state: dict[str, torch.Tensor], source: str, n_heads
 
 def encoder_from_ct2(path: WeightsPath, dtype: torch.dtype = torch.float32) -> WhisperEncoder:
     """From a CTranslate2 Whisper ``model.bin`` (a file, its folder, or the ordered parts of a split file)."""
-    ct2 = read_ct2(path, dtype=dtype)
+    ct2 = read_ct2(path, dtype=dtype, prefix="encoder/")  # the decoder is read past: more than half the file
     source = str(path if isinstance(path, (str, Path)) else list(map(str, path)))
     if ct2.spec != "WhisperSpec":
         raise ValueError(f"{source}: a CTranslate2 {ct2.spec or 'TransformerSpec'!r} model, not Whisper")

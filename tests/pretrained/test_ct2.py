@@ -90,7 +90,9 @@ def test_split_parts_read_as_one_file(tmp_path, cut):
     data = ct2_bytes({"a": np.ones((4, 4), np.float32), "b": np.arange(5, dtype=np.int32)})
     (tmp_path / "p1").write_bytes(data[:cut])
     (tmp_path / "p2").write_bytes(data[cut:])
-    whole = read_ct2(write_ct2(tmp_path / "whole.bin", {"a": np.ones((4, 4), np.float32), "b": np.arange(5, dtype=np.int32)}))
+    whole = read_ct2(
+        write_ct2(tmp_path / "whole.bin", {"a": np.ones((4, 4), np.float32), "b": np.arange(5, dtype=np.int32)})
+    )
     parts = read_ct2([tmp_path / "p1", tmp_path / "p2"])
     assert all(torch.equal(whole.variables[k], parts.variables[k]) for k in ("a", "b"))
 
@@ -141,3 +143,18 @@ def test_trailing_bytes_are_refused(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.bin"):
         read_ct2(tmp_path)
+
+
+def test_a_prefix_keeps_its_variables_and_reads_past_the_others(tmp_path):
+    variables = {
+        "encoder/w": np.arange(6, dtype=np.float16).reshape(2, 3),
+        "decoder/embeddings": np.ones((300, 64), np.float16),
+        "encoder/num_heads": np.array(6, dtype=np.int16),
+    }
+    path = write_ct2(tmp_path / "model.bin", variables, aliases=[("decoder/proj", "decoder/embeddings")])
+    whole, enc = read_ct2(path), read_ct2(path, prefix="encoder/")
+    assert set(enc.variables) == {"encoder/w", "encoder/num_heads"} and enc.spec == whole.spec
+    assert all(torch.equal(enc.variables[k], whole.variables[k]) for k in enc.variables)
+    (tmp_path / "short.bin").write_bytes(path.read_bytes()[:-100])  # cut inside the skipped decoder tensor
+    with pytest.raises(Ct2FormatError, match="truncated"):
+        read_ct2(tmp_path / "short.bin", prefix="encoder/")
