@@ -20,6 +20,7 @@ from gemb2.errors import EXIT_BROKEN_PIPE, Gemb2Error, Interrupted
 
 from . import common
 from .common import printable, version
+from .data import data_app
 from .embed import embed
 from .eval import eval_
 from .export import export_app
@@ -82,6 +83,7 @@ app.command()(train)
 app.command(name="eval")(eval_)
 app.command()(index)
 app.add_typer(export_app, name="export")
+app.add_typer(data_app, name="data")
 app.command()(init)
 
 

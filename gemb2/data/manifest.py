@@ -29,11 +29,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import numpy as np
 
@@ -58,6 +58,12 @@ class PartRef:
 ItemRef = tuple[PartRef, ...]
 
 
+class Keyed(Protocol):
+    """A part that names its content for false-negative masking (PartRef; a shard member)."""
+
+    def key(self) -> list: ...
+
+
 @dataclass(frozen=True)
 class Example:
     task: str
@@ -66,7 +72,7 @@ class Example:
     negatives: tuple[ItemRef, ...] = ()
 
 
-def content_id(item: ItemRef) -> int:
+def content_id(item: Sequence[Keyed]) -> int:
     """A stable int64 hash of an item's content (texts, paths and windows): false-negative masking keys."""
     blob = json.dumps([p.key() for p in item], ensure_ascii=False).encode()
     return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "little", signed=True)

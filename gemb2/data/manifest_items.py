@@ -24,10 +24,11 @@ class ItemLoadError(FatalError, ValueError):
 
 def load_item(item: ItemRef, spec: LoadSpec) -> tuple[Part, ...]:
     """The parts of one item, decoded."""
-    return tuple(_load_part(p, spec) for p in item)
+    return tuple(load_part(p, spec) for p in item)
 
 
-def _load_part(ref: PartRef, spec: LoadSpec) -> Part:
+def load_part(ref: PartRef, spec: LoadSpec) -> Part:
+    """One part: a text as it is, a file through the embed loaders (the window containing `start`)."""
     if ref.text is not None:
         return Text(ref.text)
     path = ref.path
