@@ -18,6 +18,7 @@ from gemb2.parts import Audio, Image, Text
 from gemb2.pretrained.release import installed_parts, release_folder, release_model_id
 from gemb2.pretrained.sources import load_model, model_source_id
 from tests.cli_run import cli_env
+from tests.media import write_image
 
 RNG = np.random.default_rng(0)
 TEXTS = ["a red car parked by the sea", "x", "dogs " * 200]  # the last one is cut at max_text_tokens
@@ -58,6 +59,29 @@ def test_text_model_of_a_folder_has_no_stems_and_the_same_vectors(folder):
         assert np.array_equal(lean.encode(TEXTS, task=task), whole.encode(TEXTS, task=task))
     with pytest.raises(RuntimeError, match="no model_id"):
         _ = lean.model_id
+
+
+def test_the_query_path_embeds_as_the_whole_model(folder, tmp_path):
+    """embed_query (what `gemb2 query` runs: lean model, torch's plain path) against the whole model's encode:
+    the same numbers on the same path, cosine >= 0.9999 against oneDNN's packed path."""
+    from gemb2.model import onednn
+    from gemb2.pipeline.loadspec import load_spec_for
+    from gemb2.pipeline.query import Query, embed_query, query_parts
+
+    image = tmp_path / "q.png"
+    write_image(image, seed=5)
+    whole = load_model(str(folder))
+    for q in (
+        Query(text="a red car"),
+        Query(text="a red car", files=[("image", str(image))]),
+        Query(files=[("image", str(image))]),
+    ):
+        got = embed_query(str(folder), q)
+        parts = query_parts(q.text, q.files, load_spec_for(whole))  # the file decoded as the query decodes it
+        task = "query" if q.text else "document"
+        with onednn.disabled():
+            assert np.array_equal(got, whole.encode([parts], task=task)[0])
+        assert float(got @ whole.encode([parts], task=task)[0]) >= 0.9999
 
 
 def test_image_and_audio_models_of_a_folder_load_their_stem_alone(folder):
