@@ -56,20 +56,35 @@ def build_batch(
     """Load this rank's share of `plan` from disk. `config` is the model's (for the default prompts)."""
     rows = rank_slice(plan, rank, world)
     examples = manifest.examples(plan.task, plan.indices[rows])
+    return assemble(
+        plan.task,
+        examples,
+        plan.keep_query_prompt[rows],
+        plan.keep_document_prompt[rows],
+        task,
+        config,
+        load_item,
+        spec,
+    )
+
+
+def assemble(task_name: str, examples, keep_q, keep_d, task: TaskSpec, config, load, spec) -> TrainBatch:
+    """Examples (manifest or shard examples: .query, .positive, .negatives) -> a TrainBatch; `load(item, spec)`
+    decodes an item; keep_q/keep_d say which items keep their prompt (prompt dropout)."""
     qp = config.query_prompt if task.query_prompt is None else task.query_prompt
     dp = config.document_prompt if task.document_prompt is None else task.document_prompt
 
     def prompted(item, prompt: str, keep: bool):
-        parts = load_item(item, spec)
+        parts = load(item, spec)
         return ((Text(prompt),) + parts) if (prompt and keep) else parts
 
-    queries = [prompted(e.query, qp, k) for e, k in zip(examples, plan.keep_query_prompt[rows])]
-    positives = [prompted(e.positive, dp, k) for e, k in zip(examples, plan.keep_document_prompt[rows])]
+    queries = [prompted(e.query, qp, k) for e, k in zip(examples, keep_q)]
+    positives = [prompted(e.positive, dp, k) for e, k in zip(examples, keep_d)]
     neg_refs = [n for e in examples for n in e.negatives[: task.negatives]]
     negatives = [prompted(n, dp, True) for n in neg_refs]
     ids = lambda refs: torch.tensor([content_id(r) for r in refs], dtype=torch.long)  # noqa: E731
     return TrainBatch(
-        plan.task,
+        task_name,
         queries,
         positives,
         negatives,

@@ -1,8 +1,8 @@
 """The training loop of one stage: one explicit loop, no framework Trainer.
 
     for step in range(start, steps):
-        plan  = sampler.next()                        # task + example indices of the GLOBAL batch
-        batch = build_batch(plan, rank's rows)        # items through the embed loaders, prompts
+        batch = feed.next()                           # this rank's rows of the step's GLOBAL batch, one task:
+                                                      # JSONL by TaskSampler, or streamed from shards (feeds.py)
         loss  = objective(batch)                      # embed -> gather over ranks -> Matryoshka(InfoNCE)
         all_reduce_grads; clip; AdamW step            # lr from warmup + cosine (schedule.lr_at)
         checkpoint every N steps                      # model, trainable weights, optimizer, data position, RNG
@@ -25,21 +25,21 @@ from pathlib import Path
 import torch
 
 from gemb2 import load_model
-from gemb2.data.manifest import Manifest
 from gemb2.model import Gemb2Model, onednn, save_pretrained
 
 from . import checkpoint as ckpt
-from .batches import TrainBatch, build_batch
+from .batches import TrainBatch
 from .cached import GradCache
 from .distributed import all_reduce_grads, barrier, init_from_env
 from .feature_cache import shared_cache
+from .feeds import make_feed
 from .gather import gather_rows
 from .infonce import InfoNCELoss
 from .lora import DEFAULT_TARGETS, apply_lora, merged
 from .matryoshka import MatryoshkaLoss
 from .optim_state import load_optimizer, save_optimizer
-from .sampler import TaskSampler
 from .schedule import lr_at
+from .shard_feed import ShardSource
 from .tasks import TaskSpec
 
 
@@ -67,6 +67,7 @@ class TrainSettings:
     gradient_checkpointing: bool = False
     cache_chunk: int = 0  # > 0: GradCache with chunks of this many items
     feature_cache_mb: int = 0  # > 0: frozen stem encoders' outputs memoised up to this many MiB (feature_cache.py)
+    data_workers: int = 0  # shard data: loader processes per rank decoding ahead (0 = in the training process)
     checkpoint_every: int = 0  # 0 = only the final model
     keep_checkpoints: int = 2
     seed: int = 0
@@ -74,12 +75,12 @@ class TrainSettings:
     betas: tuple[float, float] = field(default=(0.9, 0.999))
 
 
-def fingerprint(s: TrainSettings, tasks: dict[str, TaskSpec], data: list[str], init: str) -> dict:
+def fingerprint(s: TrainSettings, tasks: dict[str, TaskSpec], data: list, init: str) -> dict:
     """What a checkpoint must agree with for --resume to continue the same run."""
     return {
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.__dict__.items()},
         "tasks": {n: t.__dict__ for n, t in sorted(tasks.items())},
-        "data": list(map(str, data)),
+        "data": [d.doc() if isinstance(d, ShardSource) else str(d) for d in data],
         "init": init,
     }
 
@@ -117,7 +118,7 @@ def train_stage(
     init: str,
     out: str | Path,
     tasks: dict[str, TaskSpec],
-    data: list[str],
+    data: list[str | ShardSource],
     s: TrainSettings,
     *,
     resume: bool = False,
@@ -136,19 +137,15 @@ def train_stage(
     model, trainable = prepare_model(init, s, device)
     params = [p for _, p in trainable]
     opt = _optimizer(trainable, s)
-    manifest = Manifest(data)
-    # the data's other tasks are not sampled in this stage
-    sampler = TaskSampler(
-        manifest.tasks, {n: t.weight for n, t in tasks.items()}, s.batch_size, s.seed, s.prompt_dropout
-    )
     spec = load_spec_for(model)
+    feed = make_feed(data, tasks, s, spec, model.config, rank, world)
     dims = s.matryoshka_dims or model.config.matryoshka_dims
     losses = {n: MatryoshkaLoss(InfoNCELoss(s.temperature, t.symmetric), dims) for n, t in tasks.items()}
     meta = fingerprint(s, tasks, data, init)
 
     last = ckpt.latest(root) if resume else None
     if last is not None:
-        start = _resume(last, meta, trainable, opt, sampler, rank)
+        start = _resume(last, meta, trainable, opt, feed, rank)
         log(f"resumed from {last} at step {start}")
     else:
         start = 0
@@ -160,25 +157,24 @@ def train_stage(
     fast_cpu = onednn.onednn_matmul() if device.type == "cpu" else contextlib.nullcontext()
     with fast_cpu:  # fp32 oneDNN matmuls on CPUs where they are exact (gemb2/model/onednn.py)
         for step in range(start, s.steps):
-            plan = sampler.next()
-            batch = build_batch(plan, manifest, tasks[plan.task], spec, model.config, rank, world)
+            batch = feed.next()
             lr = lr_at(step, total=s.steps, warmup=s.warmup, peak=s.lr, floor_ratio=s.lr_floor)
             _begin_step(opt, lr)
             with attached():
-                loss = _objective(batch, encode, losses[plan.task], s.cache_chunk)
-            norm = _finish_step(opt, params, s.clip, loss, f"step {step}", plan.task)
+                loss = _objective(batch, encode, losses[batch.task], s.cache_chunk)
+            norm = _finish_step(opt, params, s.clip, loss, f"step {step}", batch.task)
             seen += s.batch_size
             done = step + 1
             if s.log_every and (done % s.log_every == 0 or done == s.steps):
                 rate = seen / max(time.perf_counter() - t0, 1e-9)
                 log(
-                    f"step {done}/{s.steps} task {plan.task} loss {loss.item():.4f} lr {lr:.2e} "
+                    f"step {done}/{s.steps} task {batch.task} loss {loss.item():.4f} lr {lr:.2e} "
                     f"grad-norm {float(norm):.3f} {rate:.1f} samples/s" + (f"; {cache.stats()}" if cache else "")
                 )
             if s.checkpoint_every and done % s.checkpoint_every == 0 and done < s.steps:
-                _save_checkpoint(root, done, model, trainable, opt, sampler, meta, rank, s.keep_checkpoints, save_file)
+                _save_checkpoint(root, done, model, trainable, opt, feed, meta, rank, s.keep_checkpoints, save_file)
                 log(f"checkpoint {ckpt.step_dir(root, done)}")
-
+    feed.close()
     return _save_final(model, out / "final", rank)
 
 
@@ -227,7 +223,7 @@ def _resume(
     meta: dict,
     trainable: list[tuple[str, torch.nn.Parameter]],
     opt: torch.optim.Optimizer,
-    sampler: TaskSampler,
+    feed,
     rank: int,
 ) -> int:
     """Restore the trainable weights, optimizer, data position and RNG of checkpoint `last`. Returns its step."""
@@ -247,7 +243,8 @@ def _resume(
         for n, p in trainable:
             p.copy_(state[n].to(p.device))
     load_optimizer(opt, last)
-    sampler.load_state(doc["sampler"])
+    data_file = last / f"data-{rank}.json"
+    feed.load_state(doc["sampler"], ckpt.load_json(last, data_file.name) if data_file.is_file() else None)
     ckpt.load_rng(last, rank)
     return doc["step"]
 
@@ -294,7 +291,7 @@ def _objective(batch: TrainBatch, encode, loss_fn, cache_chunk: int) -> torch.Te
     return loss.detach()
 
 
-def _save_checkpoint(root, step, model, trainable, opt, sampler, meta, rank, keep, save_file) -> None:
+def _save_checkpoint(root, step, model, trainable, opt, feed, meta, rank, keep, save_file) -> None:
     """Rank 0 writes the model, weights, optimizer and position; every rank its RNG; then one rename."""
     tmp = ckpt.tmp_dir(root, step)
     if rank == 0:
@@ -303,9 +300,11 @@ def _save_checkpoint(root, step, model, trainable, opt, sampler, meta, rank, kee
             save_pretrained(model, tmp / "model")
         save_file({n: p.detach().cpu().contiguous() for n, p in trainable}, str(tmp / "trainable.safetensors"))
         save_optimizer(opt, tmp)
-        ckpt.save_json(tmp, "trainer.json", {"step": step, "sampler": sampler.state(), "fingerprint": meta})
+        ckpt.save_json(tmp, "trainer.json", {"step": step, "sampler": feed.state(), "fingerprint": meta})
     barrier()
     ckpt.save_rng(tmp, rank)
+    if feed.rank_state() is not None:  # shard positions: each rank's own
+        ckpt.save_json(tmp, f"data-{rank}.json", feed.rank_state())
     barrier()
     if rank == 0:
         ckpt.commit(root, step, keep)

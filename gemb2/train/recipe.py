@@ -13,7 +13,9 @@ anything. Paths are relative to the directory gemb2 runs in.
     stages:                           # run in order; each starts from the previous stage's final model
       - name: finetune
         type: train                   # train | soup
-        data: [data/stdlib/train.jsonl]
+        data: [data/stdlib/train.jsonl]   # JSONL manifests, or WebDataset shards (one mapping per task):
+                                          # {shards: "s/train-{000000..000099}.tar", task: t, shuffle_buffer: 1000,
+                                          #  query: [txt], positive: ["jpg;png"]}   (see shard_feed.py)
         tasks: [docstring-code]       # optional: a list, or {task: weight} overriding the weights
         init: null                    # optional: a stage name, a preset or a folder (default: previous stage)
         steps: 200                    # ... and any TrainSettings key (gemb2.train.loop)
@@ -39,6 +41,7 @@ from typing import Any
 from gemb2.errors import UsageError
 
 from .loop import TrainSettings, train_stage
+from .shard_feed import ShardSource
 from .tasks import TaskSpec
 
 RECIPE_KEYS = {"name", "model", "output", "seed", "tasks", "stages"}
@@ -46,6 +49,7 @@ STAGE_KEYS = {"name", "type", "data", "tasks", "init", "from"}
 TASK_KEYS = {f.name for f in dataclasses.fields(TaskSpec)} - {"name"}
 SETTINGS = {f.name: f for f in dataclasses.fields(TrainSettings)}
 STAGE_TYPES = ("train", "soup")
+SHARD_KEYS = {"shards", "task", "query", "positive", "shuffle_buffer"}
 
 
 class RecipeError(UsageError, ValueError):
@@ -57,7 +61,7 @@ class Stage:
     name: str
     type: str
     init: str | None = None  # None: the previous stage (or the recipe's model)
-    data: tuple[str, ...] = ()
+    data: tuple[str | ShardSource, ...] = ()
     tasks: dict[str, TaskSpec] | None = None
     settings: TrainSettings | None = None
     ingredients: tuple[str, ...] = ()  # soup: stage names
@@ -183,12 +187,8 @@ def _stage(st: Any, i: int, tasks: dict[str, TaskSpec], seed: int, before: list[
     if kind == "soup":
         return _soup(st, name, where, before, bad)
     _unknown(st, (STAGE_KEYS - {"from"}) | set(SETTINGS), where, bad)
-    data = st.get("data")
-    if isinstance(data, str):
-        data = [data]
-    if not isinstance(data, list) or not data or not all(isinstance(d, str) and d for d in data):
-        raise bad(f"{where}.data", f"must be a manifest path or a non-empty list of them, got {data!r}")
     stage_tasks = _stage_tasks(st.get("tasks", list(tasks)), tasks, where, bad)
+    data = _data(st.get("data"), stage_tasks, f"{where}.data", bad)
     for key in ("steps", "batch_size"):
         if key not in st:
             raise bad(where, f"missing {key!r}")
@@ -202,6 +202,49 @@ def _stage(st: Any, i: int, tasks: dict[str, TaskSpec], seed: int, before: list[
         raise bad(where, str(e)) from None
     _check_settings(settings, where, bad)
     return Stage(name, "train", init=init, data=tuple(data), tasks=stage_tasks, settings=settings)
+
+
+def _data(data: Any, tasks: dict[str, TaskSpec], where: str, bad) -> list[str | ShardSource]:
+    """A stage's `data`: manifest paths, or shard mappings (one per task; `task` may be left out for one task)."""
+    if isinstance(data, (str, dict)):
+        data = [data]
+    if not isinstance(data, list) or not data:
+        raise bad(where, f"must be a manifest path or a non-empty list of them (or of shards mappings), got {data!r}")
+    if all(isinstance(d, str) and d for d in data):
+        return data
+    if not all(isinstance(d, dict) for d in data):
+        raise bad(where, f"list manifest paths or {{shards: ...}} mappings, not both: got {data!r}")
+    out: list[str | ShardSource] = []
+    for j, d in enumerate(data):
+        w = f"{where}[{j}]" if len(data) > 1 else where
+        _unknown(d, SHARD_KEYS, w, bad)
+        shards = _strings(d.get("shards"), f"{w}.shards", bad)
+        task = d.get("task")
+        if task is None and len(tasks) == 1:
+            task = next(iter(tasks))
+        if task not in tasks:
+            raise bad(f"{w}.task", f"name one of the stage's tasks ({', '.join(tasks)}), got {task!r}")
+        kw: dict[str, Any] = {"shards": tuple(shards), "task": task}
+        for key in ("query", "positive"):
+            if key in d:
+                kw[key] = tuple(_strings(d[key], f"{w}.{key}", bad))
+        if "shuffle_buffer" in d:
+            kw["shuffle_buffer"] = _typed(d["shuffle_buffer"], int, f"{w}.shuffle_buffer", bad)
+            if kw["shuffle_buffer"] < 0:
+                raise bad(f"{w}.shuffle_buffer", f"must be >= 0, got {kw['shuffle_buffer']}")
+        out.append(ShardSource(**kw))
+    named = [s.task for s in out if isinstance(s, ShardSource)]
+    for t in tasks:
+        if named.count(t) != 1:
+            raise bad(where, f"task {t!r} needs exactly one shards entry, has {named.count(t)}")
+    return out
+
+
+def _strings(value: Any, where: str, bad) -> list[str]:
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise bad(where, f"must be a string or a non-empty list of strings, got {value!r}")
+    return value
 
 
 def _soup(st: dict, name: str, where: str, before: list[str], bad) -> Stage:
@@ -266,6 +309,7 @@ def _check_settings(s: TrainSettings, where: str, bad) -> None:
         (s.lora_rank >= 0, "lora_rank", "must be >= 0"),
         (s.cache_chunk >= 0, "cache_chunk", "must be >= 0"),
         (s.feature_cache_mb >= 0, "feature_cache_mb", "must be >= 0"),
+        (s.data_workers >= 0, "data_workers", "must be >= 0"),
         (s.checkpoint_every >= 0, "checkpoint_every", "must be >= 0"),
         (s.keep_checkpoints >= 0, "keep_checkpoints", "must be >= 0"),
         (all(0 <= b < 1 for b in s.betas) and len(s.betas) == 2, "betas", "must be two numbers in [0, 1)"),
@@ -296,11 +340,26 @@ def _check_files(model: str, stages: list[Stage], bad) -> None:
         if s.init is not None and s.init not in names[:i]:
             model_ok(s.init, f"stages[{i}] ({s.name}).init")
         for d in s.data:
-            if not Path(d).expanduser().is_file():
+            if isinstance(d, ShardSource):
+                _check_shards(d, f"stages[{i}] ({s.name}).data", bad)
+            elif not Path(d).expanduser().is_file():
                 raise bad(
                     f"stages[{i}] ({s.name}).data",
                     f"manifest not found: {d} (the scripts in scripts/build_data/ build the shipped recipes' data)",
                 )
+
+
+def _check_shards(src: ShardSource, where: str, bad) -> None:
+    """Every local shard exists (object-store shards are found when read)."""
+    from gemb2.data.shards import ShardPatternError, is_remote, local_path
+
+    try:
+        urls = src.urls()
+    except ShardPatternError as e:
+        raise bad(where, str(e)) from None
+    for u in urls:
+        if not is_remote(u) and not Path(local_path(u)).expanduser().is_file():
+            raise bad(where, f"shard not found: {u} (of {len(urls)} named by {', '.join(src.shards)})")
 
 
 def run_recipe(

@@ -65,7 +65,7 @@ class TaskSampler:
 
     def next(self) -> BatchPlan:
         rng = np.random.default_rng([self.seed, self.step])
-        task = self.tasks[int(rng.choice(len(self.tasks), p=self.p))]
+        task = draw_task(rng, self.tasks, self.p)
         epoch, offset = self.cursors[task]
         taken: list[np.ndarray] = []
         need = self.batch_size
@@ -78,7 +78,24 @@ class TaskSampler:
             if offset >= len(perm):
                 epoch, offset = epoch + 1, 0
         self.cursors[task] = [epoch, offset]
-        keep = rng.random((2, self.batch_size)) >= self.prompt_dropout  # (2, B)
+        keep = draw_keep(rng, self.batch_size, self.prompt_dropout)  # (2, B)
         plan = BatchPlan(self.step, task, np.concatenate(taken), keep[0], keep[1])
         self.step += 1
         return plan
+
+
+def draw_task(rng: np.random.Generator, tasks: list[str], p: np.ndarray) -> str:
+    """The task of a step, from the step's generator (seeded by (seed, step)): sorted `tasks`, probabilities `p`."""
+    return tasks[int(rng.choice(len(tasks), p=p))]
+
+
+def draw_keep(rng: np.random.Generator, batch_size: int, prompt_dropout: float) -> np.ndarray:
+    """(2, B) bool: which queries (row 0) and documents (row 1) keep their prompt; drawn after the task."""
+    return rng.random((2, batch_size)) >= prompt_dropout
+
+
+def task_weights(weights: dict[str, float]) -> tuple[list[str], np.ndarray]:
+    """Sorted task names and their sampling probabilities (weights normalised)."""
+    tasks = sorted(weights)
+    w = np.asarray([weights[t] for t in tasks], dtype=np.float64)
+    return tasks, w / w.sum()
