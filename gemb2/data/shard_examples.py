@@ -179,11 +179,18 @@ def load_shard_item(item: ShardItem, spec: LoadSpec) -> tuple[Part, ...]:
 def _load_member(part: PartRef | MemberPart, spec: LoadSpec) -> Part:
     assert isinstance(part, MemberPart)  # a PartRef here is a text (to_example)
     ext = os.path.splitext("x." + part.suffix)[1]
-    with tempfile.TemporaryDirectory(prefix="gemb2-shard-") as tmp:
-        path = os.path.join(tmp, "member" + ext)
-        with open(path, "wb") as f:
+    fd, path = tempfile.mkstemp(prefix="gemb2-member-", suffix=ext, dir=_SCRATCH)  # private (0600), unique
+    try:
+        with os.fdopen(fd, "wb") as f:
             f.write(part.data)
+        return load_part(PartRef(path=path, start=part.start, end=part.end), spec)
+    except ItemLoadError as e:
+        raise ItemLoadError(str(e).replace(path, part.where)) from None
+    finally:
         try:
-            return load_part(PartRef(path=path, start=part.start, end=part.end), spec)
-        except ItemLoadError as e:
-            raise ItemLoadError(str(e).replace(path, part.where)) from None
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+_SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # memory, not disk, where there is one

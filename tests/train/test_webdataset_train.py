@@ -237,3 +237,31 @@ def test_a_killed_shard_run_resumes_to_the_uninterrupted_weights(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert (a[k] - b[k]).abs().max() <= 1e-5, k
+
+
+def test_shards_on_an_object_store_stream_the_same_epoch(tmp_path, monkeypatch):
+    """s3:// shards on moto's S3 server (a real HTTP server on loopback), read through pyarrow's S3 filesystem."""
+    boto3 = pytest.importorskip("boto3")
+    moto_server = pytest.importorskip("moto.server")
+    manifest, pattern = shards(tmp_path, 24, 3)
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        for k, v in dict(
+            AWS_ACCESS_KEY_ID="test",
+            AWS_SECRET_ACCESS_KEY="test",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_ENDPOINT_URL=f"http://{host}:{port}",
+        ).items():
+            monkeypatch.setenv(k, v)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="train")
+        for p in sorted((tmp_path / "shards").glob("*.tar")):
+            s3.upload_file(str(p), "train", f"shards/{p.name}")
+        remote = "s3://train/shards/" + Path(pattern).name
+        a = seen(feed(remote), 4)
+        assert len(a) == 24 and set(a) == manifest_pairs(manifest)
+        assert a == seen(feed(pattern), 4)  # the same order as the local copy: the URL does not change the shuffle
+    finally:
+        server.stop()
