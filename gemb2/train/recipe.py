@@ -201,6 +201,8 @@ def _stage(st: Any, i: int, tasks: dict[str, TaskSpec], seed: int, before: list[
     except TypeError as e:
         raise bad(where, str(e)) from None
     _check_settings(settings, where, bad)
+    if settings.data_workers and not isinstance(data[0], ShardSource):
+        raise bad(f"{where}.data_workers", "only shard data is read by loader workers (a manifest is read in place)")
     return Stage(name, "train", init=init, data=tuple(data), tasks=stage_tasks, settings=settings)
 
 

@@ -206,3 +206,68 @@ def test_corrupt_and_truncated_shards_are_one_line_errors(tmp_path):
         assert message in str(e.value) and str(bad) in str(e.value) and "\n" not in str(e.value), name
     with pytest.raises(ShardError, match="shard not found"):
         list(iter_samples(str(tmp_path / "missing.tar")))
+
+
+def test_a_member_that_does_not_decode_is_named_by_shard_and_key(tmp_path, tiny):
+    from gemb2.data.manifest_items import ItemLoadError
+    from gemb2.pipeline.loadspec import load_spec_for
+
+    shard = write_tar(tmp_path / "s.tar", [("007.txt", b"caption"), ("007.png", b"not a png at all")])
+    (sample,) = iter_samples(str(shard))
+    ex = to_example(sample, "cap", PlainLayout(positive=("png",)))
+    with pytest.raises(ItemLoadError) as e:
+        load_shard_item(ex.positive, load_spec_for(tiny))
+    assert str(e.value).startswith(f"{shard}#007.png: ") and "gemb2-member-" not in str(e.value)
+
+
+BASE = {
+    "name": "x",
+    "model": "tiny",
+    "tasks": {"a": {}, "b": {}},
+    "stages": [
+        {
+            "name": "s",
+            "data": [{"shards": "a-{0..1}.tar", "task": "a"}, {"shards": ["b.tar"], "task": "b"}],
+            "steps": 2,
+            "batch_size": 4,
+            "data_workers": 2,
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            [{"shards": "a.tar"}, {"shards": "b.tar", "task": "b"}],
+            ".data[0].task: name one of the stage's tasks (a, b)",
+        ),
+        (
+            [{"shards": "a.tar", "task": "a", "shufle_buffer": 3}, {"shards": "b.tar", "task": "b"}],
+            "unknown key(s) 'shufle_buffer'",
+        ),
+        ([{"shards": "a.tar", "task": "a"}], "task 'b' needs exactly one shards entry, has 0"),
+        (["m.jsonl", {"shards": "a.tar", "task": "a"}], "list manifest paths or {shards: ...} mappings, not both"),
+        (
+            [{"shards": [], "task": "a"}, {"shards": "b.tar", "task": "b"}],
+            ".data[0].shards: must be a string or a non-empty list",
+        ),
+        (
+            [{"shards": "a.tar", "task": "a", "shuffle_buffer": -1}, {"shards": "b.tar", "task": "b"}],
+            "shuffle_buffer: must be >= 0",
+        ),
+        (["m.jsonl"], "stages[0] (s).data_workers: only shard data is read by loader workers"),
+    ],
+)
+def test_recipe_shard_entries_are_validated(data, message):
+    import copy
+
+    from gemb2.train.recipe import RecipeError, parse_recipe
+
+    doc = copy.deepcopy(BASE)
+    assert parse_recipe(doc, Path("r.yaml"), check_files=False).stages[0].data[0].shards == ("a-{0..1}.tar",)
+    doc["stages"][0]["data"] = data
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(doc, Path("r.yaml"), check_files=False)
+    assert message in str(e.value)
