@@ -265,22 +265,45 @@ class LanceStore:
         if not files and not failures:
             return
         if files:
-            # set when the table was opened (from its schema), else by the store's user before this first write
-            model, dim = self.model, self.dim
-            if model is None or dim is None:
-                raise StoreError("the store needs the model id and dimension to create its table")
-            table = self._table
-            if table is None:
-                table = self._table = self._create(self.table_name, segment_schema(dim, model, self.source), "key")
-            else:
-                self._migrate(table)
+            table = self.ensure_table()
             paths = [f.record.path for f in files]
             with _writing(f"writing to table {self.table_name!r} in {self.uri}"):
                 if any(f.rows for f in files):
-                    self._write(table, segment_rows([f for f in files if f.rows], dim, model), paths)
+                    rows = segment_rows([f for f in files if f.rows], int(self.dim or 0), str(self.model))
+                    self._write(table, rows, paths)
                 else:  # files with nothing to embed: only their old rows go
                     self._delete(table, paths)
-        self._write_norows(files, failures)
+        self._write_norows([f for f in files if not f.rows], [f.record.path for f in files if f.rows], failures)
+
+    def ensure_table(self) -> Table:
+        """The segments table, created with this store's model and dimension if it is not there yet (migrated to
+        the current schema version if it is older)."""
+        # set when the table was opened (from its schema), else by the store's user before this first write
+        model, dim = self.model, self.dim
+        if model is None or dim is None:
+            raise StoreError("the store needs the model id and dimension to create its table")
+        table = self._table
+        if table is None:
+            table = self._table = self._create(self.table_name, segment_schema(dim, model, self.source), "key")
+        else:
+            self._migrate(table)
+        return table
+
+    def commit_fragments(
+        self, fragments: Sequence[str], files: Sequence[FileRecord], failures: Sequence[FailureRecord] = ()
+    ) -> None:
+        """The Ray engine's write: fragments its workers wrote (`gemb2.store.fragments`) holding the rows of
+        `files`, added in one Lance transaction that also deletes those files' old rows; then the side table,
+        as `write` does. A kill between the two leaves what `write` leaves."""
+        from gemb2.store.fragments import commit_fragments, dataset_uri
+
+        if files:
+            table = self.ensure_table()
+            with _writing(f"writing to table {self.table_name!r} in {self.uri}"):
+                commit_fragments(dataset_uri(self.uri, self.table_name), fragments, [f.path for f in files])
+            table.checkout_latest()
+        empty = [EmbeddedFile(f, []) for f in files if f.n_segments == 0]
+        self._write_norows(empty, [f.path for f in files if f.n_segments], failures)
 
     @staticmethod
     def _write(table, data: pa.Table, paths: Sequence[str]) -> None:
@@ -292,11 +315,14 @@ class LanceStore:
             .execute(data)
         )
 
-    def _write_norows(self, files: Sequence[EmbeddedFile], failures: Sequence[FailureRecord]) -> None:
-        records = norows_records(files, failures)
+    def _write_norows(
+        self, empty: Sequence[EmbeddedFile], have_rows: Sequence[str], failures: Sequence[FailureRecord]
+    ) -> None:
+        """Record `empty` files and `failures` in the side table; forget the records of files that `have_rows` now."""
+        records = norows_records(empty, failures)
         name = self.table_name + NOROWS_SUFFIX
         side = self._side_paths()
-        forget = [f.record.path for f in files if f.rows and f.record.path in side]  # files that have rows now
+        forget = [p for p in have_rows if p in side]
         if not records and not forget:
             return  # the usual commit: nothing to record, no side record to drop, no side-table version
         if self._norows is None:
