@@ -27,6 +27,7 @@ from .export import export_app
 from .index import index
 from .init import init
 from .query import query
+from .serve import serve
 from .train import train
 
 
@@ -85,6 +86,7 @@ app.command()(index)
 app.add_typer(export_app, name="export")
 app.add_typer(data_app, name="data")
 app.command()(init)
+app.command()(serve)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -58,6 +59,12 @@ def query(
     ef: Annotated[
         int | None, typer.Option(min=1, help="With an HNSW index: candidates per search. [default: max(64, 2k)]")
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="Ask a running `gemb2 serve` at this URL (in-process if it cannot answer). [env: GEMB2_SERVER]"
+        ),
+    ] = None,
 ) -> None:
     """Find the rows nearest to a query made of text and/or files (given together, they form one interleaved query)."""
     from gemb2.pipeline.query import Query, run_query
@@ -77,7 +84,14 @@ def query(
         device=common.device_name(device),
         default_model=common.model_name(None),
     )
-    hits = run_query(common.db_uri(db), common.table_name(table), q)
+    server = server or os.environ.get("GEMB2_SERVER")
+    hits = None
+    if server:
+        from gemb2.serve.client import search_remote
+
+        hits = search_remote(server, q, common.db_uri(db), common.table_name(table), common.warn)
+    if hits is None:
+        hits = run_query(common.db_uri(db), common.table_name(table), q)
     common.exit_quickly_when_done()  # it only read: nothing for the interpreter to tear down but torch and LanceDB
     if as_json:
         typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
