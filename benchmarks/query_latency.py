@@ -1,6 +1,6 @@
 """`gemb2 query` latency: a cold process per query (text, image, audio) against a bare `import lancedb`, on this CPU.
 
-    python benchmarks/query_latency.py [--rows 10000] [--repeat 5] [--model gemb2-mini] [--section cold|warm|all]
+    python benchmarks/query_latency.py [--rows 10000] [--repeat 5] [--model gemb2-mini] [--section cold|warm|all] [--queries 1000]
 
 Cold: each query is a new process (`python -m gemb2 query ...`), the files already in the page cache (one unmeasured
 run of each command first). Baseline, measured in the same run the same way: `python -c "import lancedb"`, the least
@@ -14,7 +14,9 @@ unit vectors instead of embedded ones (a query's cost does not depend on what th
 windows would take minutes here). It is cached under $XDG_CACHE_HOME/gemb2-bench (or ~/.cache) by model id and
 row count, and reused.
 
-Warm (a resident `gemb2 serve`, p50/p95 of 1,000 text queries): warm_section, not built yet.
+Warm: a resident `gemb2 serve --model M --db DB` on loopback, `--queries` (1,000) text queries sent one after
+another on one kept-alive connection to /v1/search (k=10) and to /v1/embeddings; p50/p95 in ms. Baseline in the
+same run: the same model's `encode` and the store's search called in this process (what HTTP and JSON add).
 """
 
 from __future__ import annotations
@@ -169,11 +171,90 @@ def cold_section(args) -> list[dict]:
     ]
 
 
+def _percentiles(lat: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(lat, n=100, method="inclusive")
+    return q[49] * 1000, q[94] * 1000
+
+
+def _queries(n: int) -> list[str]:
+    import random
+
+    rng = random.Random(0)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 8))) for _ in range(n)]
+
+
+def _timed(calls, texts: list[str]) -> list[float]:
+    for t in texts[:20]:  # warm-up, not measured
+        calls(t)
+    lat = []
+    for t in texts:
+        t0 = time.perf_counter()
+        calls(t)
+        lat.append(time.perf_counter() - t0)
+    return lat
+
+
+def _http(url: str):
+    """A function posting JSON to `url`'s paths over one kept-alive connection (as a client library would)."""
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+
+    def post(path: str, body: dict) -> dict:
+        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        r = conn.getresponse()
+        answer = json.loads(r.read())
+        if r.status != 200:
+            raise SystemExit(f"{path}: HTTP {r.status}: {answer}")
+        return answer
+
+    return post
+
+
 def warm_section(args) -> list[dict]:
-    """Warm queries through a resident server (`gemb2 serve`): p50/p95 of 1,000 text queries. Filled in by the
-    server's work (issue 16, item 2); rows of {"command", "p50_ms", "p95_ms", ...}."""
-    print("warm: not built yet")
-    return []
+    """Warm queries through a resident server (`gemb2 serve` on loopback), sent one after another on one kept-alive
+    connection: p50/p95 of `--queries` text queries on /v1/search (k=10) and on /v1/embeddings (one text). Baseline
+    in the same run: the same model's `encode` + the store's search called in this process (no HTTP, no JSON)."""
+    from gemb2.parts import Text
+    from gemb2.pipeline.open import load_model
+    from gemb2.pipeline.query import query_vector, search
+    from gemb2.store import LanceStore
+
+    db = table_for(args.model, args.rows)
+    texts = _queries(args.queries)
+    env = dict(os.environ, PYTHONPATH=str(Path(args.src).resolve()), HF_HUB_OFFLINE="1")
+    cmd = [sys.executable, "-m", "gemb2", "serve", "--model", args.model, "--db", str(db), "--port", "0"]
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    rows = []
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        if not url:
+            raise SystemExit(f"gemb2 serve did not start: {' '.join(cmd)}")
+        post = _http(url)
+        timed = {
+            "/v1/search (text, k=10)": _timed(lambda t: post("/v1/search", {"text": t, "k": 10}), texts),
+            "/v1/embeddings (one text)": _timed(
+                lambda t: post("/v1/embeddings", {"input": t, "model": args.model}), texts
+            ),
+        }
+    finally:
+        server.terminate()
+        server.wait(60)
+    model, store = load_model(args.model, "cpu"), LanceStore(str(db), "media")
+    base = {
+        "in-process encode + search (baseline)": _timed(
+            lambda t: search(store, query_vector(model, [Text(t)]), 10), texts
+        ),
+        "in-process encode (baseline)": _timed(lambda t: model.encode([t], task="document"), texts),
+    }
+    for name, lat in {**timed, **base}.items():
+        p50, p95 = _percentiles(lat)
+        rows.append({"command": name, "p50_ms": p50, "p95_ms": p95})
+    return rows
 
 
 def main() -> None:
@@ -182,6 +263,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5, help="runs of each command; medians are printed")
     ap.add_argument("--model", default="gemb2-mini", help="the table's model (a release or a gemb2 model folder)")
     ap.add_argument("--section", choices=("cold", "warm", "all"), default="all")
+    ap.add_argument("--queries", type=int, default=1000, help="warm: queries sent, one after another")
     ap.add_argument("--src", default=str(Path(__file__).resolve().parents[1]), help="the gemb2 tree the queries run")
     args = ap.parse_args()
     if args.section in ("cold", "all"):
@@ -192,7 +274,15 @@ def main() -> None:
         for r in cold_section(args):
             print(f"{r['command']:40s} {r['wall_s']:8.2f} {r['ratio']:10.2f}x {r['peak_rss_mb']:12.0f}")
     if args.section in ("warm", "all"):
-        warm_section(args)
+        print(
+            f"warm queries: {args.queries} sequential, {args.rows}-row table, model {args.model}, {os.cpu_count()} CPUs"
+        )
+        rows = warm_section(args)
+        ref = {"/v1/search (text, k=10)": rows[2], "/v1/embeddings (one text)": rows[3]}
+        print(f"{'request':40s} {'p50 ms':>8s} {'p95 ms':>8s} {'p50 x in-process':>17s}")
+        for r in rows:
+            x = f"{r['p50_ms'] / ref[r['command']]['p50_ms']:16.2f}x" if r["command"] in ref else ""
+            print(f"{r['command']:40s} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} {x}")
 
 
 if __name__ == "__main__":
