@@ -113,6 +113,20 @@ def embed(
     world_size: Annotated[
         int | None, typer.Option(min=1, help="How many ranks share the files. [env: WORLD_SIZE; default 1]")
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local: loader processes and the model here. ray: loading tasks and model actors on a Ray cluster, "
+            "rows committed by this process."
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine ray: the cluster (auto, HOST:PORT, ray://HOST:10001). [default: RAY_ADDRESS, "
+            "else a cluster `ray start` runs here, else a new one on this machine]"
+        ),
+    ] = None,
 ) -> None:
     """Embed files (text, images, audio, video) into a LanceDB table or safetensors shards.
 
@@ -130,8 +144,14 @@ def embed(
     from gemb2.pipeline.embed import EmbedOptions
     from gemb2.pipeline.embed_job import EmbedJob, exit_code, run_job
 
+    if engine not in ("local", "ray"):
+        raise UsageError(f"--engine must be local or ray, not {engine!r}")
+    if ray_address is not None and engine != "ray":
+        raise UsageError("--ray-address goes with --engine ray")
     rank, world_size = _rank_and_world(rank, world_size)
     options = EmbedOptions(
+        engine=engine,
+        ray_address=ray_address,
         follow_symlinks=follow_symlinks,
         workers=workers,
         batch_size=batch_size,

@@ -93,6 +93,8 @@ class EmbedOptions:
     retry_failed: bool = False  # decode again the files whose failure is remembered
     rank: int = 0  # this process's share of the files: those with owner(path, world_size) == rank
     world_size: int = 1
+    engine: str = "local"  # "ray": loaders and model on a Ray cluster, fragments committed here (embed_ray.py)
+    ray_address: str | None = None  # the cluster; None: RAY_ADDRESS or a `ray start` one, else a new local one
 
     def __post_init__(self) -> None:
         if self.world_size < 1 or not 0 <= self.rank < self.world_size:
@@ -339,8 +341,13 @@ def _embed_new_and_changed(
                     run.progress.advance(1)
             keep = [i for i, e in enumerate(todo) if embeddable(e.modality, can)]
             if not (stop is not None and stop.is_set()):
-                batches = _Batches([todo[i] for i in keep], [is_new[i] for i in keep], store, model, options, run)
-                batches.load_and_embed(stop)
+                files, new = [todo[i] for i in keep], [is_new[i] for i in keep]
+                if options.engine == "ray":
+                    from gemb2.pipeline.embed_ray import embed_on_ray
+
+                    embed_on_ray(files, new, store, model, options, run, stop)
+                else:
+                    _Batches(files, new, store, model, options, run).load_and_embed(stop)
         finally:
             run.progress.close()
     store.write([], run.remember)  # what is left to remember (each commit also writes what it has)

@@ -46,6 +46,10 @@ def check_job(job: EmbedJob) -> None:
         raise UsageError("--out shards are written by one process; use a LanceDB table (--db) for --world-size > 1")
     if job.options.world_size > 1 and job.rebuild:
         raise UsageError("--rebuild drops the table under the other ranks' feet: run it once with --world-size 1 first")
+    if job.options.engine == "ray" and job.out is not None:
+        raise UsageError("--engine ray writes a LanceDB table (--db); --out shards are written by one process")
+    if job.options.engine == "ray" and job.options.world_size > 1:
+        raise UsageError("--engine ray shares the files across the cluster itself: drop --rank/--world-size")
     if job.dry_run and job.rebuild:
         raise UsageError("--dry-run with --rebuild: a rebuild would drop and re-embed everything")
 

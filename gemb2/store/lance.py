@@ -290,17 +290,23 @@ class LanceStore:
         return table
 
     def commit_fragments(
-        self, fragments: Sequence[str], files: Sequence[FileRecord], failures: Sequence[FailureRecord] = ()
+        self,
+        fragments: Sequence[str],
+        files: Sequence[FileRecord],
+        failures: Sequence[FailureRecord] = (),
+        replace: Sequence[str] | None = None,
     ) -> None:
         """The Ray engine's write: fragments its workers wrote (`gemb2.store.fragments`) holding the rows of
-        `files`, added in one Lance transaction that also deletes those files' old rows; then the side table,
-        as `write` does. A kill between the two leaves what `write` leaves."""
+        `files`, added in one Lance transaction that also deletes the old rows of `replace` (default: all of
+        `files`; a caller that knows which files are new spares their search); then the side table, as `write`
+        does. A kill between the two leaves what `write` leaves."""
         from gemb2.store.fragments import commit_fragments, dataset_uri
 
         if files:
             table = self.ensure_table()
             with _writing(f"writing to table {self.table_name!r} in {self.uri}"):
-                commit_fragments(dataset_uri(self.uri, self.table_name), fragments, [f.path for f in files])
+                old = [f.path for f in files] if replace is None else replace
+                commit_fragments(dataset_uri(self.uri, self.table_name), fragments, old)
             table.checkout_latest()
         empty = [EmbeddedFile(f, []) for f in files if f.n_segments == 0]
         self._write_norows(empty, [f.path for f in files if f.n_segments], failures)
