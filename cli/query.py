@@ -1,63 +1,26 @@
-"""`gemb2 query [TEXT] [--image F] [--audio F] [--video F]`: nearest neighbours of an interleaved query."""
+"""`gemb2 query [TEXT] [--image F] [--audio F] [--video F] [--plus T] [--minus T] ...`: nearest neighbours of an
+interleaved query, combined with weighted terms; printed by file, by segment, as paths or as JSON."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
-from pathlib import Path
+import sys
 from typing import Annotated
 
 import typer
 
+from gemb2.errors import Gemb2Error, Interrupted
+
 from . import common
+from .query_options import QueryOptions, with_query_options
+from .query_print import print_hits
 
 
+@with_query_options
 def query(
-    text: Annotated[str | None, typer.Argument(help="Query text (optional when a file is given).")] = None,
-    image: Annotated[Path | None, typer.Option(help="An image file, part of the query.")] = None,
-    audio: Annotated[Path | None, typer.Option(help="An audio file (its first window), part of the query.")] = None,
-    video: Annotated[Path | None, typer.Option(help="A video file (its first window), part of the query.")] = None,
-    k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many results.")] = 10,
-    modality: Annotated[str | None, typer.Option(help="Only rows of this modality: text, image, audio, video.")] = None,
-    where: Annotated[
-        str | None, typer.Option(help="A SQL filter on the table's columns, e.g. \"path LIKE '%/2024/%'\".")
-    ] = None,
-    db: Annotated[str | None, typer.Option(help="LanceDB database folder or URI. [env: GEMB2_DB]")] = None,
-    table: Annotated[str | None, typer.Option(help="Table name. [env: GEMB2_TABLE; default: media]")] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="Model (a preset, a gemb2 model folder or a Hugging Face BERT folder); by default the one the table was built with."
-        ),
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N. [env: GEMB2_DEVICE]")] = None,
-    as_json: Annotated[
-        bool,
-        typer.Option(
-            "--json", help="Print a JSON array of rank, score, path, modality, start, end (and a PDF's page)."
-        ),
-    ] = False,
-    hybrid: Annotated[
-        bool,
-        typer.Option(
-            "--hybrid",
-            help="Also full-text search the query text (BM25) and fuse both rankings (reciprocal-rank fusion). Needs `gemb2 index`.",
-        ),
-    ] = False,
-    dim: Annotated[
-        int | None, typer.Option(help="Query with this Matryoshka prefix of the vectors (re-ranked by prefix cosine).")
-    ] = None,
-    refine_factor: Annotated[
-        int,
-        typer.Option(
-            min=0, help="With a vector index: re-rank this many x k candidates with the exact vectors (0: off)."
-        ),
-    ] = 5,
-    nprobes: Annotated[
-        int, typer.Option(min=1, help="With a vector index: IVF partitions to search (more: better recall, slower).")
-    ] = 5,
-    ef: Annotated[
-        int | None, typer.Option(min=1, help="With an HNSW index: candidates per search. [default: max(64, 2k)]")
+    text: Annotated[
+        str | None, typer.Argument(help="Query text (optional when a file or --plus term is given).")
     ] = None,
     server: Annotated[
         str | None,
@@ -65,38 +28,71 @@ def query(
             help="Ask a running `gemb2 serve` at this URL (in-process if it cannot answer). [env: GEMB2_SERVER]"
         ),
     ] = None,
+    *,
+    opts: QueryOptions,
 ) -> None:
-    """Find the rows nearest to a query made of text and/or files (given together, they form one interleaved query)."""
-    from gemb2.pipeline.query import Query, run_query
-    from gemb2.store.index import QueryTuning
+    """Find the files nearest to a query made of text and/or files (given together, they form one interleaved query).
 
-    files = [(m, str(p)) for m, p in (("image", image), ("audio", audio), ("video", video)) if p is not None]
-    q = Query(
-        text=text,
-        files=files,
-        k=k,
-        modality=modality,
-        where=where,
-        hybrid=hybrid,
-        dim=dim,
-        tuning=QueryTuning(refine_factor=refine_factor or None, nprobes=nprobes, ef=ef),
-        model=model,
-        device=common.device_name(device),
-        default_model=common.model_name(None),
-    )
-    server = server or os.environ.get("GEMB2_SERVER")
-    hits = None
-    if server:
-        from gemb2.serve.client import search_remote
+    Combined queries: --plus/--minus add and subtract texts, --plus-file/--minus-file files, each weighted 1 or
+    by its weight option (given in the same order): vector = normalize(query + sum w*plus - sum w*minus).
+    """
+    from gemb2.pipeline.query import QuerySession
 
-        hits = search_remote(server, q, common.db_uri(db), common.table_name(table), common.warn)
-    if hits is None:
-        hits = run_query(common.db_uri(db), common.table_name(table), q)
-    common.exit_quickly_when_done()  # it only read: nothing for the interpreter to tear down but torch and LanceDB
-    if as_json:
-        typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+    q = opts.query(text)
+    if not opts.interactive:
+        from gemb2.pipeline.query import run_query
+
+        hits = _ask_server(server or os.environ.get("GEMB2_SERVER"), q, opts)
+        if hits is None:
+            hits = run_query(opts.db_uri, opts.table_name, q)
+        common.exit_quickly_when_done()  # it only read: nothing for the interpreter to tear down but torch and LanceDB
+        show(hits, opts)
         return
-    for h in hits:
-        where_in = f" [{h.start:.1f}-{h.end:.1f}s]" if h.modality in ("audio", "video") else ""
-        where_in = f" p. {h.page}" if h.page is not None else where_in
-        typer.echo(f"{h.rank:>3}  {h.score:.4f}  {h.modality:<5}  {common.printable(h.path)}{where_in}")
+    session = QuerySession(opts.db_uri, opts.table_name, q)
+    answer_lines(session, opts, first=text)
+
+
+def _ask_server(server: str | None, q, opts: QueryOptions):
+    """The hits from a running `gemb2 serve` (None: no server, or it could not answer, or --plus/--minus terms,
+    which the server does not take)."""
+    if not server:
+        return None
+    if q.terms:
+        common.warn(f"server {server}: --plus/--minus terms are combined in-process; searching in-process")
+        return None
+    from gemb2.serve.client import search_remote
+
+    return search_remote(server, dataclasses.replace(q, k=q.rows or q.k), opts.db_uri, opts.table_name, common.warn)
+
+
+def show(hits, opts: QueryOptions) -> None:
+    print_hits(hits, k=opts.k, as_json=opts.as_json, paths_only=opts.paths_only, segments=opts.segments)
+
+
+def answer_lines(session, opts: QueryOptions, *, first: str | None = None, where: str | None = None) -> None:
+    """--interactive: answer `first` (if given), then one query per line of stdin with the session's model,
+    until a blank line, the end of input or Ctrl-C (all exit 0). A query that fails prints its one-line error
+    and the loop goes on."""
+    prompt = common.stderr_is_tty() and sys.stdin.isatty()
+    line = first or None
+    try:
+        while True:
+            if line is None:
+                if prompt:
+                    sys.stderr.write("query> ")
+                    sys.stderr.flush()
+                line = sys.stdin.readline()
+            text = line.strip()
+            if not text:
+                return
+            try:
+                show(session.run(opts.query(text, where=where)), opts)
+            except Gemb2Error as e:
+                typer.echo(f"gemb2: error: {common.printable(str(e))}", err=True)
+            sys.stdout.flush()
+            line = None
+    except KeyboardInterrupt as e:
+        if isinstance(e, Interrupted):  # SIGTERM: exit 143 as any command does
+            raise
+        if prompt:
+            sys.stderr.write("\n")

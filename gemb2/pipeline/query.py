@@ -18,6 +18,7 @@ from gemb2.errors import UsageError
 from gemb2.parts import Part, Text
 
 if TYPE_CHECKING:
+    from gemb2.pipeline.query_terms import Term
     from gemb2.store.index import QueryTuning
     from gemb2.store.lance import LanceStore
 
@@ -44,29 +45,21 @@ class Query:
     model: str | None = None  # by default the model the table was built with
     device: str | None = None
     default_model: str = field(default="gemb2-mini", compare=False)  # when neither --model nor the table names one
+    terms: Sequence[Term] = ()  # --plus / --minus terms combined with the query (gemb2/pipeline/query_terms.py)
+    rows: int | None = None  # how many segment rows to fetch (None: k); more, to group them into k files
 
 
 def run_query(uri: str, table: str, q: Query) -> list[Hit]:
     """Open the table, check the query against it, embed the query with the table's model and search."""
     from gemb2.pipeline.open import model_id_of, open_table
 
-    if q.modality is not None and q.modality not in MODALITIES:
-        raise UsageError(f"--modality must be text, image, audio, video or mixed, not {q.modality!r}")
-    for _, path in q.files:
-        if not Path(path).is_file():
-            raise UsageError(f"no such file: {path}")
-    if not q.text and not q.files:
-        raise UsageError("give a query text, or --image/--audio/--video")
+    check_query(q)
     store = open_table(uri, table)
     source = q.model or store.source or q.default_model
     if model_id_of(source) != store.model:
         raise UsageError(f"table {store.table_name!r} was built with model {store.model!r}, not {source!r}")
     vec = embed_query(source, q)  # the model is let go here: its memory is free again for the search
-    with _filter_errors(q.where):
-        if q.hybrid:
-            text = q.text or ""
-            return hybrid_search(store, vec, text, q.k, modality=q.modality, where=q.where, tuning=q.tuning, dim=q.dim)
-        return search(store, vec, q.k, modality=q.modality, where=q.where, tuning=q.tuning, dim=q.dim)
+    return answer(store, q, vec)
 
 
 def embed_query(source: str, q: Query) -> np.ndarray:
@@ -74,14 +67,82 @@ def embed_query(source: str, q: Query) -> np.ndarray:
     used once: oneDNN's packed weights (gemb2.model.onednn) would cost one query more time and memory than
     they save, so it runs on torch's ordinary path."""
     from gemb2.model import onednn
-    from gemb2.pipeline.loadspec import load_spec_for
     from gemb2.pipeline.open import check_dim, load_model
 
-    m = load_model(source, q.device, modalities={"text"} | {kind for kind, _ in q.files})
-    parts = query_parts(q.text, q.files, load_spec_for(m))
+    files = any(t.file for t in q.terms)  # a file term (of any kind, a PDF page too): the whole model
+    m = load_model(source, q.device, modalities=None if files else {"text"} | {kind for kind, _ in q.files})
     check_dim(m, q.dim)
     with onednn.disabled():
-        return query_vector(m, parts)
+        return query_vector_of(m, q)
+
+
+def query_vector_of(model, q: Query, spec=None) -> np.ndarray:
+    """The query's vector: its text and files as one interleaved item, combined with its --plus/--minus terms."""
+    from gemb2.pipeline.loadspec import load_spec_for
+    from gemb2.pipeline.query_terms import combine, term_vector
+
+    spec = spec if spec is not None else load_spec_for(model)
+    main = query_vector(model, query_parts(q.text, q.files, spec)) if q.text or q.files else None
+    if not q.terms:
+        assert main is not None
+        return main
+    return combine(main, [(t.signed_weight, term_vector(model, t, spec)) for t in q.terms])
+
+
+def answer(store: LanceStore, q: Query, vec: np.ndarray) -> list[Hit]:
+    """The `q.rows or q.k` best rows of `store` for the query vector `vec`."""
+    n = q.rows or q.k
+    with _filter_errors(q.where):
+        if q.hybrid:
+            text = q.text or ""
+            return hybrid_search(store, vec, text, n, modality=q.modality, where=q.where, tuning=q.tuning, dim=q.dim)
+        return search(store, vec, n, modality=q.modality, where=q.where, tuning=q.tuning, dim=q.dim)
+
+
+def check_query(q: Query) -> None:
+    """The usage errors a query can have before anything is opened."""
+    if q.modality is not None and q.modality not in MODALITIES:
+        raise UsageError(f"--modality must be text, image, audio, video or mixed, not {q.modality!r}")
+    for _, path in q.files:
+        if not Path(path).is_file():
+            raise UsageError(f"no such file: {path}")
+    if not q.text and not q.files and not any(t.sign > 0 for t in q.terms):
+        raise UsageError("give a query text, or --image/--audio/--video, or a --plus/--plus-file term")
+
+
+class QuerySession:
+    """A table and the model its queries are embedded with, opened once and used for any number of queries
+    (`gemb2 query --interactive`, `gemb2 search`). `model`: one already loaded (e.g. by the indexing step)."""
+
+    def __init__(self, uri: str, table: str, q: Query, model=None):
+        from gemb2.pipeline.open import load_model, model_id_of, open_table
+
+        store = open_table(uri, table)
+        source = q.model or store.source or q.default_model
+        if model_id_of(source) != store.model:
+            raise UsageError(f"table {store.table_name!r} was built with model {store.model!r}, not {source!r}")
+        self.store = store
+        self.model = model if model is not None else load_model(source, q.device)
+        self._spec = None
+
+    @property
+    def spec(self):
+        from gemb2.pipeline.loadspec import load_spec_for
+
+        if self._spec is None:
+            self._spec = load_spec_for(self.model)
+        return self._spec
+
+    def vector(self, q: Query) -> np.ndarray:
+        return query_vector_of(self.model, q, self.spec)
+
+    def run(self, q: Query) -> list[Hit]:
+        """Answer `q` (its model, device and table are this session's)."""
+        from gemb2.pipeline.open import check_dim
+
+        check_query(q)
+        check_dim(self.model, q.dim)
+        return answer(self.store, q, self.vector(q))
 
 
 @contextmanager
@@ -107,6 +168,8 @@ class Hit:
     text: str | None
     vector_rank: int | None = None  # hybrid only: rank in the vector list (None: not in it)
     text_rank: int | None = None  # hybrid only: rank in the full-text list
+    content_hash: str = ""  # the file's (blake2b of its bytes): identical files share it
+    file_rank: int | None = None  # the rank of its file among the files of the results (query_output.rank_files)
 
     @property
     def page(self) -> int | None:
@@ -121,6 +184,8 @@ class Hit:
         )
         if self.page is not None:
             extra["page"] = self.page
+        if self.file_rank is not None:
+            extra["file_rank"] = self.file_rank
         return {
             "rank": self.rank,
             "score": round(self.score, 6),
@@ -165,7 +230,19 @@ def query_vector(model, parts: Sequence[Part]) -> np.ndarray:
 
 
 def _hit(rank: int, r: dict, **extra) -> Hit:
-    return Hit(rank, r["score"], r["path"], r["modality"], r["segment"], r["start"], r["end"], r["text"], **extra)
+    h = r.get("content_hash", "")
+    return Hit(
+        rank,
+        r["score"],
+        r["path"],
+        r["modality"],
+        r["segment"],
+        r["start"],
+        r["end"],
+        r["text"],
+        **extra,
+        content_hash=h,
+    )
 
 
 def search(

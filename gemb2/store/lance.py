@@ -410,7 +410,7 @@ class LanceStore:
         filters = self._filters(where, modality)
         if filters:
             q = q.where(filters, prefilter=True)
-        cols = ["key", "path", "modality", "segment", "start", "end", "text", "_distance"] + (
+        cols = ["key", "path", "modality", "segment", "start", "end", "text", "content_hash", "_distance"] + (
             ["vector"] if prefix else []
         )
         rows = q.select(cols).to_arrow().to_pylist()
@@ -436,7 +436,11 @@ class LanceStore:
         filters = self._filters(where, modality)
         if filters:
             q = q.where(filters, prefilter=True)
-        rows = q.select(["key", "path", "modality", "segment", "start", "end", "text", "_score"]).to_arrow().to_pylist()
+        rows = (
+            q.select(["key", "path", "modality", "segment", "start", "end", "text", "content_hash", "_score"])
+            .to_arrow()
+            .to_pylist()
+        )
         for r in rows:
             r["score"] = float(r.pop("_score", 0.0))
         return rows
