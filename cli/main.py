@@ -27,6 +27,7 @@ from .export import export_app
 from .index import index
 from .init import init
 from .query import query
+from .search import search
 from .serve import serve
 from .train import train
 
@@ -80,6 +81,7 @@ def _options(
 
 app.command()(embed)
 app.command()(query)
+app.command()(search)
 app.command()(train)
 app.command(name="eval")(eval_)
 app.command()(index)

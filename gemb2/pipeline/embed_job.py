@@ -60,10 +60,13 @@ def run_job(
     progress: Progress | None = None,
     on_failure: Callable[[Failure], None] | None = None,
     on_notes: Callable[[str, Sequence[str]], None] | None = None,
+    until: Callable[[], bool] | None = None,
 ) -> EmbedReport:
     """Check `job`, open (or create, or rebuild) its store, and bring it up to date with `job.paths`.
 
-    The model is loaded only if a file needs it (or a new store needs its dimension).
+    The model is loaded only if a file needs it (or a new store needs its dimension). `until`: polled with the
+    stop signals; once it says True the run ends early as a signal would end it (the files embedded completely
+    are committed), but `report.interrupted` stays None: the caller set the limit (`gemb2 search`'s budget).
     """
     from gemb2.pipeline.interrupt import StopSignal
     from gemb2.store.lock import table_lock
@@ -77,8 +80,12 @@ def run_job(
         if job.dry_run:  # reads only: no lock, no model
             return run_embed(job.paths, store, model_id=model_id, get_model=model, options=opts, dry_run=True)
         lock_at = (job.out, "") if job.out is not None else (job.db, job.table)
-        with table_lock(*lock_at, wait_s=job.wait_s, rank=opts.rank, world_size=opts.world_size), StopSignal() as stop:
-            return run_embed(
+        with (
+            table_lock(*lock_at, wait_s=job.wait_s, rank=opts.rank, world_size=opts.world_size),
+            StopSignal() as signals,
+        ):
+            stop = signals if until is None else _StopOr(signals, until)
+            report = run_embed(
                 job.paths,
                 store,
                 model_id=model_id,
@@ -89,6 +96,9 @@ def run_job(
                 on_notes=on_notes,
                 stop=stop,
             )
+            if not signals.is_set():
+                report.interrupted = None  # `until`, not a signal, ended it early
+            return report
     except OSError as e:
         raise FatalError(f"writing to the store failed: {e}") from e
     finally:
@@ -118,6 +128,23 @@ def open_store(job: EmbedJob, model_id: str, get_model: Callable) -> Store:
         store.model, store.dim = model_id, get_model().config.out_dim
         store.source = opening.source_path(job.source)
     return store
+
+
+class _StopOr:
+    """A stop flag set by a signal or once `until()` is true (a signal still interrupts a blocked wait)."""
+
+    def __init__(self, signals, until: Callable[[], bool]):
+        self.signals, self.until = signals, until
+
+    def is_set(self) -> bool:
+        return self.signals.is_set() or self.until()
+
+    def waiting(self):
+        return self.signals.waiting()
+
+    @property
+    def name(self) -> str:
+        return self.signals.name
 
 
 class _Lazy:
