@@ -17,6 +17,9 @@ input give the same features), which changes no number. Baselines, computed here
   MiniLM        raw all-MiniLM-L6-v2 on the text-only tasks
 
 Results go to stdout (a Markdown table; --json for one JSON object), progress to stderr.
+
+The real-media set (photos, icons, sounds, speech, videos, documents with hand-written descriptions, a mixed
+table and its hubness) is scored by benchmarks/realmedia/score.py.
 """
 
 from __future__ import annotations
@@ -147,9 +150,9 @@ def main(argv=None) -> None:
                     "written at the end (the features of the same weights and inputs; no number changes)")
     args = ap.parse_args(argv)
 
+    from gemb2 import load_model
     from gemb2.data.manifest import Manifest
     from gemb2.eval.retrieval import evaluate
-    from gemb2 import load_model
     from gemb2.pipeline.loadspec import load_spec_for
     from gemb2.train.feature_cache import FeatureCache
 

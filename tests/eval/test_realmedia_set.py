@@ -63,3 +63,21 @@ def test_build_checks_hashes_and_names_the_missing_package(tmp_path, monkeypatch
     (share / icon["source"]["path"]).write_bytes(b"not the pinned icon")
     with pytest.raises(ValueError, match=icon["source"]["sha256"]):
         rm.build(tmp_path / "out", kinds={"icon"})
+
+
+def test_hubness_counts_top_hits_on_other_items_queries():
+    """3 documents, 4 queries: document 0 is the top hit of its own query and of two queries of others."""
+    import numpy as np
+
+    from benchmarks.realmedia.score import chance, metrics, ranks
+
+    dv = np.eye(3, dtype=np.float32)
+    qv = np.array([[1, 0, 0], [0.9, 0.1, 0], [0.8, 0, 0.2], [0, 0, 1]], dtype=np.float32)
+    targets = [0, 1, 2, 2]
+    rank, top = ranks(qv, dv, targets)
+    assert rank.tolist() == [0, 1, 1, 0] and top.tolist() == [0, 0, 0, 2]
+    m = metrics(rank, top, targets, 3, hub=True)
+    assert m["recall@1"] == 0.5 and m["recall@5"] == 1.0 and m["mrr"] == 0.75
+    assert m["hub_max"] == 2 / 3  # document 0: top hit of 2 of the 3 queries that are not its own
+    assert m["hub_items_over_2pct"] == 1 / 3
+    assert chance(4, 3)["recall@1"] == 1 / 3 and chance(4, 10)["recall@5"] == 0.5
