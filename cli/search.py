@@ -35,23 +35,29 @@ def search(
     """Search files in one step: embed what is new or changed under PATH into the table (as `gemb2 embed PATH`),
     then answer the query among the rows under PATH. The rest of a budget-limited indexing is done next time."""
     from gemb2.pipeline.query import QuerySession, run_query
-    from gemb2.pipeline.search import under_paths
+    from gemb2.pipeline.search import table_exists, under_paths
 
     roots = paths or ["."]
     q = opts.query(query)  # its usage errors before any indexing
-    if not no_index:
-        _index(roots, opts, budget)
-    where = under_paths(roots, opts.where)
-    if opts.interactive:
-        answer_lines(QuerySession(opts.db_uri, opts.table_name, q), opts, first=query, where=where)
+    model = None if no_index else _index(roots, opts, budget)
+    if not table_exists(opts.db_uri, opts.table_name):
+        common.warn(f"nothing is indexed yet under {' '.join(roots)}: no results")
         return
-    hits = run_query(opts.db_uri, opts.table_name, opts.query(query, where=where))
+    where = under_paths(roots, opts.where)
+    if opts.interactive or model is not None:  # the model indexing loaded answers too
+        session = QuerySession(opts.db_uri, opts.table_name, q, model=model)
+        if opts.interactive:
+            answer_lines(session, opts, first=query, where=where)
+            return
+        hits = session.run(opts.query(query, where=where))
+    else:
+        hits = run_query(opts.db_uri, opts.table_name, opts.query(query, where=where))
     common.exit_quickly_when_done()
     show(hits, opts)
 
 
-def _index(roots: list[str], opts: QueryOptions, budget: float | None) -> None:
-    """The indexing step, and what it left to do, on stderr."""
+def _index(roots: list[str], opts: QueryOptions, budget: float | None):
+    """The indexing step, and what it left to do, on stderr; the model if it loaded it."""
     from gemb2.pipeline.search import index_paths
 
     interactive = sys.stdout.isatty()
@@ -77,3 +83,4 @@ def _index(roots: list[str], opts: QueryOptions, budget: float | None) -> None:
     if done.report is not None:
         for f in done.report.failures:
             common.warn("failed: " + f"{f.path}: {f.reason}")
+    return done.model

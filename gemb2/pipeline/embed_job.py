@@ -61,19 +61,21 @@ def run_job(
     on_failure: Callable[[Failure], None] | None = None,
     on_notes: Callable[[str, Sequence[str]], None] | None = None,
     until: Callable[[], bool] | None = None,
+    get_model: Callable | None = None,
 ) -> EmbedReport:
     """Check `job`, open (or create, or rebuild) its store, and bring it up to date with `job.paths`.
 
     The model is loaded only if a file needs it (or a new store needs its dimension). `until`: polled with the
     stop signals; once it says True the run ends early as a signal would end it (the files embedded completely
     are committed), but `report.interrupted` stays None: the caller set the limit (`gemb2 search`'s budget).
+    `get_model`: the caller's lazy loader of `job.source` (`lazy_model`), to use the model after the run.
     """
     from gemb2.pipeline.interrupt import StopSignal
     from gemb2.store.lock import table_lock
 
     check_job(job)
     model_id = opening.model_id_of(job.source)
-    model = _Lazy(job.source, opening.rank_device(job.device))
+    model = get_model or lazy_model(job)
     store = open_store(job, model_id, model)
     opts = job.options
     try:
@@ -145,6 +147,11 @@ class _StopOr:
     @property
     def name(self) -> str:
         return self.signals.name
+
+
+def lazy_model(job: EmbedJob) -> _Lazy:
+    """The job's model, loaded on its first call (`.model`: None until then)."""
+    return _Lazy(job.source, opening.rank_device(job.device))
 
 
 class _Lazy:

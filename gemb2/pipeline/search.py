@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gemb2.errors import BusyError, UsageError
 from gemb2.pipeline.embed import EmbedReport, Progress
@@ -69,6 +70,7 @@ class Indexed:
     done: int = 0
     busy: str = ""  # another run held the table: why nothing was indexed
     report: EmbedReport | None = None
+    model: Any = None  # the model, if indexing loaded it (the query can use it)
 
     @property
     def rest(self) -> int:
@@ -89,18 +91,23 @@ def index_paths(
     """Embed what is new or changed under `roots` into `db`/`table`, for at most `budget` seconds of embedding
     (None: all of it). The model: `source`, else the one the table was built with, else `default_source`.
     Another run holding the table is no error here: nothing is indexed and `busy` says so."""
-    from gemb2.pipeline.embed_job import EmbedJob, run_job
+    from gemb2.pipeline.embed_job import EmbedJob, lazy_model, run_job
 
     for r in roots:
         if not os.path.exists(r):
             raise UsageError(f"no such file or folder: {r}")
     b = Budget(budget, progress)
     job = EmbedJob(list(roots), source or _table_source(db, table) or default_source, db=db, table=table, device=device)
+    model = lazy_model(job)
     try:
-        report = run_job(job, progress=b, until=b.expired)
+        report = run_job(job, progress=b, until=b.expired, get_model=model)
     except BusyError as e:
         return Indexed(busy=str(e))
-    return Indexed(b.total, b.done, report=report)
+    return Indexed(b.total, b.done, report=report, model=model.model)
+
+
+def table_exists(db: str, table: str) -> bool:
+    return _has_table(db, table)
 
 
 def _table_source(db: str, table: str) -> str | None:
@@ -114,3 +121,11 @@ def _table_source(db: str, table: str) -> str | None:
 
     store = LanceStore(db, table)
     return store.source or None if store.table is not None else None
+
+
+def _has_table(db: str, table: str) -> bool:
+    from gemb2.pipeline.open import local_db_path
+    from gemb2.store import LanceStore
+
+    local = local_db_path(db)
+    return (local is None or local.is_dir()) and LanceStore(db, table).table is not None

@@ -48,6 +48,10 @@ def test_search_equals_embed_then_query_where(tmp_path):
     want = _json(["query", "boats", "--db", db2, "--where", f"path LIKE '{prefix}'", *common])
     assert len(got) == len(WORDS) and all(h["path"].startswith(str(a) + "/") for h in got)
     assert [(h["path"], h["segment"], h["score"]) for h in got] == [(h["path"], h["segment"], h["score"]) for h in want]
+    fresh = _json(["search", "boats", str(a), "--db", str(tmp_path / "db3"), *common])  # indexes, then answers
+    assert [(h["path"], h["segment"], h["score"]) for h in fresh] == [
+        (h["path"], h["segment"], h["score"]) for h in want
+    ]
 
 
 def test_search_indexes_only_what_is_new_within_its_budget(tmp_path):
@@ -68,6 +72,14 @@ def test_search_indexes_only_what_is_new_within_its_budget(tmp_path):
     assert _pending(a, db) == 0 and {p.rsplit("/", 1)[1] for p in r.stdout.splitlines()} >= {"new1.txt", "new2.txt"}
     r = runner.invoke(app, ["search", "dog", str(a), "--db", db, "-l", "--no-index"])
     assert r.exit_code == 0 and len(r.stdout.splitlines()) == len(WORDS) + 2
+
+
+def test_search_with_nothing_indexed_says_so(tmp_path):
+    write_text(tmp_path / "t" / "a.txt", "hello")
+    r = runner.invoke(
+        app, ["search", "x", str(tmp_path / "t"), "--db", str(tmp_path / "db"), "--model", "tiny", "--budget", "0"]
+    )
+    assert r.exit_code == 0 and "nothing is indexed yet" in r.output and r.stdout == ""
 
 
 def test_search_usage_errors(tmp_path):
