@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from gemb2.data.discover import modality_of
     from gemb2.data.load import load_file
     from gemb2.data.segments import LoadSpec
+    from gemb2.parts import Audio, Video
 
     manifest = rm.build(args.data)
     said = {
@@ -68,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         if row["id"] in said:
             path = str(args.data / row["path"])
             part = next(iter(load_file(path, modality_of(path) or "audio", LoadSpec()))).parts[0]
-            audio = getattr(part, "audio", None) or part
-            clips.append((row["id"], audio.samples.astype(np.float32)))
+            audio = part.audio if isinstance(part, Video) else part
+            if isinstance(audio, Audio):
+                clips.append((row["id"], audio.samples.astype(np.float32)))
     seconds_audio = sum(len(s) for _, s in clips) / 16000
     out = {}
     for name in ("tiny.en", "base"):
