@@ -79,6 +79,10 @@ def embed(
     ] = False,
     task: Annotated[str, typer.Option(help="For `-` (stdin): the prompt, document | query | none.")] = "document",
     dim: Annotated[int | None, typer.Option(help="For `-` (stdin): a Matryoshka dimension to truncate to.")] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option(help="For `-` (stdin): a prompt of the model by name (EmbeddingGemma 2: its folder's prompts)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")] = False,
     verbose: Annotated[
@@ -139,7 +143,7 @@ def embed(
     if "-" in paths:
         if len(paths) > 1:
             raise UsageError("`-` (stdin) cannot be combined with other paths")
-        _embed_stdin(common.model_name(model), common.device_name(device), batch_size, task, dim)
+        _embed_stdin(common.model_name(model), common.device_name(device), batch_size, prompt or task, dim)
         return
     from gemb2.pipeline.embed import EmbedOptions
     from gemb2.pipeline.embed_job import EmbedJob, exit_code, run_job

@@ -26,6 +26,7 @@ from .eval import eval_
 from .export import export_app
 from .index import index
 from .init import init
+from .pull import pull
 from .query import query
 from .search import search
 from .serve import serve
@@ -89,6 +90,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(data_app, name="data")
 app.command()(init)
 app.command()(serve)
+app.command()(pull)
 
 
 def main() -> None:

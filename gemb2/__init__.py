@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gemb2.model import Gemb2Model
+    from gemb2.pretrained.embedding_gemma2 import EmbeddingGemma2
 
 __version__ = "0.1.0"
 
 
-def load_model(source: str, device: str | None = None) -> Gemb2Model:
+def load_model(source: str, device: str | None = None) -> Gemb2Model | EmbeddingGemma2:
     """A preset name (tiny, gemb2-mini, all-MiniLM-L6-v2), a model folder or hf:ORG/NAME -> the model, in eval
     mode, on `device` (default CPU); see gemb2.pretrained.sources."""
     from gemb2.pretrained.sources import load_model as _load

@@ -21,7 +21,7 @@ from gemb2.pipeline.loadspec import load_spec_for
 from .metrics import retrieval_metrics
 
 if TYPE_CHECKING:
-    from gemb2.model import Gemb2Model
+    from gemb2.model.embedder import Embedder
 
 
 def retrieval_pool(examples: Iterable[Example]) -> tuple[dict[int, ItemRef], dict[int, ItemRef], dict[int, set[int]]]:
@@ -41,7 +41,7 @@ def retrieval_pool(examples: Iterable[Example]) -> tuple[dict[int, ItemRef], dic
 
 
 def evaluate(
-    model: Gemb2Model,
+    model: Embedder,
     manifest_paths: str | os.PathLike | list[str | os.PathLike],
     *,
     dim: int | None = None,

@@ -23,7 +23,11 @@ def export_model(source: str, out: Path, *, dim: int | None = None, force: bool 
         raise UsageError(f"{out} exists and is not a folder")
     if out.exists() and not force and any(out.iterdir()):
         raise UsageError(f"{out} exists and is not empty (use --force to replace it)")
+    from gemb2.model.model import Gemb2Model
+
     m = load_model(source, "cpu")
+    if not isinstance(m, Gemb2Model):
+        raise UsageError(f"{source}: ONNX export of this model family is not there yet (gemb2's own models only)")
     check_dim(m, dim)
     try:
         return export_onnx(m, str(out), dim=dim, force=force)

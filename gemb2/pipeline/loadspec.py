@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import cast
 
 from gemb2.data.segments import LoadSpec
 
 
 def load_spec_for(model) -> LoadSpec:
-    """How to cut and preprocess files for `model` (image size, windows, frame rate, the text budget)."""
+    """How to cut and preprocess files for `model` (image size, windows, frame rate, the text budget).
+    A model family that knows its own (EmbeddingGemma 2: `load_spec()`) says so itself."""
+    own = getattr(model, "load_spec", None)
+    if callable(own):
+        return cast(LoadSpec, own())
     cfg = model.config
     prompt_tokens = len(model.tokenizer.encode(cfg.document_prompt)) if cfg.document_prompt else 0
     window = max(16, cfg.max_text_tokens - 2 - prompt_tokens)  # [CLS] + prompt + window + [SEP] fits

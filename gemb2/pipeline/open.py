@@ -72,6 +72,24 @@ def check_dim(model, dim: int | None) -> None:
         raise UsageError(f"--dim {dim}: {e}") from e
 
 
+def prompt_task(model, name: str) -> str | None:
+    """A --task / --prompt value -> the `task` that model.encode takes (None: no prompt). gemb2's own models know
+    document and query; a family with named prompts (EmbeddingGemma 2) checks the name itself. UsageError lists
+    the known names."""
+    if name == "none":
+        return None
+    check = getattr(model, "prompt_name", None)
+    if callable(check):
+        try:
+            check(name)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        return name
+    if name not in ("document", "query"):
+        raise UsageError(f"unknown prompt {name!r}: this model's prompts are document, query (or none)")
+    return name
+
+
 def source_path(source: str) -> str:
     """A model source as recorded with a table: presets by name, folders by absolute path."""
     return str(Path(source).resolve()) if Path(source).is_dir() else source

@@ -115,18 +115,14 @@ def embed_stdin(
 
     `task`: document, query or none (no prompt). A bad task or --dim is a UsageError, before any line is read.
     """
-    from gemb2.errors import UsageError
     from gemb2.pipeline.embed import default_batch_size
-    from gemb2.pipeline.open import check_dim, load_model
+    from gemb2.pipeline.open import check_dim, load_model, prompt_task
 
-    if task not in ("document", "query", "none"):
-        raise UsageError(f"--task must be document, query or none, not {task!r}")
     m = load_model(source, device)
+    task_or_none = prompt_task(m, task)
     check_dim(m, dim)
     batch_size = batch_size or default_batch_size(m)
-    return embed_lines(
-        m, lines_in, out, task=None if task == "none" else task, dim=dim, batch_size=batch_size, warn=warn
-    )
+    return embed_lines(m, lines_in, out, task=task_or_none, dim=dim, batch_size=batch_size, warn=warn)
 
 
 def embed_lines(

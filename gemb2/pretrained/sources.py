@@ -7,7 +7,10 @@
     load_model("./my-model")          a gemb2 model folder (save_pretrained, `gemb2 init`): config.json with "format": "gemb2"
     load_model("./bge-small-en")      a Hugging Face BERT folder (config.json, model.safetensors, tokenizer.json):
                                       a text-only model, mean pooling, identity projection, no prompts (bert.py)
-    load_model("hf:org/name")         the same, fetched from the Hugging Face Hub: the ONLY source that may use
+    load_model("./embeddinggemma-2")  an EmbeddingGemma 2 folder (config.json with model_type embedding_gemma2):
+                                      transformers' model wrapped as a gemb2 model (embedding_gemma2.py)
+    load_model("embeddinggemma-2")    google/embeddinggemma-2 from the Hugging Face cache (`gemb2 pull` puts it there)
+    load_model("hf:org/name")         a BERT or EmbeddingGemma 2 folder, fetched from the Hugging Face Hub: the ONLY source that may use
                                       the network, and only because the user wrote "hf:" (HF_HUB_OFFLINE=1 is honoured)
     model_source_id(source)           the model id, without reading weights where possible (gemb2 folders,
                                       releases with their model_id.json)
@@ -29,9 +32,13 @@ if TYPE_CHECKING:
 
     from gemb2.model.model import Gemb2Model
 
+    from .embedding_gemma2 import EmbeddingGemma2
+
 DEFAULT_MODEL = "gemb2-mini"
 HUB_PREFIX = "hf:"
-HUB_FILES = ["config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json", "1_Pooling/config.json"]
+GEMMA_NAME, GEMMA_REPO = "embeddinggemma-2", "google/embeddinggemma-2"
+# what `hf:` and `gemb2 pull` download: safetensors weights, JSON configs, tokenizer files; never .bin/.pt/pickle
+HUB_PATTERNS = ["*.json", "*.safetensors", "*/*.json", "tokenizer.model"]
 
 
 class ModelSourceError(UsageError, ValueError):
@@ -70,6 +77,7 @@ def resolve(source: str) -> ModelConfig | Path | tuple[str, Path]:
     """A preset's config, a gemb2 checkpoint folder, ("hf", folder) for a Hugging Face BERT folder,
     or ("release", folder) for a shipped release whose added weights are present."""
     from .bert import is_hf_folder
+    from .embedding_gemma2 import is_embedding_gemma2_folder
     from .release import RELEASES, release_folder
 
     if source in RELEASES and (release_folder(source) / "adds.safetensors").is_file():
@@ -78,14 +86,19 @@ def resolve(source: str) -> ModelConfig | Path | tuple[str, Path]:
         return PRESETS[source]()
     if source in FOLDER_PRESETS:
         return ("hf", FOLDER_PRESETS[source]())
+    if source == GEMMA_NAME:
+        return ("gemma2", _cached(GEMMA_REPO))
     if source.startswith(HUB_PREFIX):
-        return ("hf", _download(source[len(HUB_PREFIX) :]))
+        folder = _download(source[len(HUB_PREFIX) :])
+        return ("gemma2", folder) if is_embedding_gemma2_folder(folder) else ("hf", folder)
     path = Path(source).expanduser()
     if (path / "config.json").is_file():
+        if is_embedding_gemma2_folder(path):
+            return ("gemma2", path)
         return ("hf", path) if is_hf_folder(path) else path
     if path.exists():
         raise ModelSourceError(f"{source}: not a model folder (no config.json)")
-    names = ", ".join([*PRESETS, *FOLDER_PRESETS])
+    names = ", ".join([*PRESETS, *FOLDER_PRESETS, GEMMA_NAME])
     raise ModelSourceError(
         f"unknown model {source!r}: not a preset ({names}), a model folder, nor {HUB_PREFIX}ORG/NAME"
     )
@@ -93,7 +106,7 @@ def resolve(source: str) -> ModelConfig | Path | tuple[str, Path]:
 
 def load_model(
     source: str, device: torch.device | str | None = None, stems: Collection[str] | None = None
-) -> Gemb2Model:
+) -> Gemb2Model | EmbeddingGemma2:
     """A preset name or a model folder -> the Gemb2Model, in eval mode, on `device` (default CPU).
 
     `stems`: for a release or a gemb2 folder, build and read only these media stems ("image", "audio"; None: all):
@@ -118,6 +131,10 @@ def load_model(
                 f"install them with: pip install {PARTS_PACKAGES}  (or pass --model tiny, "
                 "random weights for testing)"
             ) from None
+    elif isinstance(what, tuple) and what[0] == "gemma2":
+        from .embedding_gemma2 import load_embedding_gemma2
+
+        model = load_embedding_gemma2(what[1])
     elif isinstance(what, tuple):
         name = str(source) if str(source) in FOLDER_PRESETS else None
         try:
@@ -127,6 +144,16 @@ def load_model(
     else:
         model = load_pretrained(what, stems=stems) if isinstance(what, Path) else Gemb2Model(what).eval()
     return model.to(device) if device is not None else model
+
+
+def load_gemb2_model(source: str, device: torch.device | str | None = None) -> Gemb2Model:
+    """`load_model` for what only gemb2's own models do so far (training, soups): another family is a usage error."""
+    from gemb2.model.model import Gemb2Model
+
+    model = load_model(source, device)
+    if not isinstance(model, Gemb2Model):
+        raise ModelSourceError(f"{source}: a {model.config.name} model cannot be trained by gemb2 yet")
+    return model
 
 
 def model_source_id(source: str) -> str:
@@ -146,6 +173,10 @@ def model_source_id(source: str) -> str:
         stored = release_model_id(str(source))
         if stored is not None:
             return stored
+    if isinstance(what, tuple) and what[0] == "gemma2":
+        from .embedding_gemma2 import folder_id
+
+        return folder_id(what[1])
     if isinstance(what, Path):
         try:
             stored = read_config_json(what).get("model_id")
@@ -165,9 +196,33 @@ def _download(repo: str) -> Path:
     except ImportError:
         raise ModelSourceError(f"{HUB_PREFIX}{repo} needs huggingface_hub: pip install huggingface_hub") from None
     try:
-        return Path(snapshot_download(repo, allow_patterns=HUB_FILES))
+        return Path(snapshot_download(repo, allow_patterns=HUB_PATTERNS))
     except Exception as e:  # offline, unknown repo, network errors: one line for the user
         raise ModelSourceError(
             f"{HUB_PREFIX}{repo}: cannot fetch it from the Hugging Face Hub "
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
         ) from None
+
+
+def _cached(repo: str) -> Path:
+    """`repo` as the Hugging Face cache holds it (never the network); ModelSourceError naming `gemb2 pull`."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ModelSourceError(f"{GEMMA_NAME} needs huggingface_hub: pip install 'gemb2[gemma]'") from None
+    try:
+        return Path(snapshot_download(repo, allow_patterns=HUB_PATTERNS, local_files_only=True))
+    except Exception:  # not in the cache (LocalEntryNotFoundError and kin)
+        raise ModelSourceError(
+            f"{GEMMA_NAME} is not in the Hugging Face cache: run `gemb2 pull {GEMMA_NAME}` (or pass --model PATH "
+            "to a downloaded folder)"
+        ) from None
+
+
+def pull(source: str) -> Path:
+    """`gemb2 pull NAME|hf:ORG/NAME`: download a model folder into the Hugging Face cache; its path."""
+    if source == GEMMA_NAME:
+        source = HUB_PREFIX + GEMMA_REPO
+    if not source.startswith(HUB_PREFIX):
+        raise ModelSourceError(f"gemb2 pull takes {GEMMA_NAME} or {HUB_PREFIX}ORG/NAME, not {source!r}")
+    return _download(source[len(HUB_PREFIX) :])

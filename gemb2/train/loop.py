@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from gemb2 import load_model
 from gemb2.model import Gemb2Model, onednn, save_pretrained
+from gemb2.pretrained.sources import load_gemb2_model as load_model
 
 from . import checkpoint as ckpt
 from .batches import TrainBatch

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from gemb2 import load_model
 from gemb2.model import save_pretrained
+from gemb2.pretrained.sources import load_gemb2_model as load_model
 
 
 def soup(folders: Sequence[str | Path], out: str | Path, name: str | None = None) -> Path:

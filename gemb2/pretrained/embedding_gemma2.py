@@ -1,0 +1,328 @@
+"""EmbeddingGemma 2 (google/embeddinggemma-2) as a gemb2 model family, wrapping transformers' implementation.
+
+Reference: transformers' `models.embedding_gemma2` (EmbeddingGemma2Model: a bidirectional Gemma text encoder whose
+last hidden states are projected to `text_config.embedding_dim`) and sentence-transformers' pipeline over it
+(mean pooling over the attention mask, then L2 normalisation), which is what `encode` computes:
+
+    folder/config.json (model_type embedding_gemma2), model.safetensors, tokenizer.json,
+          config_sentence_transformers.json ("prompts"), sentence_bert_config.json ("max_seq_length")
+    text -> prompt + text -> tokenizer.json (<bos> ... <eos>) -> EmbeddingGemma2Model -> (B, T, D)
+         -> mean over real tokens -> L2 normalise -> (B, D); Matryoshka prefixes re-normalised
+
+The object has the API the pipeline uses on gemb2's own models (`encode`, `check_dim`, `truncate`, `model_id`,
+`device`, `config.modalities` / `out_dim` / `matryoshka_dims`, `load_spec`), an nn.Module parameter tree under
+`.hf` (the transformers model: LoRA targets `hf.language_model.layers.*.self_attn.q_proj` etc.), and a
+differentiable, traceable `forward(input_ids, attention_mask)` (training and the ONNX export call it).
+Prompts come from the folder: `encode(task=NAME)` takes any name of config_sentence_transformers.json's
+"prompts"; "query" and "document" fall back to the "Retrieval-query" / "Retrieval-document" names; None: none.
+
+This increment embeds text; a folder's vision and audio towers load (their weights are checked) but images,
+audio and video are refused with a one-line error (`config.modalities` is ("text",)).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gemb2.errors import FatalError, UsageError
+from gemb2.parts import Item, Part, Text, as_item
+
+FAMILY = "embeddinggemma-2"
+MODEL_TYPE = "embedding_gemma2"
+HUB_REPO = "google/embeddinggemma-2"
+MATRYOSHKA = (512, 256, 128)  # the published prefixes below the 768-d vector (model card), kept where < out_dim
+DEFAULT_CONTEXT = 8192  # tokens, when the folder does not say (sentence_bert_config.json's max_seq_length)
+TASK_ALIASES = {"query": ("query", "Retrieval-query"), "document": ("document", "Retrieval-document")}
+INSTALL = "pip install 'gemb2[gemma]'  (transformers >= 5.24)"
+# what a download keeps: weights as safetensors, configs and tokenizer files as JSON; never .bin / .pt / pickle
+HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*/*.json"]
+
+
+class EmbeddingGemma2Error(FatalError, ValueError):
+    """A folder of this family that cannot be used as it is (missing or wrong-shape weights, a bad config)."""
+
+
+class PromptError(UsageError, ValueError):
+    """A prompt name the folder does not define."""
+
+
+def is_embedding_gemma2_folder(path: Path) -> bool:
+    """Whether `path/config.json` says model_type embedding_gemma2."""
+    try:
+        return json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type") == MODEL_TYPE
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except ValueError as e:
+        raise EmbeddingGemma2Error(f"{path}: not valid JSON ({e})") from None
+
+
+IDENTITY_FILES = (
+    "config.json",
+    "tokenizer.json",
+    "config_sentence_transformers.json",
+    "sentence_bert_config.json",
+    "model.safetensors",
+)
+
+
+def folder_id(path: Path) -> str:
+    """The model id of a folder, without building the model: FAMILY@ a hash of its config, tokenizer, prompts,
+    context and weight bytes (a fine-tuned copy gets a new id)."""
+    h = hashlib.sha256()
+    for name in IDENTITY_FILES:
+        f = path / name
+        h.update(f"{name}|".encode())
+        if f.is_file():
+            with open(f, "rb") as fh:
+                while block := fh.read(1 << 22):
+                    h.update(block)
+    return f"{FAMILY}@{h.hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class GemmaInfo:
+    """What the pipeline reads from a model's `config`: its output, prefixes, modalities, context and prompts."""
+
+    out_dim: int
+    matryoshka_dims: tuple[int, ...]
+    max_text_tokens: int  # the context: text windows and single texts are cut to fit it
+    prompts: dict[str, str] = field(default_factory=dict)
+    modalities: tuple[str, ...] = ("text",)
+    name: str = FAMILY
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "out_dim": self.out_dim,
+            "matryoshka_dims": list(self.matryoshka_dims),
+            "max_text_tokens": self.max_text_tokens,
+            "modalities": list(self.modalities),
+            "prompts": dict(self.prompts),
+        }
+
+
+def read_info(path: Path, out_dim: int) -> GemmaInfo:
+    """The folder's prompts, context and Matryoshka dims (config_sentence_transformers.json may list
+    "matryoshka_dims"; otherwise out_dim and the published 512 / 256 / 128 below it)."""
+    st = _json(path / "config_sentence_transformers.json")
+    prompts = st.get("prompts") or {}
+    if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+        raise EmbeddingGemma2Error(f"{path / 'config_sentence_transformers.json'}: 'prompts' must map names to text")
+    dims = st.get("matryoshka_dims") or [out_dim, *[d for d in MATRYOSHKA if d < out_dim]]
+    context = _json(path / "sentence_bert_config.json").get("max_seq_length") or DEFAULT_CONTEXT
+    return GemmaInfo(out_dim, tuple(int(d) for d in dims), int(context), dict(prompts))
+
+
+class EmbeddingGemma2(nn.Module):
+    """A loaded EmbeddingGemma 2 folder: texts -> L2-normalised vectors of `config.out_dim` (Matryoshka prefixes)."""
+
+    def __init__(self, hf: nn.Module, tokenizer_file: Path, info: GemmaInfo, model_id: str):
+        super().__init__()
+        from tokenizers import Tokenizer
+
+        self.hf = hf  # transformers' EmbeddingGemma2Model: the parameter tree
+        self.config = info
+        self.tokenizer_file = tokenizer_file
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        hf_config: Any = hf.config
+        self.pad_id = int(getattr(hf_config.text_config, "pad_token_id", 0) or 0)
+        self._model_id = model_id
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    # --- prompts --------------------------------------------------------------------------
+
+    def prompt_name(self, task: str | None) -> str | None:
+        """The folder's prompt name for a task or prompt name (None: no prompt); PromptError lists the known ones."""
+        if task is None or task == "none":
+            return None
+        prompts = self.config.prompts
+        if task in prompts:
+            return task
+        for name in TASK_ALIASES.get(task, ()):
+            if name in prompts:
+                return name
+        if task in TASK_ALIASES:  # a folder without that prompt: no prefix, as sentence-transformers does
+            return None
+        known = ", ".join(sorted(prompts)) or "none"
+        raise PromptError(f"unknown prompt {task!r}: this model's prompts are {known}")
+
+    def prompt(self, task: str | None) -> str:
+        name = self.prompt_name(task)
+        return self.config.prompts[name] if name is not None else ""
+
+    # --- the forward pass -------------------------------------------------------------------
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids, (B, T) 0/1 mask -> (B, out_dim) unit vectors: the model, mean over real tokens, normalise."""
+        h = self.hf(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, D)
+        m = attention_mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1)  # (B, D)
+        return F.normalize(pooled.float(), dim=-1)
+
+    def token_ids(self, texts: Sequence[str], task: str | None = "document") -> list[list[int]]:
+        """Prompt + text -> token ids (<bos> ... <eos>), cut to the context as sentence-transformers cuts them."""
+        prefix = self.prompt(task)
+        limit = self.config.max_text_tokens
+        out = []
+        for enc in self.tokenizer.encode_batch([prefix + t for t in texts]):
+            ids = enc.ids
+            out.append(ids if len(ids) <= limit else ids[: limit - 1] + ids[-1:])  # keep the closing <eos>
+        return out
+
+    # --- inference --------------------------------------------------------------------------
+
+    def check_dim(self, dim: int | None) -> int:
+        if dim is None:
+            return self.config.out_dim
+        if dim not in self.config.matryoshka_dims:
+            raise ValueError(
+                f"dim {dim} is not one of this model's Matryoshka dims {list(self.config.matryoshka_dims)}"
+            )
+        return dim
+
+    def truncate(self, vectors: np.ndarray | torch.Tensor, dim: int):
+        from gemb2.model.model import truncate
+
+        return truncate(vectors, self.check_dim(dim))
+
+    def encode(
+        self,
+        items: Sequence[Item | Part | str],
+        *,
+        task: str | None = "document",
+        dim: int | None = None,
+        batch_size: int | None = None,
+        max_tokens: int | None = None,
+        precision: str = "auto",
+        device: torch.device | str | None = None,
+    ) -> np.ndarray:
+        """Items -> (N, dim) float32 unit vectors, in input order. `task`: a prompt name of the folder, "query" /
+        "document", or None. Sorted by length and padded per batch; "auto" precision is bf16 on a GPU (the
+        reference overflows in fp16), fp32 on a CPU."""
+        from gemb2.model.model import truncate
+
+        dim = self.check_dim(dim)
+        if device is not None:
+            self.to(device)
+        dev = self.device
+        texts = [_text_of(as_item(x)) for x in items]
+        ids = self.token_ids(texts, task)
+        cuda = dev.type == "cuda"
+        batch_size = batch_size or (256 if cuda else 32)
+        max_tokens = max_tokens or (65536 if cuda else None)
+        amp = _amp(precision, dev)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        out = torch.empty((len(ids), dim), dtype=torch.float32)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode(), torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
+                i = 0
+                while i < len(order):
+                    longest = len(ids[order[i]])
+                    cap = batch_size if max_tokens is None else max(1, min(batch_size, max_tokens // longest))
+                    chunk = order[i : i + cap]
+                    x = torch.full((len(chunk), longest), self.pad_id, dtype=torch.long)
+                    mask = torch.zeros((len(chunk), longest), dtype=torch.long)
+                    for r, j in enumerate(chunk):
+                        x[r, : len(ids[j])] = torch.tensor(ids[j])
+                        mask[r, : len(ids[j])] = 1
+                    v = self.forward(x.to(dev), mask.to(dev))  # (b, D)
+                    out[torch.tensor(chunk)] = truncate(v, dim).float().cpu()  # (b, dim)
+                    i += cap
+        finally:
+            self.train(was_training)
+        return out.numpy()
+
+    def load_spec(self):
+        """How the loaders cut files for this model: text windows that fit the context with the longest prompt."""
+        from gemb2.data.segments import LoadSpec
+
+        specials = len(self.tokenizer.encode("").ids)  # <bos> and <eos>
+        prompts = [len(self.tokenizer.encode(p, add_special_tokens=False).ids) for p in self.config.prompts.values()]
+        window = max(16, self.config.max_text_tokens - specials - max(prompts, default=0))
+        return LoadSpec(
+            modalities=self.config.modalities,
+            text_window_tokens=window,
+            text_overlap_tokens=min(32, window // 4),
+            tokenizer_file=str(self.tokenizer_file),
+        )
+
+
+def _text_of(item: tuple[Part, ...]) -> str:
+    for p in item:
+        if not isinstance(p, Text):
+            raise ValueError(f"{FAMILY} in gemb2 embeds text only so far: got a {p.modality} part")
+    return "".join(p.text for p in item if isinstance(p, Text))
+
+
+def _amp(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    choices: dict[str, Any] = {"fp32": None, "bf16": torch.bfloat16}
+    if precision not in choices:
+        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16' for {FAMILY} (fp16 overflows), got {precision!r}")
+    return choices[precision]
+
+
+def load_embedding_gemma2(path: Path) -> EmbeddingGemma2:
+    """Load a folder (fp32, eval mode, CPU). Missing, unexpected or wrong-shape weights are one-line errors."""
+    try:
+        from transformers import EmbeddingGemma2Model
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        raise EmbeddingGemma2Error(f"{path}: an EmbeddingGemma 2 folder needs transformers: {INSTALL}") from None
+    if not (path / "model.safetensors").is_file() and not any(path.glob("model-*.safetensors")):
+        raise EmbeddingGemma2Error(f"{path}: no model.safetensors (only safetensors weights are loaded)")
+    if not (path / "tokenizer.json").is_file():
+        raise EmbeddingGemma2Error(f"{path}: no tokenizer.json")
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # its load report: we check missing and mismatched weights ourselves
+    hf_logging.disable_progress_bar()
+    try:
+        loaded: Any = EmbeddingGemma2Model.from_pretrained(
+            str(path), dtype=torch.float32, use_safetensors=True, output_loading_info=True
+        )
+        hf, info = loaded
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as e:
+        raise EmbeddingGemma2Error(f"{path}: cannot load it: {_first_line(e)}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+    for kind in ("missing_keys", "mismatched_keys"):
+        bad = sorted(str(k if isinstance(k, str) else k[0]) for k in info.get(kind) or [])
+        if bad:
+            what = "missing" if kind == "missing_keys" else "of the wrong shape"
+            raise EmbeddingGemma2Error(f"{path}: {len(bad)} weight(s) {what}, e.g. {bad[0]}")
+    out_dim = int(hf.config.text_config.embedding_dim)
+    return EmbeddingGemma2(hf.eval(), path / "tokenizer.json", read_info(path, out_dim), folder_id(path))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
