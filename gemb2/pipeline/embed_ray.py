@@ -44,6 +44,7 @@ def connect(address: str | None) -> None:
         raise UsageError("--engine ray needs Ray: pip install 'gemb2[ray]'") from None
     if ray.is_initialized():
         return
+    _reachable(address or os.environ.get("RAY_ADDRESS"))
     env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -58,6 +59,19 @@ def connect(address: str | None) -> None:
         ctx.print_on_execution_start = False
 
 
+def _reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """A HOST:PORT that nothing answers on is a one-line FatalError now (Ray itself would retry for minutes)."""
+    import socket
+
+    if not address or "://" in address or address == "auto" or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as e:
+        raise FatalError(f"cannot connect to the Ray cluster at {address}: {e}") from None
+
+
 def _dataset(todo: Sequence[FileEntry], store, model, batch_size: int | None):
     """The streaming pipeline: files -> loading tasks -> embedding actors (one per GPU, else CPU actors)."""
     import ray
@@ -69,6 +83,7 @@ def _dataset(todo: Sequence[FileEntry], store, model, batch_size: int | None):
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
     actors = gpus or max(1, cpus // 4)
+    nodes = max(1, sum(1 for n in ray.nodes() if n.get("Alive")))
     # a few files per call, fewer when there are few files, so that every worker gets some and results come often
     per_load = max(1, min(LOAD_FILES, len(rows) // (2 * cpus)))
     per_embed = max(1, min(EMBED_FILES, len(rows) // (4 * actors)))
@@ -89,6 +104,7 @@ def _dataset(todo: Sequence[FileEntry], store, model, batch_size: int | None):
             "dim": store.dim,
             "batch_size": batch_size,
             "device": "cuda" if gpus else "cpu",
+            "threads": max(1, cpus // nodes // max(1, actors // nodes)),  # a CPU actor's share of its node's cores
         },
         batch_size=per_embed,
         compute=ray.data.ActorPoolStrategy(size=actors),

@@ -77,7 +77,9 @@ class _Collect:
 class Embedder:
     """An actor holding the model: a batch of loaded files in, one fragment of their rows out (uncommitted)."""
 
-    def __init__(self, source: str, model_id: str, uri: str, dim: int, batch_size: int | None, device: str | None):
+    def __init__(
+        self, source: str, model_id: str, uri: str, dim: int, batch_size: int | None, device: str | None, threads: int
+    ):
         from gemb2.pipeline import open as opening
         from gemb2.store.fragments import FragmentWriter
 
@@ -85,6 +87,10 @@ class Embedder:
         here = opening.model_id_of(source)
         if here != model_id:  # a model folder that differs between the driver's machine and this node
             raise RuntimeError(f"model {source!r} on this node is {here}, not {model_id}")
+        if device == "cpu":  # Ray sets OMP_NUM_THREADS=1 in a 1-CPU actor; the model shares the node's cores as
+            import torch  # a local run's does (the loaders are mostly waiting on files)
+
+            torch.set_num_threads(threads)
         self.model = opening.load_model(source, device)
         self.batch_size = batch_size
         self.writer = FragmentWriter(uri, dim, model_id)
