@@ -124,6 +124,24 @@ def fit_image(pixels: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(resized[top : top + size, left : left + size])
 
 
+def patch_budget_size(h: int, w: int, patch: int, pool: int, max_soft_tokens: int) -> tuple[int, int]:
+    """The (height, width) EmbeddingGemma 2's (Gemma 4's) image processor resizes an h x w image to: the largest
+    aspect-preserving size with at most max_soft_tokens x pool^2 patches of `patch` px, sides multiples of
+    pool x patch (transformers' get_aspect_ratio_preserving_size, same arithmetic)."""
+    import math
+
+    max_patches = max_soft_tokens * pool**2
+    factor = math.sqrt(max_patches * patch**2 / (h * w))
+    side = pool * patch
+    th, tw = int(math.floor(factor * h / side)) * side, int(math.floor(factor * w / side)) * side
+    longest = (max_patches // pool**2) * side
+    if th == 0:
+        th, tw = side, min(int(math.floor(w / h)) * side, longest)
+    elif tw == 0:
+        tw, th = side, min(int(math.floor(h / w)) * side, longest)
+    return th, tw
+
+
 def _describe(x: object) -> str:
     if isinstance(x, np.ndarray):
         return f"array of shape {x.shape} and dtype {x.dtype}"

@@ -29,7 +29,10 @@ COMPOSITE_ROWS = 256  # rows composited on white at a time
 
 
 def load_image(path: str, spec: LoadSpec) -> Iterator[Segment]:
-    pixels = fit_image(read_rgb(path, spec.max_image_pixels, spec.image_size), spec.image_size)
+    if spec.image_patches is not None:  # decoded whole: the model's processor resizes it (once, from the original)
+        pixels = read_rgb(path, spec.max_image_pixels)
+    else:
+        pixels = fit_image(read_rgb(path, spec.max_image_pixels, spec.image_size), spec.image_size)
     yield Segment(index=0, start=0.0, end=0.0, parts=(Image(pixels),))
 
 

@@ -46,6 +46,9 @@ class LoadSpec:
     #   rendered only when it holds "image"
 
     image_size: int = 224  # images and video frames: shorter side resized to this, then centre-cropped square
+    image_patches: tuple[int, int, int] | None = None  # (patch, pooling kernel, max soft tokens): the model resizes
+    #   images itself to that soft-token budget, keeping their aspect ratio (EmbeddingGemma 2's processor): image files
+    #   are decoded whole (up to max_image_pixels), neither cropped nor resized here
     max_image_pixels: int = 100_000_000  # decompression-bomb guard: a larger image is refused before decoding
     audio_window_s: float = 30.0  # audio is cut into windows of this length (the last may be shorter)
     video_window_s: float = 30.0  # video likewise; each window holds its frames and its audio

@@ -16,8 +16,10 @@ differentiable, traceable `forward(input_ids, attention_mask)` (training and the
 Prompts come from the folder: `encode(task=NAME)` takes any name of config_sentence_transformers.json's
 "prompts"; "query" and "document" fall back to the "Retrieval-query" / "Retrieval-document" names; None: none.
 
-This increment embeds text; a folder's vision and audio towers load (their weights are checked) but images,
-audio and video are refused with a one-line error (`config.modalities` is ("text",)).
+Images: with a vision tower and a preprocessor_config.json, an Image part becomes <|image> + n x <|image|> +
+<image|> in the text (n: its soft tokens at the processor's size, parts.patch_budget_size) and its pixels go through
+transformers' Gemma4ImageProcessorPil (the reference's own, no torchvision needed); loaders hand images over whole
+(LoadSpec.image_patches). Audio and video are refused with a one-line error so far (`config.modalities`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gemb2.errors import FatalError, UsageError
-from gemb2.parts import Item, Part, Text, as_item
+from gemb2.parts import Image, Item, Part, Text, as_item, patch_budget_size
 
 FAMILY = "embeddinggemma-2"
 MODEL_TYPE = "embedding_gemma2"
@@ -77,6 +79,7 @@ IDENTITY_FILES = (
     "config_sentence_transformers.json",
     "sentence_bert_config.json",
     "model.safetensors",
+    "preprocessor_config.json",
 )
 
 
@@ -131,7 +134,9 @@ def read_info(path: Path, out_dim: int) -> GemmaInfo:
 class EmbeddingGemma2(nn.Module):
     """A loaded EmbeddingGemma 2 folder: texts -> L2-normalised vectors of `config.out_dim` (Matryoshka prefixes)."""
 
-    def __init__(self, hf: nn.Module, tokenizer_file: Path, info: GemmaInfo, model_id: str):
+    def __init__(
+        self, hf: nn.Module, tokenizer_file: Path, info: GemmaInfo, model_id: str, image_processor: Any = None
+    ):
         super().__init__()
         from tokenizers import Tokenizer
 
@@ -144,6 +149,11 @@ class EmbeddingGemma2(nn.Module):
         hf_config: Any = hf.config
         self.pad_id = int(getattr(hf_config.text_config, "pad_token_id", 0) or 0)
         self._model_id = model_id
+        self.image_processor = image_processor  # transformers' Gemma4ImageProcessorPil, None: no images
+        tok = json.loads(tokenizer_file.read_text(encoding="utf-8"))
+        added = {t["id"]: t["content"] for t in tok.get("added_tokens", [])}
+        c = hf_config
+        self._image_marks = tuple(added.get(i, "") for i in (c.boi_token_id, c.image_token_id, c.eoi_token_id))
 
     @property
     def device(self) -> torch.device:
@@ -176,22 +186,54 @@ class EmbeddingGemma2(nn.Module):
 
     # --- the forward pass -------------------------------------------------------------------
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T) ids, (B, T) 0/1 mask -> (B, out_dim) unit vectors: the model, mean over real tokens, normalise."""
-        h = self.hf(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, D)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **media: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids, (B, T) 0/1 mask -> (B, out_dim) unit vectors: the model, mean over real tokens, normalise.
+        `media`: pixel_values (N, max_patches, patch_pixels) and image_position_ids (N, max_patches, 2), the images
+        of the batch in order, for the image tokens of input_ids."""
+        h = self.hf(input_ids=input_ids, attention_mask=attention_mask, **media).last_hidden_state  # (B, T, D)
         m = attention_mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
         pooled = (h * m).sum(1) / m.sum(1).clamp(min=1)  # (B, D)
         return F.normalize(pooled.float(), dim=-1)
 
     def token_ids(self, texts: Sequence[str], task: str | None = "document") -> list[list[int]]:
         """Prompt + text -> token ids (<bos> ... <eos>), cut to the context as sentence-transformers cuts them."""
-        prefix = self.prompt(task)
+        return self._ids([self.prompt(task) + t for t in texts], [True] * len(texts))
+
+    def _ids(self, texts: Sequence[str], cut: Sequence[bool]) -> list[list[int]]:
         limit = self.config.max_text_tokens
         out = []
-        for enc in self.tokenizer.encode_batch([prefix + t for t in texts]):
+        for enc, c in zip(self.tokenizer.encode_batch(list(texts)), cut):
             ids = enc.ids
-            out.append(ids if len(ids) <= limit else ids[: limit - 1] + ids[-1:])  # keep the closing <eos>
+            out.append(ids if len(ids) <= limit or not c else ids[: limit - 1] + ids[-1:])  # keep the closing <eos>
         return out
+
+    def layout(self, item: Sequence[Part], prefix: str) -> tuple[str, list[np.ndarray]]:
+        """One item -> its text with each image's slots (<|image> + n x <|image|> + <image|>, n its soft tokens
+        at the processor's size) and its images, in order."""
+        text, images = prefix, []
+        for p in item:
+            if isinstance(p, Text):
+                text += p.text
+            elif isinstance(p, Image) and self.image_processor is not None:
+                ip = self.image_processor
+                ph, pw = p.pixels.shape[:2]
+                h, w = patch_budget_size(ph, pw, ip.patch_size, ip.pooling_kernel_size, ip.max_soft_tokens)
+                n = (h // ip.patch_size) * (w // ip.patch_size) // ip.pooling_kernel_size**2
+                boi, tok, eoi = self._image_marks
+                text += boi + tok * n + eoi
+                images.append(p.pixels)
+            else:
+                raise ValueError(
+                    f"{FAMILY} in gemb2 does not embed {p.modality} parts (yet, or this folder has no tower)"
+                )
+        return text, images
+
+    def _media(self, images: list[np.ndarray], dev: torch.device) -> dict[str, torch.Tensor]:
+        if not images:
+            return {}
+        assert self.image_processor is not None
+        got = self.image_processor(images=images, return_tensors="pt")
+        return {"pixel_values": got["pixel_values"].to(dev), "image_position_ids": got["image_position_ids"].to(dev)}
 
     # --- inference --------------------------------------------------------------------------
 
@@ -229,8 +271,9 @@ class EmbeddingGemma2(nn.Module):
         if device is not None:
             self.to(device)
         dev = self.device
-        texts = [_text_of(as_item(x)) for x in items]
-        ids = self.token_ids(texts, task)
+        prefix = self.prompt(task)
+        laid = [self.layout(as_item(x), prefix) for x in items]
+        ids = self._ids([t for t, _ in laid], [not imgs for _, imgs in laid])
         cuda = dev.type == "cuda"
         batch_size = batch_size or (256 if cuda else 32)
         max_tokens = max_tokens or (65536 if cuda else None)
@@ -251,7 +294,8 @@ class EmbeddingGemma2(nn.Module):
                     for r, j in enumerate(chunk):
                         x[r, : len(ids[j])] = torch.tensor(ids[j])
                         mask[r, : len(ids[j])] = 1
-                    v = self.forward(x.to(dev), mask.to(dev))  # (b, D)
+                    media = self._media([im for j in chunk for im in laid[j][1]], dev)
+                    v = self.forward(x.to(dev), mask.to(dev), **media)  # (b, D)
                     out[torch.tensor(chunk)] = truncate(v, dim).float().cpu()  # (b, dim)
                     i += cap
         finally:
@@ -265,19 +309,14 @@ class EmbeddingGemma2(nn.Module):
         specials = len(self.tokenizer.encode("").ids)  # <bos> and <eos>
         prompts = [len(self.tokenizer.encode(p, add_special_tokens=False).ids) for p in self.config.prompts.values()]
         window = max(16, self.config.max_text_tokens - specials - max(prompts, default=0))
+        ip = self.image_processor
         return LoadSpec(
             modalities=self.config.modalities,
+            image_patches=None if ip is None else (ip.patch_size, ip.pooling_kernel_size, ip.max_soft_tokens),
             text_window_tokens=window,
             text_overlap_tokens=min(32, window // 4),
             tokenizer_file=str(self.tokenizer_file),
         )
-
-
-def _text_of(item: tuple[Part, ...]) -> str:
-    for p in item:
-        if not isinstance(p, Text):
-            raise ValueError(f"{FAMILY} in gemb2 embeds text only so far: got a {p.modality} part")
-    return "".join(p.text for p in item if isinstance(p, Text))
 
 
 def _amp(precision: str, device: torch.device) -> torch.dtype | None:
@@ -320,7 +359,14 @@ def load_embedding_gemma2(path: Path) -> EmbeddingGemma2:
             what = "missing" if kind == "missing_keys" else "of the wrong shape"
             raise EmbeddingGemma2Error(f"{path}: {len(bad)} weight(s) {what}, e.g. {bad[0]}")
     out_dim = int(hf.config.text_config.embedding_dim)
-    return EmbeddingGemma2(hf.eval(), path / "tokenizer.json", read_info(path, out_dim), folder_id(path))
+    info = read_info(path, out_dim)
+    images = None
+    if hf.vision_tower is not None and (path / "preprocessor_config.json").is_file():
+        from transformers.models.gemma4 import Gemma4ImageProcessorPil
+
+        images = Gemma4ImageProcessorPil.from_pretrained(str(path))
+        info = replace(info, modalities=("text", "image"))
+    return EmbeddingGemma2(hf.eval(), path / "tokenizer.json", info, folder_id(path), images)
 
 
 def _first_line(e: BaseException) -> str:

@@ -141,6 +141,12 @@ def make_folder(path: str | Path, *, vision: bool = True, audio: bool = True, se
         model = EmbeddingGemma2Model(config).eval()
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
+    if vision:
+        from transformers.models.gemma4 import Gemma4ImageProcessorPil
+
+        Gemma4ImageProcessorPil(
+            patch_size=PATCH, pooling_kernel_size=POOL, max_soft_tokens=IMAGE_TOKENS
+        ).save_pretrained(path)
     _sentence_transformers(path)
     return path
 

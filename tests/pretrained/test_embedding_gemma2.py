@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from gemb2.errors import FatalError, UsageError
+from gemb2.parts import Text
 from gemb2.pretrained.embedding_gemma2 import EmbeddingGemma2Error, PromptError
 from gemb2.pretrained.sources import ModelSourceError, load_model, model_source_id, resolve
 from tests.pretrained.gemma2_folder import MAX_SEQ_LENGTH, PROMPTS, make_folder
@@ -124,12 +125,16 @@ def test_the_model_id_is_read_from_the_folder_without_loading_it(folder, model):
     assert model.model_id.startswith("embeddinggemma-2@")
 
 
-def test_media_are_refused_in_one_line_while_this_family_embeds_text(model):
-    from gemb2.parts import Image
+def test_audio_is_refused_in_one_line_and_images_need_the_vision_tower(model, tmp_path):
+    from gemb2.parts import Audio, Image
 
-    assert model.config.modalities == ("text",)
-    with pytest.raises(ValueError, match="text only so far: got a image part"):
-        model.encode([Image(np.zeros((8, 8, 3), np.uint8))])
+    assert model.config.modalities == ("text", "image")
+    with pytest.raises(ValueError, match="does not embed audio parts"):
+        model.encode([Audio(np.zeros(1600, np.float32))])
+    text_only = load_model(str(make_folder(tmp_path / "no-vision", vision=False)))
+    assert text_only.config.modalities == ("text",)
+    with pytest.raises(ValueError, match="does not embed image parts"):
+        text_only.encode([Image(np.zeros((8, 8, 3), np.uint8))])
 
 
 def test_a_missing_weight_is_a_one_line_fatal_error(folder, tmp_path):
@@ -184,3 +189,54 @@ def test_the_name_resolves_from_the_hf_cache_offline(folder, tmp_path, monkeypat
     assert kind == "gemma2" and json.loads((path / "config.json").read_text())["model_type"] == "embedding_gemma2"
     kind, path = resolve("hf:google/embeddinggemma-2")
     assert kind == "gemma2"
+
+
+@pytest.fixture(scope="session")
+def reference_items(folder):
+    """transformers' model fed by its own image processor (Gemma4ImageProcessorPil) and tokenizer, the image
+    slots laid out as EmbeddingGemma2Processor lays them (<|image> + soft tokens + <image|>)."""
+    from transformers import AutoTokenizer, EmbeddingGemma2Model
+    from transformers.models.gemma4 import Gemma4ImageProcessorPil
+
+    hf = EmbeddingGemma2Model.from_pretrained(str(folder), dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    proc = Gemma4ImageProcessorPil.from_pretrained(str(folder))
+
+    def embed(text_before: str, pixels: np.ndarray, text_after: str = "") -> np.ndarray:
+        got = proc(images=[pixels], return_tensors="pt")
+        n = int(got["num_soft_tokens_per_image"][0])
+        slots = tok.boi_token + tok.image_token * n + tok.eoi_token
+        b = tok([text_before + slots + text_after], return_tensors="pt")
+        with torch.no_grad():
+            h = hf(
+                **b, pixel_values=got["pixel_values"], image_position_ids=got["image_position_ids"]
+            ).last_hidden_state
+        return F.normalize(h.mean(1), dim=-1).numpy()[0]
+
+    return embed
+
+
+@pytest.mark.parametrize("size", [(48, 64), (300, 90), (20, 20)])
+def test_image_files_match_the_reference_processor_and_model(model, reference_items, tmp_path, size):
+    from PIL import Image as PILImage
+
+    from gemb2.data.load import load_file
+    from gemb2.pipeline.loadspec import load_spec_for
+    from tests.media import write_image
+
+    path = write_image(tmp_path / f"pic-{size[0]}x{size[1]}.png", seed=size[0], size=size)
+    [seg] = load_file(path, "image", load_spec_for(model))
+    ours = model.encode([seg.parts], task="document")[0]
+    decoded = np.asarray(PILImage.open(path).convert("RGB"))  # the original pixels, resized by the processor
+    assert cos(ours, reference_items(PROMPTS["document"], decoded)) >= 0.9999
+
+
+def test_interleaved_text_and_image_match_the_reference(model, reference_items):
+    from gemb2.parts import Image
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
+    ours = model.encode([[Text("a red car "), Image(pixels), Text(" on a road")]], task="query")[0]
+    want = reference_items(PROMPTS["query"] + "a red car ", pixels, " on a road")
+    assert cos(ours, want) >= 0.9999
+    assert cos(ours, model.encode([[Text("a red car  on a road")]], task="query")[0]) < 0.999

@@ -10,6 +10,7 @@ import pytest
 
 from gemb2.pretrained.sources import load_model
 from tests.cli_run import gemb2
+from tests.media import write_image
 from tests.pretrained.gemma2_folder import PROMPTS
 
 
@@ -43,19 +44,23 @@ def test_the_name_not_in_the_cache_exits_2_naming_gemb2_pull(tmp_path):
 
 
 @pytest.mark.slow
-def test_embed_dir_windows_long_text_into_lancedb_rows_equal_to_the_api(gemma_folder, tmp_path):
+def test_embed_dir_windows_long_text_and_embeds_images_into_lancedb_rows_equal_to_the_api(gemma_folder, tmp_path):
     import lancedb
+    from PIL import Image as PILImage
+
+    from gemb2.parts import Image
 
     tree = tmp_path / "docs"
     tree.mkdir()
     long = " ".join(f"line {i}: the red car passed the old cat." for i in range(30))
     (tree / "long.txt").write_text(long, encoding="utf-8")
     (tree / "short.md").write_text("hello world", encoding="utf-8")
+    write_image(tree / "pic.png", seed=2, size=(90, 40))
     db = tmp_path / "db"
     r = gemb2("embed", tree, "--model", gemma_folder, "--db", db, "--json", "--workers", "0")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
-    assert report["files_added"] == 2 and report["model"].startswith("embeddinggemma-2@")
+    assert report["files_added"] == 3 and report["model"].startswith("embeddinggemma-2@")
     rows = lancedb.connect(str(db)).open_table("media").to_arrow().to_pylist()
     by_file = {}
     for row in rows:
@@ -65,3 +70,6 @@ def test_embed_dir_windows_long_text_into_lancedb_rows_equal_to_the_api(gemma_fo
     for row in sorted(by_file["long.txt"], key=lambda r: r["segment"])[:2]:
         want = model.encode([long[int(row["start"]) : int(row["end"])]], task="document")[0]
         assert float(np.dot(np.asarray(row["vector"]), want)) >= 0.9999
+    [pic] = by_file["pic.png"]
+    pixels = np.asarray(PILImage.open(tree / "pic.png").convert("RGB"))
+    assert float(np.dot(np.asarray(pic["vector"]), model.encode([Image(pixels)])[0])) >= 0.9999
