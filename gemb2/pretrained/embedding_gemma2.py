@@ -19,7 +19,10 @@ Prompts come from the folder: `encode(task=NAME)` takes any name of config_sente
 Images: with a vision tower and a preprocessor_config.json, an Image part becomes <|image> + n x <|image|> +
 <image|> in the text (n: its soft tokens at the processor's size, parts.patch_budget_size) and its pixels go through
 transformers' Gemma4ImageProcessorPil (the reference's own, no torchvision needed); loaders hand images over whole
-(LoadSpec.image_patches). Audio and video are refused with a one-line error so far (`config.modalities`).
+(LoadSpec.image_patches). Audio: with an audio tower, an Audio part becomes <|audio> + n x <|audio|> + <audio|> (n:
+EmbeddingGemma2Processor.compute_sscp of its feature mask) and its samples go through Gemma4AudioFeatureExtractor
+(128 mel bins, 16 kHz; loaders cut 30 s windows, the processor's 750-token cap). Video is refused with a one-line
+error so far (`config.modalities`).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gemb2.errors import FatalError, UsageError
-from gemb2.parts import Image, Item, Part, Text, as_item, patch_budget_size
+from gemb2.parts import SAMPLE_RATE, Audio, Image, Item, Part, Text, as_item, patch_budget_size
 
 FAMILY = "embeddinggemma-2"
 MODEL_TYPE = "embedding_gemma2"
@@ -45,6 +48,7 @@ HUB_REPO = "google/embeddinggemma-2"
 MATRYOSHKA = (512, 256, 128)  # the published prefixes below the 768-d vector (model card), kept where < out_dim
 DEFAULT_CONTEXT = 8192  # tokens, when the folder does not say (sentence_bert_config.json's max_seq_length)
 TASK_ALIASES = {"query": ("query", "Retrieval-query"), "document": ("document", "Retrieval-document")}
+AUDIO_TOKENS = 750  # the processor's audio_seq_length: at most 30 s of audio (40 ms a token) per clip
 INSTALL = "pip install 'gemb2[gemma]'  (transformers >= 5.24)"
 # what a download keeps: weights as safetensors, configs and tokenizer files as JSON; never .bin / .pt / pickle
 HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*/*.json"]
@@ -150,10 +154,12 @@ class EmbeddingGemma2(nn.Module):
         self.pad_id = int(getattr(hf_config.text_config, "pad_token_id", 0) or 0)
         self._model_id = model_id
         self.image_processor = image_processor  # transformers' Gemma4ImageProcessorPil, None: no images
+        self.audio_features: Any = None  # transformers' Gemma4AudioFeatureExtractor (128 mel, 16 kHz), None: no audio
         tok = json.loads(tokenizer_file.read_text(encoding="utf-8"))
         added = {t["id"]: t["content"] for t in tok.get("added_tokens", [])}
         c = hf_config
         self._image_marks = tuple(added.get(i, "") for i in (c.boi_token_id, c.image_token_id, c.eoi_token_id))
+        self._audio_marks = tuple(added.get(i, "") for i in (c.boa_token_id, c.audio_token_id, c.eoa_token_index))
 
     @property
     def device(self) -> torch.device:
@@ -207,7 +213,7 @@ class EmbeddingGemma2(nn.Module):
             out.append(ids if len(ids) <= limit or not c else ids[: limit - 1] + ids[-1:])  # keep the closing <eos>
         return out
 
-    def layout(self, item: Sequence[Part], prefix: str) -> tuple[str, list[np.ndarray]]:
+    def layout(self, item: Sequence[Part], prefix: str) -> tuple[str, list]:
         """One item -> its text with each image's slots (<|image> + n x <|image|> + <image|>, n its soft tokens
         at the processor's size) and its images, in order."""
         text, images = prefix, []
@@ -222,18 +228,42 @@ class EmbeddingGemma2(nn.Module):
                 boi, tok, eoi = self._image_marks
                 text += boi + tok * n + eoi
                 images.append(p.pixels)
+            elif isinstance(p, Audio) and self.audio_features is not None:
+                boa, tok, eoa = self._audio_marks
+                text += boa + tok * self._audio_tokens(p.samples) + eoa
+                images.append(p)
             else:
                 raise ValueError(
                     f"{FAMILY} in gemb2 does not embed {p.modality} parts (yet, or this folder has no tower)"
                 )
         return text, images
 
-    def _media(self, images: list[np.ndarray], dev: torch.device) -> dict[str, torch.Tensor]:
-        if not images:
-            return {}
-        assert self.image_processor is not None
-        got = self.image_processor(images=images, return_tensors="pt")
-        return {"pixel_values": got["pixel_values"].to(dev), "image_position_ids": got["image_position_ids"].to(dev)}
+    def _audio_tokens(self, samples: np.ndarray) -> int:
+        """Soft tokens of one clip: its feature frames through the audio tower's two stride-2 convolutions
+        (EmbeddingGemma2Processor.compute_sscp on the feature mask), capped as the processor caps them."""
+        from transformers import EmbeddingGemma2Processor
+
+        mask = self.audio_features([samples], sampling_rate=SAMPLE_RATE, return_tensors="np")["input_features_mask"]
+        return min(int(EmbeddingGemma2Processor.compute_sscp(mask[0])), AUDIO_TOKENS)
+
+    def _media(self, media: list, dev: torch.device) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        images = [m for m in media if isinstance(m, np.ndarray)]
+        clips = [m.samples for m in media if isinstance(m, Audio)]
+        if images:
+            assert self.image_processor is not None
+            got = self.image_processor(images=images, return_tensors="pt")
+            out |= {
+                "pixel_values": got["pixel_values"].to(dev),
+                "image_position_ids": got["image_position_ids"].to(dev),
+            }
+        if clips:
+            got = self.audio_features(clips, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+            out |= {
+                "input_features": got["input_features"].to(dev),
+                "input_features_mask": got["input_features_mask"].to(dev),
+            }
+        return out
 
     # --- inference --------------------------------------------------------------------------
 
@@ -366,7 +396,13 @@ def load_embedding_gemma2(path: Path) -> EmbeddingGemma2:
 
         images = Gemma4ImageProcessorPil.from_pretrained(str(path))
         info = replace(info, modalities=("text", "image"))
-    return EmbeddingGemma2(hf.eval(), path / "tokenizer.json", info, folder_id(path), images)
+    model = EmbeddingGemma2(hf.eval(), path / "tokenizer.json", info, folder_id(path), images)
+    if hf.audio_tower is not None:  # the feature extractor's defaults are the model's: 128 mel bins at 16 kHz
+        from transformers.models.gemma4 import Gemma4AudioFeatureExtractor
+
+        model.audio_features = Gemma4AudioFeatureExtractor()
+        model.config = replace(model.config, modalities=(*model.config.modalities, "audio"))
+    return model
 
 
 def _first_line(e: BaseException) -> str:

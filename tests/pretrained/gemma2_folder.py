@@ -108,7 +108,7 @@ def _config(tokenizer, vision: bool, audio: bool):
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
-        subsampling_conv_channels=[8, 4],
+        subsampling_conv_channels=[128, 4],  # the first must be the 128 mel bins (the projection assumes it)
         output_proj_dims=32,
         conv_kernel_size=5,
     )

@@ -125,14 +125,14 @@ def test_the_model_id_is_read_from_the_folder_without_loading_it(folder, model):
     assert model.model_id.startswith("embeddinggemma-2@")
 
 
-def test_audio_is_refused_in_one_line_and_images_need_the_vision_tower(model, tmp_path):
-    from gemb2.parts import Audio, Image
+def test_video_is_refused_in_one_line_and_images_need_the_vision_tower(model, tmp_path):
+    from gemb2.parts import Image, Video
 
-    assert model.config.modalities == ("text", "image")
-    with pytest.raises(ValueError, match="does not embed audio parts"):
-        model.encode([Audio(np.zeros(1600, np.float32))])
+    assert model.config.modalities == ("text", "image", "audio")
+    with pytest.raises(ValueError, match="does not embed video parts"):
+        model.encode([Video(np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1, np.float32))])
     text_only = load_model(str(make_folder(tmp_path / "no-vision", vision=False)))
-    assert text_only.config.modalities == ("text",)
+    assert text_only.config.modalities == ("text", "audio")
     with pytest.raises(ValueError, match="does not embed image parts"):
         text_only.encode([Image(np.zeros((8, 8, 3), np.uint8))])
 
@@ -240,3 +240,44 @@ def test_interleaved_text_and_image_match_the_reference(model, reference_items):
     want = reference_items(PROMPTS["query"] + "a red car ", pixels, " on a road")
     assert cos(ours, want) >= 0.9999
     assert cos(ours, model.encode([[Text("a red car  on a road")]], task="query")[0]) < 0.999
+
+
+@pytest.fixture(scope="session")
+def reference_audio(folder):
+    """transformers' model fed by Gemma4AudioFeatureExtractor (128 mel, 16 kHz) with the audio slots laid out as
+    EmbeddingGemma2Processor.replace_audio_token lays them (<|audio> + compute_sscp(mask) x <|audio|> + <audio|>)."""
+    from transformers import AutoTokenizer, EmbeddingGemma2Model, EmbeddingGemma2Processor
+    from transformers.models.gemma4 import Gemma4AudioFeatureExtractor
+
+    hf = EmbeddingGemma2Model.from_pretrained(str(folder), dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    fe = Gemma4AudioFeatureExtractor()
+
+    def embed(text_before: str, samples: np.ndarray) -> np.ndarray:
+        got = fe([samples], sampling_rate=16000, return_tensors="pt")
+        n = EmbeddingGemma2Processor.compute_sscp(got["input_features_mask"][0].numpy())
+        b = tok([text_before + tok.boa_token + tok.audio_token * n + tok.eoa_token], return_tensors="pt")
+        with torch.no_grad():
+            h = hf(**b, **got).last_hidden_state
+        return F.normalize(h.mean(1), dim=-1).numpy()[0]
+
+    return embed
+
+
+def test_audio_files_and_text_with_audio_match_the_reference(model, reference_audio, tmp_path):
+    import soundfile as sf
+
+    from gemb2.data.load import load_file
+    from gemb2.parts import Audio
+    from gemb2.pipeline.loadspec import load_spec_for
+
+    rng = np.random.default_rng(5)
+    t = np.arange(int(2.5 * 16000)) / 16000
+    wave = (0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
+    sf.write(tmp_path / "tone.wav", wave, 16000, subtype="FLOAT")
+    [seg] = load_file(str(tmp_path / "tone.wav"), "audio", load_spec_for(model))
+    decoded, _ = sf.read(tmp_path / "tone.wav", dtype="float32")
+    ours = model.encode([seg.parts], task="document")[0]
+    assert cos(ours, reference_audio(PROMPTS["document"], decoded)) >= 0.9999
+    mixed = model.encode([[Text("a low hum "), Audio(wave)]], task="query")[0]
+    assert cos(mixed, reference_audio(PROMPTS["query"] + "a low hum ", wave)) >= 0.9999
