@@ -50,6 +50,15 @@ STEM_CHUNK = 8  # on a CPU, encode runs the media stems on at most this many ima
 MAX_MEDIA = {"cpu": 64, "cuda": 1024}  # images + video frames per forward call of encode (device type -> count)
 
 
+def check_matryoshka_dim(config, dim: int | None) -> int:
+    """None -> config.out_dim; otherwise `dim` must be one of config.matryoshka_dims (any model family's config)."""
+    if dim is None:
+        return config.out_dim
+    if dim not in config.matryoshka_dims:
+        raise ValueError(f"dim {dim} is not one of this model's Matryoshka dims {list(config.matryoshka_dims)}")
+    return dim
+
+
 @overload
 def truncate(vectors: torch.Tensor, dim: int) -> torch.Tensor: ...
 @overload
@@ -230,12 +239,7 @@ class Gemb2Model(nn.Module):
 
     def check_dim(self, dim: int | None) -> int:
         """None -> out_dim; otherwise `dim` must be one of config.matryoshka_dims."""
-        if dim is None:
-            return self.config.out_dim
-        if dim not in self.config.matryoshka_dims:
-            allowed = list(self.config.matryoshka_dims)
-            raise ValueError(f"dim {dim} is not one of this model's Matryoshka dims {allowed}")
-        return dim
+        return check_matryoshka_dim(self.config, dim)
 
     def truncate(self, vectors: np.ndarray | torch.Tensor, dim: int) -> np.ndarray | torch.Tensor:
         """Matryoshka prefix of `dim` (one of config.matryoshka_dims), re-normalised."""

@@ -268,13 +268,9 @@ class EmbeddingGemma2(nn.Module):
     # --- inference --------------------------------------------------------------------------
 
     def check_dim(self, dim: int | None) -> int:
-        if dim is None:
-            return self.config.out_dim
-        if dim not in self.config.matryoshka_dims:
-            raise ValueError(
-                f"dim {dim} is not one of this model's Matryoshka dims {list(self.config.matryoshka_dims)}"
-            )
-        return dim
+        from gemb2.model.model import check_matryoshka_dim
+
+        return check_matryoshka_dim(self.config, dim)
 
     def truncate(self, vectors: np.ndarray | torch.Tensor, dim: int):
         from gemb2.model.model import truncate
