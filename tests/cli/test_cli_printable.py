@@ -51,9 +51,11 @@ def test_query_output_stays_one_line_per_hit_with_odd_file_names(tmp_path):
 
     plain = gemb2("query", "the file says", "--db", db, "-k", "10")
     assert plain.returncode == 0, plain.stderr
-    lines = plain.stdout.splitlines()
-    assert len(lines) == 4, plain.stdout  # one line per hit: no name broke its line
-    shown = {re.fullmatch(r"\s*\d+\s+\S+\s+\S+\s+(.*)", line).group(1) for line in lines}  # rank score modality path
+    header, *lines = plain.stdout.splitlines()
+    assert header.split() == ["rank", "score", "modality", "path"], plain.stdout
+    hits = [line for line in lines if not line.startswith(" " * 6)]  # under each hit: its text, indented
+    assert len(hits) == 4 and len(lines) == 8, plain.stdout  # a line per hit and one of text: no name broke a line
+    shown = {re.fullmatch(r"\s*\d+\s+\S+\s+\S+\s+(.*)", line).group(1) for line in hits}  # rank score modality path
     root = str(tmp_path / "m")
     assert shown == {f"{root}/two\\nlines.txt", f"{root}/a\\ttab.txt", f"{root}/latin\\xe9\\xff.txt",
                      f"{root}/plain.txt"}

@@ -19,10 +19,14 @@ def test_query_shows_the_page_of_a_pdf_row(tmp_path):
     r = gemb2("embed", docs, "--model", "tiny", "--db", db, "--json", "--workers", "1")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["rows_added"] == 3
-    r = gemb2("query", "Harbour boats at dawn.", "--db", db, "-k", "3")
+    r = gemb2("query", "Harbour boats at dawn.", "--db", db, "-k", "3")  # one line for the file: its best page
     assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
-    assert len(lines) == 3 and all("a.pdf p. " in line and " mixed " in line for line in lines)
+    best = r.stdout.splitlines()[1]
+    assert "a.pdf p. " in best and best.endswith("  (3 matching segments)") and " mixed " in best, r.stdout
+    r = gemb2("query", "Harbour boats at dawn.", "--db", db, "-k", "3", "--segments")
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines()[1:] if not line.startswith(" " * 6)]
+    assert len(lines) == 3 and all("a.pdf p. " in line and " mixed " in line for line in lines), r.stdout
     assert {line.rsplit("p. ", 1)[1] for line in lines} == {"1", "2", "3"}
     r = gemb2("query", "Harbour boats at dawn.", "--db", db, "-k", "3", "--json")
     hits = json.loads(r.stdout)
