@@ -51,15 +51,22 @@ class Query:
 
 def run_query(uri: str, table: str, q: Query) -> list[Hit]:
     """Open the table, check the query against it, embed the query with the table's model and search."""
+    check_query(q)
+    store, source = open_for_query(uri, table, q)
+    vec = embed_query(source, q)  # the model is let go here: its memory is free again for the search
+    return answer(store, q, vec)
+
+
+def open_for_query(uri: str, table: str, q: Query) -> tuple[LanceStore, str]:
+    """The table and the model source its queries are embedded with (--model, else the table's, else the default),
+    which must be the model the table was built with."""
     from gemb2.pipeline.open import model_id_of, open_table
 
-    check_query(q)
     store = open_table(uri, table)
     source = q.model or store.source or q.default_model
     if model_id_of(source) != store.model:
         raise UsageError(f"table {store.table_name!r} was built with model {store.model!r}, not {source!r}")
-    vec = embed_query(source, q)  # the model is let go here: its memory is free again for the search
-    return answer(store, q, vec)
+    return store, source
 
 
 def embed_query(source: str, q: Query) -> np.ndarray:
@@ -115,12 +122,9 @@ class QuerySession:
     (`gemb2 query --interactive`, `gemb2 search`). `model`: one already loaded (e.g. by the indexing step)."""
 
     def __init__(self, uri: str, table: str, q: Query, model=None):
-        from gemb2.pipeline.open import load_model, model_id_of, open_table
+        from gemb2.pipeline.open import load_model
 
-        store = open_table(uri, table)
-        source = q.model or store.source or q.default_model
-        if model_id_of(source) != store.model:
-            raise UsageError(f"table {store.table_name!r} was built with model {store.model!r}, not {source!r}")
+        store, source = open_for_query(uri, table, q)
         self.store = store
         self.model = model if model is not None else load_model(source, q.device)
         self._spec = None
