@@ -36,7 +36,8 @@ def export_model(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest on stdout.")] = False,
 ) -> None:
     """One ONNX graph per input kind (text, image, audio, video, video_frames) with dynamic batch and length, and a
-    manifest.json saying how to prepare and feed each one. Each graph is checked against the model with
+    manifest.json saying how to prepare and feed each one (an EmbeddingGemma 2 folder: its text and image graphs,
+    with its tokenizer and processor configs). Each graph is checked against the model with
     onnxruntime when it is installed; a graph that cannot be exported is listed in the manifest's not_exported
     with its reason, and the others are written. OUT appears complete or not at all. Needs `pip install 'gemb2[onnx]'`.
     Exit codes: 0 written (some graphs may be listed as not exported), 1 export failed, 2 bad options or OUT exists."""

@@ -47,6 +47,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,15 @@ def export_onnx(
     unknown = [m for m in modalities if m not in GRAPHS]
     if unknown:
         raise ExportError(f"unknown graph(s) {', '.join(unknown)}: choose from {', '.join(GRAPHS)}")
+    return write_folder(out, force, lambda folder, stop: _write(model, folder, dim, modalities, stop))
+
+
+def write_folder(
+    out: str | os.PathLike, force: bool, write: Callable[[Path, StopSignal], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run `write(folder, stop)` into a temporary folder beside `out`, then rename it to `out` (all or nothing, see
+    the module docstring); what `write` returns. ExportError for an `out` that is a file, or not empty without
+    `force`."""
     target = Path(out).absolute()
     if target.exists() or target.is_symlink():
         if not target.is_dir():
@@ -106,7 +116,7 @@ def export_onnx(
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; OUT gets the permissions of a new folder
         with StopSignal() as stop, stop.waiting():  # SIGINT, SIGTERM raise Interrupted here at once
-            manifest = _write(model, tmp, dim, modalities, stop)
+            manifest = write(tmp, stop)
             _move_into_place(tmp, target)
     except BaseException:  # an error or an interrupt: nothing half-written stays behind
         shutil.rmtree(tmp, ignore_errors=True)

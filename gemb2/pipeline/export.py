@@ -1,4 +1,4 @@
-"""`gemb2 export`: the model as ONNX graphs (gemb2/export/onnx.py), a table's vectors as files (embeddings.py).
+"""`gemb2 export`: the model as ONNX graphs (gemb2/export/onnx.py; EmbeddingGemma 2: gemb2/export/gemma2.py), a table's vectors as files (embeddings.py).
 
 Failures are `gemb2.errors` errors that say what was not written: UsageError (a bad format, --dim or OUT),
 FatalError (the files could not be written), Interrupted (SIGINT/SIGTERM; an ONNX export leaves nothing).
@@ -24,12 +24,19 @@ def export_model(source: str, out: Path, *, dim: int | None = None, force: bool 
     if out.exists() and not force and any(out.iterdir()):
         raise UsageError(f"{out} exists and is not empty (use --force to replace it)")
     from gemb2.model.model import Gemb2Model
+    from gemb2.pretrained.embedding_gemma2 import EmbeddingGemma2
 
     m = load_model(source, "cpu")
-    if not isinstance(m, Gemb2Model):
-        raise UsageError(f"{source}: ONNX export of this model family is not there yet (gemb2's own models only)")
+    if not isinstance(m, Gemb2Model | EmbeddingGemma2):
+        raise UsageError(
+            f"{source}: ONNX export of this model family is not there yet (gemb2's own models and EmbeddingGemma 2)"
+        )
     check_dim(m, dim)
     try:
+        if isinstance(m, EmbeddingGemma2):
+            from gemb2.export.gemma2 import export_gemma2
+
+            return export_gemma2(m, out, dim=dim, force=force)
         return export_onnx(m, str(out), dim=dim, force=force)
     except OSError as e:
         raise FatalError(f"ONNX export failed, nothing written to {out}: {e}") from e

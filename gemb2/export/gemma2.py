@@ -1,0 +1,309 @@
+"""EmbeddingGemma 2 (gemb2/pretrained/embedding_gemma2.py) as ONNX graphs, with a manifest a client can follow.
+
+    export_gemma2(model, "out/", dim=None, force=False)
+        -> out/text.onnx, image.onnx (when the folder has a vision tower), tokenizer.json, the folder's processor
+           and prompt configs (COPIED), manifest.json
+
+    text   input_ids (B, T) int64, attention_mask (B, T) int64  ->  embedding (B, dim)
+           rows as EmbeddingGemma2.token_ids makes them: prompt + text through tokenizer.json (<bos> ... <eos>),
+           right-padded with pad_id
+    image  input_ids, attention_mask as above, with each image's slots in the text (<|image> + n x <|image|> +
+           <image|>, n its soft tokens), pixel_values (N, max_patches, 3 * patch^2) float32 and image_position_ids
+           (N, max_patches, 2) int64 from the folder's image processor (transformers' Gemma4ImageProcessor), the N
+           images of the batch in the order of their slots  ->  embedding (B, dim)
+
+Both graphs are the wrapped transformers model, mean pooling over the attention mask and L2 normalisation (then
+the Matryoshka prefix, re-normalised, when `dim` < out_dim), traced with `torch.onnx.export(dynamo=False)`; the
+sliding-window and full bidirectional masks, the per-layer embeddings (computed from the input embeddings) and
+the 2-D patch positions trace as they are. One piece does not: transformers' `get_image_features` splits the
+soft tokens per image with a Python list (`tolist()`), which the tracer freezes to the traced images. The image
+graph (ImageGraph) therefore does what `EmbeddingGemma2Model.forward` does for images without that split: the
+vision tower already drops the padding tokens, and its soft tokens, in image order, are scattered into the image
+slots (masked_scatter), as the reference does after concatenating the split.
+
+Every graph is checked before anything is written (`check`): onnxruntime runs it on other batch sizes and lengths
+than the traced ones (texts of several lengths with padding; an image written as a PNG and decoded by gemb2's own
+loader, and a smaller one beside text) and its vectors must match `model.encode` within CHECK_TOL; past it the
+export fails with a one-line error and writes nothing. Audio and video are listed under the manifest's
+`not_exported` with the reason. Writing is all or nothing (onnx.write_folder).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gemb2.errors import FatalError
+from gemb2.export import ExportError
+from gemb2.model.model import truncate
+from gemb2.parts import Image, Item, Part, Text, as_item
+from gemb2.pipeline.interrupt import StopSignal
+from gemb2.pretrained.embedding_gemma2 import FAMILY, EmbeddingGemma2
+
+from .manifest import MANIFEST_VERSION, plain_tokenizer_json
+
+OPSET = 17
+CHECK_TOL = 1e-4  # max abs difference between a graph and model.encode on unit vectors (fp32)
+COPIED = (  # the folder's files a client needs besides tokenizer.json, copied as they are when present
+    "tokenizer_config.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "config_sentence_transformers.json",
+)
+NOT_EXPORTED = {
+    "audio": "not exported yet: gemb2 embeds audio with this family through PyTorch only (the text and image "
+    "graphs are the ones exported)",
+    "video": f"{FAMILY} in gemb2 does not embed video yet",
+}
+
+
+class ExportCheckError(FatalError):
+    """A graph that does not reproduce the model within CHECK_TOL: nothing is written."""
+
+
+class TextGraph(nn.Module):
+    def __init__(self, model: EmbeddingGemma2, dim: int) -> None:
+        super().__init__()
+        self.m, self.dim = model, dim
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return truncate(self.m(input_ids, attention_mask), self.dim)  # (B, dim)
+
+
+class ImageGraph(TextGraph):
+    """EmbeddingGemma2Model.forward for text with image slots, without the per-image split (module docstring)."""
+
+    def forward(  # type: ignore[override]
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+        image_position_ids: torch.Tensor,
+    ) -> torch.Tensor:
+        hf: Any = self.m.hf
+        c = hf.config
+        slots = input_ids == c.image_token_id  # (B, T)
+        x = hf.get_input_embeddings()(torch.where(slots, c.text_config.pad_token_id, input_ids))  # (B, T, H)
+        soft = hf.vision_tower(pixel_values=pixel_values, pixel_position_ids=image_position_ids).last_hidden_state
+        soft = hf.embed_vision(inputs_embeds=soft).to(x.dtype)  # (soft tokens of all images, H)
+        x = x.masked_scatter(slots.unsqueeze(-1).expand_as(x), soft)
+        h = hf.language_model(attention_mask=attention_mask, inputs_embeds=x).last_hidden_state  # (B, T, H)
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1)  # (B, H): EmbeddingGemma2.forward's pooling
+        return truncate(F.normalize(pooled.float(), dim=-1), self.dim)
+
+
+def feeds(model: EmbeddingGemma2, items: Sequence[Item | Part | str], task: str | None) -> dict[str, np.ndarray]:
+    """What the manifest says to feed a graph for `items` (texts, or items with images): input_ids and
+    attention_mask (B, T) int64 (right-padded with pad_id), and with images pixel_values and image_position_ids
+    from the folder's image processor, in slot order. The model's own layout makes them, as `encode` does."""
+    laid = [model.layout(as_item(x), model.prompt(task)) for x in items]
+    ids = model._ids([t for t, _ in laid], [not media for _, media in laid])
+    longest = max(len(r) for r in ids)
+    x = np.full((len(ids), longest), model.pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), longest), dtype=np.int64)
+    for i, r in enumerate(ids):
+        x[i, : len(r)], mask[i, : len(r)] = r, 1
+    media = model._media([m for _, ms in laid for m in ms], torch.device("cpu"))
+    return {"input_ids": x, "attention_mask": mask} | {k: v.numpy() for k, v in media.items()}
+
+
+def _trace_items(model: EmbeddingGemma2, name: str) -> list[Item | str]:
+    """What a graph is traced on (batch 2, one padded row); the check uses other batch sizes and lengths."""
+    if name == "text":
+        return ["a photo of a dog on the beach", "hi"]
+    rng = np.random.default_rng(0)
+    return [
+        [Image(rng.integers(0, 256, (40, 52, 3), dtype=np.uint8))],
+        [Text("a cat"), Image(rng.integers(0, 256, (64, 30, 3), dtype=np.uint8))],
+    ]
+
+
+def _check_items(model: EmbeddingGemma2, name: str, scratch: Path) -> list[list[Item | str]]:
+    """Check batches: texts of several lengths with padding (one longer than the sliding window and the traced
+    rows), and an image written as a PNG and decoded by gemb2's loader, with a smaller image beside text."""
+    if name == "text":
+        long = "a long sentence about many things, " * 6
+        return [["x", long, "the cat sat on the mat", "hello world"], [long + "and more"]]
+    from PIL import Image as PILImage
+
+    from gemb2.data.load import load_file
+
+    yy, xx = np.mgrid[0:90, 0:120]
+    rgb = np.stack([xx * 2, yy * 2, ((xx - 60) ** 2 + (yy - 45) ** 2 < 900) * 255], -1).astype(np.uint8)
+    PILImage.fromarray(rgb).save(scratch / "check.png")
+    decoded = next(iter(load_file(scratch / "check.png", "image", model.load_spec()))).parts[0]
+    small = Image(np.ascontiguousarray(rgb[::3, ::2]))
+    return [[[decoded]], [[decoded], [Text("a red circle: "), small], "no image here"]]
+
+
+def check(model: EmbeddingGemma2, name: str, path: Path, dim: int, scratch: Path) -> dict[str, Any]:
+    """Run graph `name` with onnxruntime on the check batches and compare with model.encode (fp32); the manifest's
+    record, or ExportCheckError past CHECK_TOL."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return {"checked": False, "why": "onnxruntime is not installed"}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    diff, batches = 0.0, []
+    for items in _check_items(model, name, scratch):
+        got = session.run(None, feeds(model, items, "query"))[0]
+        want = model.encode(items, task="query", dim=dim, precision="fp32")
+        diff = max(diff, float(np.abs(got - want).max()))
+        batches.append(len(items))
+    if not diff <= CHECK_TOL:
+        raise ExportCheckError(
+            f"the {name} graph does not reproduce the model: max abs difference {diff:.3g} > {CHECK_TOL:g}; "
+            "nothing written"
+        )
+    return {
+        "checked": True,
+        "max_abs_diff": diff,
+        "tolerance": CHECK_TOL,
+        "batches": batches,
+        "against": "gemb2 model.encode (fp32) on the same items, other batch sizes and lengths than the traced ones",
+    }
+
+
+def export_gemma2(model: EmbeddingGemma2, out: str | Path, *, dim: int | None = None, force: bool = False) -> dict:
+    """Write the text (and image) graphs, tokenizer and processor configs and manifest.json as the folder `out`,
+    all or nothing. ExportError for a bad `dim` or an existing `out`; ExportCheckError when a graph fails its
+    check (nothing written)."""
+    from .onnx import _check_onnx, write_folder
+
+    _check_onnx()
+    try:
+        dim = model.check_dim(dim)
+    except ValueError as e:
+        raise ExportError(f"--dim {dim}: {e}") from e
+    return write_folder(out, force, lambda folder, stop: _write(model.eval().float().cpu(), folder, dim, stop))
+
+
+def _write(model: EmbeddingGemma2, folder: Path, dim: int, stop: StopSignal) -> dict[str, Any]:
+    names = ["text"] + (["image"] if model.image_processor is not None else [])
+    skipped = dict(NOT_EXPORTED)
+    if "image" not in names:
+        skipped["image"] = "this folder has no vision tower (or no preprocessor_config.json)"
+    graphs = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in names:
+            graphs[name] = _export_graph(model, name, folder, dim, Path(scratch))
+            stop.raise_if_set()
+    source = Path(model.tokenizer_file).parent
+    tok = plain_tokenizer_json(Path(model.tokenizer_file).read_text(encoding="utf-8"))
+    (folder / "tokenizer.json").write_text(tok, encoding="utf-8")
+    copied = [f for f in COPIED if (source / f).is_file()]
+    for f in copied:
+        shutil.copyfile(source / f, folder / f)
+    manifest = build_manifest(model, dim, graphs, skipped, copied)
+    with open(folder / "manifest.json", "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, ensure_ascii=False)
+    stop.raise_if_set()
+    return manifest
+
+
+def _export_graph(model: EmbeddingGemma2, name: str, folder: Path, dim: int, scratch: Path) -> dict[str, Any]:
+    """Trace graph `name` to folder/name.onnx and check it; its record in the manifest."""
+    feed = feeds(model, _trace_items(model, name), "query")
+    inputs = list(feed)
+    axes = {"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"}}
+    axes |= {k: {0: "images"} for k in inputs if k not in axes}
+    module = TextGraph(model, dim) if name == "text" else ImageGraph(model, dim)
+    path = folder / f"{name}.onnx"
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes on shape checks that are constant for these inputs
+        torch.onnx.export(
+            module,
+            tuple(torch.from_numpy(feed[k]) for k in inputs),
+            str(path),
+            input_names=inputs,
+            output_names=["embedding"],
+            dynamic_axes=axes | {"embedding": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return {
+        "file": path.name,
+        "inputs": [
+            {"name": k, "dtype": str(feed[k].dtype), "shape": [axes[k].get(i, n) for i, n in enumerate(feed[k].shape)]}
+            for k in inputs
+        ],
+        "output": {"name": "embedding", "dtype": "float32", "shape": ["batch", dim], "l2_normalised": True},
+        "check": check(model, name, path, dim, scratch),
+    }
+
+
+def build_manifest(
+    model: EmbeddingGemma2, dim: int, graphs: dict[str, Any], skipped: dict[str, str], copied: list[str]
+) -> dict[str, Any]:
+    """The manifest of an export at `dim`: graphs written (name -> record), `skipped` (name -> why), the rules."""
+    cfg = model.config
+    return {
+        "format": "gemb2 onnx export",
+        "format_version": MANIFEST_VERSION,
+        "family": FAMILY,
+        "model": model.model_id,
+        "opset": OPSET,
+        "dim": dim,
+        "out_dim": cfg.out_dim,
+        "matryoshka": dim != cfg.out_dim,
+        "matryoshka_dims": [d for d in cfg.matryoshka_dims if d <= dim],
+        "matryoshka_rule": "keep the first d coordinates of `embedding` (d one of matryoshka_dims) and re-normalise",
+        "graphs": graphs,
+        "not_exported": skipped,
+        "files": ["tokenizer.json", *copied],
+        "text": _text(model),
+        "image": _image(model) if "image" in graphs else None,
+    }
+
+
+def _text(model: EmbeddingGemma2) -> dict[str, Any]:
+    cfg = model.config
+    return {
+        "tokenizer": {
+            "file": "tokenizer.json",
+            "add_special_tokens": True,
+            "note": "Tokenizer.from_file(...).encode(prompt + text).ids: the file's post-processor adds <bos> and "
+            "<eos>; its padding and truncation are removed",
+        },
+        "pad_id": model.pad_id,
+        "max_text_tokens": cfg.max_text_tokens,
+        "prompts": dict(cfg.prompts),
+        "tasks": {t: model.prompt_name(t) for t in ("query", "document")},
+        "layout": "row = ids(prompts[name] + text); a text-only row longer than max_text_tokens keeps its first "
+        "max_text_tokens - 1 ids and its last (<eos>); rows with images are not cut. Pad rows on the right with "
+        "pad_id to the batch's longest; attention_mask 1 on real ids, 0 on padding",
+        "windows": "gemb2 embeds long text files as windows of load_spec text_window_tokens tokens, one vector each",
+    }
+
+
+def _image(model: EmbeddingGemma2) -> dict[str, Any]:
+    ip: Any = model.image_processor
+    hf: Any = model.hf
+    boi, tok, eoi = model._image_marks
+    c = hf.config
+    return {
+        "graph": "image",
+        "processor": "preprocessor_config.json (transformers' Gemma4ImageProcessor: resize to the soft-token "
+        "budget, patchify, pad to max_patches with position (-1, -1))",
+        "patch_size": ip.patch_size,
+        "pooling_kernel_size": ip.pooling_kernel_size,
+        "max_soft_tokens": ip.max_soft_tokens,
+        "max_patches": ip.max_soft_tokens * ip.pooling_kernel_size**2,
+        "slots": {"begin": boi, "token": tok, "end": eoi, "ids": [c.boi_token_id, c.image_token_id, c.eoi_token_id]},
+        "layout": "each image of an item becomes begin + n x token + end in its text, where it stands; n = (h // "
+        "patch_size) * (w // patch_size) // pooling_kernel_size^2 with (h, w) the processor's resized size "
+        "(gemb2.parts.patch_budget_size); pixel_values and image_position_ids stack the batch's images in the "
+        "order of their slots, and the slots must number the images' soft tokens",
+        "decode": "gemb2's image loader (Pillow, EXIF orientation applied, RGB), whole images",
+    }
