@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from gemb2.model.config import ModelConfig
+from gemb2.model.layout import KINDS
 from gemb2.model.model import Gemb2Model, truncate
 from gemb2.parts import SAMPLE_RATE
 
@@ -31,10 +32,11 @@ class _Graph(nn.Module):
         super().__init__()
         self.m, self.dim = model, dim
 
-    def vector(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, H) input embeddings, (B, T) bool (None: every position real) -> (B, dim)."""
+    def vector(self, x: torch.Tensor, mask: torch.Tensor | None = None, kind: str = "text") -> torch.Tensor:
+        """(B, T, H) input embeddings of items of `kind`, (B, T) bool (None: every position real) -> (B, dim)."""
         mask = torch.ones(x.shape[:2], dtype=torch.bool) if mask is None else mask
-        return truncate(self.m.head(x, mask), self.dim)  # (B, dim)
+        kinds = torch.full(x.shape[:1], KINDS[kind], dtype=torch.long)  # the model's per-modality calibration
+        return truncate(self.m.calibrated(self.m.head(x, mask), kinds), self.dim)  # (B, dim)
 
 
 class TextGraph(_Graph):
@@ -44,12 +46,12 @@ class TextGraph(_Graph):
 
 class ImageGraph(_Graph):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.vector(self.m.sequence([self.m.image_tokens(pixels)]))
+        return self.vector(self.m.sequence([self.m.image_tokens(pixels)]), kind="image")
 
 
 class AudioGraph(_Graph):
     def forward(self, samples: torch.Tensor) -> torch.Tensor:
-        return self.vector(self.m.sequence([self.m.audio_tokens(samples)]))
+        return self.vector(self.m.sequence([self.m.audio_tokens(samples)]), kind="audio")
 
 
 class VideoGraph(_Graph):
@@ -60,12 +62,12 @@ class VideoGraph(_Graph):
         return f.reshape(frames.shape[0], -1, f.shape[-1])
 
     def forward(self, frames: torch.Tensor, times: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
-        return self.vector(self.m.sequence([self.frames(frames, times), self.m.audio_tokens(samples)]))
+        return self.vector(self.m.sequence([self.frames(frames, times), self.m.audio_tokens(samples)]), kind="video")
 
 
 class SilentVideoGraph(VideoGraph):
     def forward(self, frames: torch.Tensor, times: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return self.vector(self.m.sequence([self.frames(frames, times)]))
+        return self.vector(self.m.sequence([self.frames(frames, times)]), kind="video")
 
 
 class Examples:

@@ -15,6 +15,7 @@ from typing import Any
 
 IMAGE_STEMS = ("patch", "efficientnet", "none")  # stems/patch.py, stems/efficientnet.py; "none": text/audio only
 AUDIO_STEMS = ("mel", "whisper", "none")  # stems/mel.py, stems/whisper.py; "none": no audio
+CALIBRATIONS = ("none", "centre")  # "centre": a media vector is moved by its modality's learned shift (calibration.py)
 GEMINI_QUERY_PROMPT = "task: search result | query: "  # Gemini Embedding's query prefix
 GEMINI_DOCUMENT_PROMPT = "title: none | text: "  # Gemini Embedding's document prefix
 
@@ -92,6 +93,8 @@ class ModelConfig:
     out_dim: int = 384  # projection size: the stored vector's dimension
     matryoshka_dims: tuple[int, ...] = (384, 256, 128, 64)  # usable prefixes, descending; first == out_dim
     seed: int = 0  # random init seed: every process builds identical untrained weights
+    # --- added after v1: left out of to_dict() (config.json, the id hash) at their defaults; see OPTIONAL
+    calibration: str = "none"  # "centre": media vectors shifted onto the text cloud's centre (calibration.py)
 
     def __post_init__(self) -> None:
         _need(bool(self.name) and "@" not in self.name, f"name must be non-empty without '@', got {self.name!r}")
@@ -104,6 +107,7 @@ class ModelConfig:
             3 <= self.max_text_tokens <= self.max_positions,
             f"max_text_tokens must be in [3, max_positions={self.max_positions}], got {self.max_text_tokens}",
         )
+        _need(self.calibration in CALIBRATIONS, f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         self._check_image_stem()
         self._check_audio_stem()
         self._check_video_and_output()
@@ -202,8 +206,13 @@ class ModelConfig:
 
     # --- JSON
     def to_dict(self) -> dict[str, Any]:
+        """Every field, except the OPTIONAL ones at their defaults: a config written before they existed reads
+        back the same, and its model id does not move."""
         d = dataclasses.asdict(self)
         d["matryoshka_dims"] = list(self.matryoshka_dims)
+        for key, default in OPTIONAL.items():
+            if d[key] == default:
+                del d[key]
         return d
 
     @classmethod
@@ -216,12 +225,15 @@ class ModelConfig:
         unknown = sorted(set(d) - set(names))
         if unknown:
             raise ValueError(f"unknown model config key(s): {', '.join(unknown)}")
+        d = OPTIONAL | d
         missing = [n for n in names if n not in d]
         if missing:
             raise ValueError(f"model config is missing key(s): {', '.join(missing)}")
         kwargs = {n: _check_type(n, d[n], hints[n]) for n in names}
         return cls(**kwargs)
 
+
+OPTIONAL = {"calibration": "none"}  # fields added after v1 -> their defaults (absent = default)
 
 _POSITIVE = (  # the fields that must be >= 1
     "vocab_size",

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..parts import Item, Part, as_item
+from . import calibration
 from .backbone import Backbone
 from .config import ModelConfig
 from .digest import weights_digest
@@ -107,6 +108,8 @@ class Gemb2Model(nn.Module):
             self.projection = nn.Linear(cfg.hidden, cfg.out_dim)
             nn.init.normal_(self.projection.weight, std=cfg.hidden**-0.5)
             nn.init.zeros_(self.projection.bias)
+        if cfg.calibration != "none":  # absent at "none": the state (and so the id) of a model without it
+            calibration.add_buffer(self, cfg.out_dim)
         image, audio = self.image_stem, self.audio_stem
         self._grid = int(getattr(image, "grid", 0))  # an image stem's tokens are a grid x grid grid
         spt = int(getattr(audio, "samples_per_token", 0)) or None
@@ -150,7 +153,8 @@ class Gemb2Model(nn.Module):
         at a time (`encode` does on a CPU, to bound activation memory); None runs each stem once on all of
         them. The stems treat items independently, so the vectors are the same either way (to float rounding).
         """
-        return self.head(self.embed(batch, stem_chunk=stem_chunk), batch.mask)  # (B, out_dim)
+        v = self.head(self.embed(batch, stem_chunk=stem_chunk), batch.mask)  # (B, out_dim)
+        return self.calibrated(v, calibration.item_kinds(batch)) if self.config.calibration != "none" else v
 
     def embed(self, batch: Batch, *, stem_chunk: int | None = None) -> torch.Tensor:
         """The typed input embeddings of a collated batch: text tokens at their positions, each media token at
@@ -234,6 +238,13 @@ class Gemb2Model(nn.Module):
         m = mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
         pooled = (h * m).sum(1) / m.sum(1)  # (B, H) mean over real tokens
         return F.normalize(self.projection(pooled), dim=-1)  # (B, out_dim)
+
+    def calibrated(self, v: torch.Tensor, kinds: torch.Tensor) -> torch.Tensor:
+        """head's vectors (B, out_dim) of items of `kinds` ((B,) rows of KINDS) with the per-modality calibration
+        (calibration.py) applied: media moved by their modality's shift, text as it is. Without one, `v`."""
+        if self.config.calibration == "none":
+            return v
+        return calibration.calibrate(v, self.get_buffer(calibration.BUFFER), kinds)
 
     # --- inference --------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ gemb2/pretrained/assets/<name>/ holds:
     parts.json            the `assemble.Parts` the pretrained model is built from (seed included)
     config.json           the trained model's ModelConfig (its name is the release's name)
     adds.safetensors      "set.<param>": a tensor that replaces the assembled one;
-                          "lowrank_a.<param>" (r, in) and "lowrank_b.<param>" (out, r): W0 += B @ A
+                          "lowrank_a.<param>" (r, in) and "lowrank_b.<param>" (out, r): W0 += B @ A;
+                          "set.calibration_shift" when config.json's calibration is not "none"
     model_id.json         {"model_id": ..., "parts": {pip package: version}}: the id the assembled model has
                           with those part packages installed, so that resolving the id (an unchanged rerun of
                           `gemb2 embed`) reads no weight and builds no model (release_model_id)
@@ -29,6 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gemb2.model import calibration
 from gemb2.model.model import Gemb2Model
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -98,9 +100,13 @@ def load_release_folder(folder: Path, stems: Collection[str] | None = None) -> G
         parts_doc["matryoshka"] = tuple(parts_doc["matryoshka"])
     model = assemble(Parts(**parts_doc), stems)  # MissingWeightsError (a FileNotFoundError) names the packages
     config = ModelConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
-    if config.replace(name=model.config.name) != model.config:
+    if config.replace(name=model.config.name, calibration=model.config.calibration) != model.config:
         raise ValueError(f"{folder}: config.json does not describe the model parts.json assembles")
+    if config.calibration != "none":  # fitted after training (gemb2/train/calibrate.py): its shifts are in adds
+        calibration.add_buffer(model, config.out_dim)
     adds = load_file(str(folder / "adds.safetensors"))
+    if config.calibration != "none" and f"set.{calibration.BUFFER}" not in adds:
+        raise ValueError(f"{folder}: config.json asks for calibration {config.calibration!r}, adds has no shifts")
     skipped = () if stems is None else tuple(f"{s}_stem." for s in ("image", "audio") if s not in stems)
     apply_adds(model, {k: t for k, t in adds.items() if not k.partition(".")[2].startswith(skipped)}, str(folder))
     model.config = config
