@@ -15,7 +15,8 @@ def pull(
     as_json: Annotated[bool, typer.Option("--json", help="Print {source, path} as one JSON object.")] = False,
 ) -> None:
     """Download a model through huggingface_hub (safetensors, JSON and tokenizer files only; never pickles) into
-    its cache, where `--model NAME` finds it offline. Exit codes: 0 done, 2 unknown name or cannot download."""
+    its cache, where `--model NAME` finds it offline. Exit codes: 0 done, 1 the Hub or the network failed (try
+    again later: what was fetched is kept, never loaded half), 2 unknown name or repo, or offline (HF_HUB_OFFLINE)."""
     from gemb2.pretrained.sources import pull as run_pull
 
     path = run_pull(source)

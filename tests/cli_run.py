@@ -25,9 +25,9 @@ def cli_cmd(*args: object) -> list[str]:
 
 def cli_env(**extra: str) -> dict[str, str]:
     """This process's environment, offline (HF_HUB_OFFLINE=1), LanceDB quiet, this tree first on PYTHONPATH
-    (so the subprocess runs the code under test from any cwd), then `extra`."""
+    (so the subprocess runs the code under test from any cwd), then `extra` (which may override them)."""
     path = os.pathsep.join(p for p in (ROOT_DIR, os.environ.get("PYTHONPATH")) if p)
-    return dict(os.environ, HF_HUB_OFFLINE="1", LANCE_LOG="error", PYTHONPATH=path, **extra)
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "LANCE_LOG": "error", "PYTHONPATH": path, **extra}
 
 
 def gemb2(

@@ -44,14 +44,11 @@ from gemb2.parts import SAMPLE_RATE, Audio, Image, Item, Part, Text, as_item, pa
 
 FAMILY = "embeddinggemma-2"
 MODEL_TYPE = "embedding_gemma2"
-HUB_REPO = "google/embeddinggemma-2"
 MATRYOSHKA = (512, 256, 128)  # the published prefixes below the 768-d vector (model card), kept where < out_dim
 DEFAULT_CONTEXT = 8192  # tokens, when the folder does not say (sentence_bert_config.json's max_seq_length)
 TASK_ALIASES = {"query": ("query", "Retrieval-query"), "document": ("document", "Retrieval-document")}
 AUDIO_TOKENS = 750  # the processor's audio_seq_length: at most 30 s of audio (40 ms a token) per clip
 INSTALL = "pip install 'gemb2[gemma]'  (transformers >= 5.24)"
-# what a download keeps: weights as safetensors, configs and tokenizer files as JSON; never .bin / .pt / pickle
-HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*/*.json"]
 
 
 class EmbeddingGemma2Error(FatalError, ValueError):

@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gemb2.errors import UsageError
+from gemb2.errors import FatalError, UsageError
 from gemb2.model.config import ModelConfig, tiny
 
 if TYPE_CHECKING:
@@ -43,6 +43,10 @@ HUB_PATTERNS = ["*.json", "*.safetensors", "*/*.json", "tokenizer.model"]
 
 class ModelSourceError(UsageError, ValueError):
     """The model source names no preset and no model folder, or a preset that is not installed."""
+
+
+class HubError(FatalError):
+    """The Hugging Face Hub or the network failed while downloading (a 5xx, a refused or timed-out connection)."""
 
 
 def _not_installed() -> ModelConfig:
@@ -188,7 +192,13 @@ def model_source_id(source: str) -> str:
 
 
 def _download(repo: str) -> Path:
-    """Fetch a BERT text model from the Hugging Face Hub (only for an explicit `hf:ORG/NAME` source)."""
+    """Fetch a model folder from the Hugging Face Hub (only for an explicit `hf:ORG/NAME` source, or `gemb2 pull`).
+
+    huggingface_hub writes each file to `blobs/*.incomplete` and renames it when whole, then links it into the
+    snapshot: a failed download leaves a snapshot without some files, which `_complete` refuses (never a model
+    loaded from half a download). Errors: ModelSourceError (exit 2) when the repo or revision does not exist, is
+    gated, or the Hub may not be used (HF_HUB_OFFLINE=1, not cached); HubError (exit 1) when the Hub or the
+    network fails (5xx, refused, timed out): the same command may work later."""
     if repo.count("/") != 1 or not all(repo.split("/")):
         raise ModelSourceError(f"{HUB_PREFIX}{repo}: expected {HUB_PREFIX}ORG/NAME, e.g. hf:BAAI/bge-small-en-v1.5")
     try:
@@ -196,12 +206,48 @@ def _download(repo: str) -> Path:
     except ImportError:
         raise ModelSourceError(f"{HUB_PREFIX}{repo} needs huggingface_hub: pip install huggingface_hub") from None
     try:
-        return Path(snapshot_download(repo, allow_patterns=HUB_PATTERNS))
+        folder = Path(snapshot_download(repo, allow_patterns=HUB_PATTERNS))
     except Exception as e:  # offline, unknown repo, network errors: one line for the user
-        raise ModelSourceError(
-            f"{HUB_PREFIX}{repo}: cannot fetch it from the Hugging Face Hub "
-            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        first = str(e).splitlines()[0] if str(e) else ""
+        kind = HubError if _hub_failed(e) else ModelSourceError
+        raise kind(
+            f"{HUB_PREFIX}{repo}: cannot fetch it from the Hugging Face Hub ({type(e).__name__}: {first})"
         ) from None
+    return _complete(folder, f"{HUB_PREFIX}{repo}: the download in {folder} is incomplete; fetch it again")
+
+
+def _hub_failed(e: BaseException | None) -> bool:
+    """Whether `e` (or what caused it) is the Hub or the network failing (a 5xx, a refused or timed-out
+    connection) rather than a missing repo or an offline switch."""
+    while e is not None:
+        if type(e).__name__ == "OfflineModeIsEnabled":  # a ConnectionError, but the user's switch (HF_HUB_OFFLINE)
+            return False
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if isinstance(status, int):
+            return status >= 500 or status in (408, 429)
+        if isinstance(e, (ConnectionError, TimeoutError)) or type(e).__name__ in _NETWORK_ERRORS:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+_NETWORK_ERRORS = {"ConnectError", "ConnectTimeout", "ReadTimeout", "TimeoutException", "RemoteProtocolError"}
+
+
+def _complete(folder: Path, message: str) -> Path:
+    """`folder` if it holds config.json and all its safetensors weights (every shard an index names), else
+    ModelSourceError(message): what an interrupted download leaves is never loaded as a model."""
+    import json
+
+    index = folder / "model.safetensors.index.json"
+    try:
+        shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()) if index.is_file() else set()
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        shards = {index.name + " (unreadable)"}
+    weights = [folder / s for s in shards] if shards else list(folder.glob("*.safetensors"))
+    if not (folder / "config.json").is_file() or not weights or not all(w.is_file() for w in weights):
+        raise ModelSourceError(message)
+    return folder
 
 
 def _cached(repo: str) -> Path:
@@ -210,13 +256,12 @@ def _cached(repo: str) -> Path:
         from huggingface_hub import snapshot_download
     except ImportError:
         raise ModelSourceError(f"{GEMMA_NAME} needs huggingface_hub: pip install 'gemb2[gemma]'") from None
+    pull_it = f"run `gemb2 pull {GEMMA_NAME}` (or pass --model PATH to a downloaded folder)"
     try:
-        return Path(snapshot_download(repo, allow_patterns=HUB_PATTERNS, local_files_only=True))
-    except Exception:  # not in the cache (LocalEntryNotFoundError and kin)
-        raise ModelSourceError(
-            f"{GEMMA_NAME} is not in the Hugging Face cache: run `gemb2 pull {GEMMA_NAME}` (or pass --model PATH "
-            "to a downloaded folder)"
-        ) from None
+        folder = Path(snapshot_download(repo, allow_patterns=HUB_PATTERNS, local_files_only=True))
+    except Exception:  # not in the cache, or only part of it (LocalEntryNotFoundError, IncompleteSnapshotError)
+        raise ModelSourceError(f"{GEMMA_NAME} is not in the Hugging Face cache: {pull_it}") from None
+    return _complete(folder, f"{GEMMA_NAME} is only partly in the Hugging Face cache ({folder}): {pull_it}")
 
 
 def pull(source: str) -> Path:
