@@ -1,7 +1,7 @@
 """One error type for gemb2: every error it raises on purpose is a `Gemb2Error` whose class says its exit code.
 
     0    done
-    1    FatalError: the model or the store could not be opened or written (a broken file, disk full)
+    1    FatalError: the model or the store could not be opened or written (a broken file, disk full), the Hub failed
     2    UsageError: a bad flag or value, a missing path, an unknown model, a table made by another model
     3    InputError / a run with failed inputs: some inputs could not be read; the others were done
     4    BusyError: another run holds the table's lock (and --wait ran out); nothing was done
