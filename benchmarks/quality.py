@@ -11,7 +11,7 @@ input give the same features), which changes no number. Baselines, computed here
 
   chance        random rankings (the mean of 20 draws)
   cascade       every medium turned into text, then all-MiniLM-L6-v2: an image becomes its EfficientNet-Lite0
-                ImageNet top-1 class name (gemb2/pretrained/assets/imagenet_classes.txt), audio its Whisper
+                ImageNet top-1 class name (gemb2/model/assets/imagenet_classes.txt), audio its Whisper
                 tiny.en transcript (greedy, through faster-whisper: the repo has no Whisper decoder; this
                 script is its only user), a video the transcript of its audio track
   MiniLM        raw all-MiniLM-L6-v2 on the text-only tasks
@@ -86,7 +86,7 @@ class Cascade:
 
         self.spec = spec
         self.classifier = load_efficientnet_lite(None, "lite0", num_classes=None).eval()
-        assets = Path(__file__).resolve().parents[1] / "gemb2/pretrained/assets/imagenet_classes.txt"
+        assets = Path(__file__).resolve().parents[1] / "gemb2/model/assets/imagenet_classes.txt"
         self.classes = assets.read_text(encoding="utf-8").splitlines()
         ct2_folder = whisper_ct2_files("tiny.en")[0].parent  # model.bin, config.json, tokenizer.json, vocabulary
         self.asr = WhisperModel(str(ct2_folder), device="cpu", compute_type="float32", cpu_threads=2)

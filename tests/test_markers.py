@@ -24,6 +24,7 @@ FAST = {
     "tests.data.test_formats._has_encoder": "`ffmpeg -encoders`: 0.05 s",
     "tests.export.test_onnx_client._speech": "espeak-ng, then ffmpeg to M4A: 0.3 s",
     "tests.pretrained.test_whisper_parity.speech": "espeak-ng, then ffmpeg to 16 kHz: 0.3 s (once a module)",
+    "tests.pretrained.test_recognise._speech": "espeak-ng, then ffmpeg to 16 kHz: 0.3 s (once a module)",
 }
 OS_STARTERS = {"system", "popen", "fork", "forkpty", "posix_spawn", "posix_spawnp"}
 PROCESS_STARTERS = {"Process", "Pool", "start_processes", "spawn"}  # on multiprocessing / torch.multiprocessing

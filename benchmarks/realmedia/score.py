@@ -95,7 +95,7 @@ class Recogniser:
 
         if self._classifier is None:
             self._classifier = load_efficientnet_lite(None, "lite0", num_classes=None).eval()
-            assets = Path(rm.HERE).parents[1] / "gemb2/pretrained/assets/imagenet_classes.txt"
+            assets = Path(rm.HERE).parents[1] / "gemb2/model/assets/imagenet_classes.txt"
             self._names = assets.read_text(encoding="utf-8").splitlines()
         t0 = time.perf_counter()
         x = torch.from_numpy(fit_image(pixels, 224)).permute(2, 0, 1)[None]

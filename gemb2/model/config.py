@@ -51,6 +51,8 @@ WHISPER_SIZES = {  # encoder shapes (d_model, heads, layers) of the Whisper size
 MEL_FRAMES_PER_SECOND = 100  # Whisper's front end: hop 160 samples at 16 kHz
 WHISPER_WINDOW_S = 30.0  # Whisper's encoder sees 30 s windows (3000 mel frames -> 1500 positions)
 EFFICIENTNET_STRIDE = 32  # EfficientNet's last feature map is the image downsampled 32 times
+IMAGENET_CLASSES = 1000  # the EfficientNet-Lite classifier head's classes (assets/imagenet_classes.txt)
+RECOGNITION_FIELDS = ("recognise_classes", "recognise_speech", "recognise_no_speech")  # recognise.py
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,11 @@ class ModelConfig:
     seed: int = 0  # random init seed: every process builds identical untrained weights
     # --- added after v1: left out of to_dict() (config.json, the id hash) at their defaults; see OPTIONAL
     calibration: str = "none"  # "centre": media vectors shifted onto the text cloud's centre (calibration.py)
+    # recognition (recognise.py): words read off each media part, embedded as a Text part placed before it. Off by
+    # default; while off these fields are left out (OPTIONAL), while on all of them are written (RECOGNITION_FIELDS)
+    recognise_classes: int = 0  # top-k ImageNet class names from the EfficientNet image stem's own classifier head
+    recognise_speech: str = ""  # "whisper-<size>": the words of audio (and a video's track), greedy Whisper decoding
+    recognise_no_speech: float = 0.4  # a decoded segment whose no-speech probability is above this is dropped
 
     def __post_init__(self) -> None:
         _need(bool(self.name) and "@" not in self.name, f"name must be non-empty without '@', got {self.name!r}")
@@ -111,6 +118,7 @@ class ModelConfig:
         self._check_image_stem()
         self._check_audio_stem()
         self._check_video_and_output()
+        self._check_recognition()
 
     def _check_image_stem(self) -> None:
         _need(self.image_stem in IMAGE_STEMS, f"image_stem must be one of {IMAGE_STEMS}, got {self.image_stem!r}")
@@ -171,6 +179,27 @@ class ModelConfig:
             f"matryoshka_dims must be strictly descending and positive, got {dims}",
         )
 
+    def _check_recognition(self) -> None:
+        k = self.recognise_classes
+        _need(0 <= k <= IMAGENET_CLASSES, f"recognise_classes must be in [0, {IMAGENET_CLASSES}], got {k}")
+        _need(
+            k == 0 or self.image_stem == "efficientnet",
+            f"recognise_classes needs image_stem 'efficientnet' (its ImageNet head), got {self.image_stem!r}",
+        )
+        speech = self.recognise_speech
+        sizes = tuple(f"whisper-{s}" for s in WHISPER_SIZES)
+        _need(speech in ("", *sizes), f"recognise_speech must be '' or one of {sizes}, got {speech!r}")
+        _need(not speech or self.audio_stem != "none", "recognise_speech needs an audio stem (audio_stem is 'none')")
+        _need(
+            0.0 <= self.recognise_no_speech <= 1.0,
+            f"recognise_no_speech must be in [0, 1], got {self.recognise_no_speech}",
+        )
+
+    @property
+    def recognises(self) -> bool:
+        """Whether the model reads words off its media (recognise.py) before embedding them."""
+        return self.recognise_classes > 0 or bool(self.recognise_speech)
+
     # --- derived sizes (one place, so stems and the model agree)
     @property
     def image_grid(self) -> int:
@@ -207,11 +236,12 @@ class ModelConfig:
     # --- JSON
     def to_dict(self) -> dict[str, Any]:
         """Every field, except the OPTIONAL ones at their defaults: a config written before they existed reads
-        back the same, and its model id does not move."""
+        back the same, and its model id does not move. A model that recognises keeps all its RECOGNITION_FIELDS
+        (its id then pins the gate too, not just what differs from today's defaults)."""
         d = dataclasses.asdict(self)
         d["matryoshka_dims"] = list(self.matryoshka_dims)
         for key, default in OPTIONAL.items():
-            if d[key] == default:
+            if d[key] == default and not (self.recognises and key in RECOGNITION_FIELDS):
                 del d[key]
         return d
 
@@ -233,7 +263,12 @@ class ModelConfig:
         return cls(**kwargs)
 
 
-OPTIONAL = {"calibration": "none"}  # fields added after v1 -> their defaults (absent = default)
+OPTIONAL = {  # fields added after v1 -> their defaults (absent = default)
+    "calibration": "none",
+    "recognise_classes": 0,
+    "recognise_speech": "",
+    "recognise_no_speech": 0.4,
+}
 
 _POSITIVE = (  # the fields that must be >= 1
     "vocab_size",

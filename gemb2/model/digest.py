@@ -14,6 +14,7 @@ from typing import Protocol
 import torch
 
 from .config import ModelConfig
+from .recognise import class_names
 from .tokenizer import TextTokenizer
 
 
@@ -30,9 +31,12 @@ def hash_state(h: _Hash, state: Mapping[str, torch.Tensor]) -> None:
 
 
 def weights_digest(config: ModelConfig, tokenizer: TextTokenizer, state: Mapping[str, torch.Tensor]) -> str:
-    """A short, stable hash of what decides the vectors: config, tokenizer, and every tensor's name, dtype and bytes."""
+    """A short, stable hash of what decides the vectors: config (`to_dict`), tokenizer, and every tensor's
+    name, dtype and bytes."""
     h = hashlib.sha256()
     h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
     h.update(tokenizer.digest.encode())
+    if config.recognise_classes:  # the names it writes are part of what it embeds
+        h.update("\n".join(class_names()).encode())
     hash_state(h, state)
     return h.hexdigest()[:12]

@@ -23,6 +23,9 @@ pieces that the ONNX export (gemb2/export) calls too, so the graphs compute what
     video_tokens   = frame_tokens(image stem(frames), times): grid pooled (pool_grid), + time embedding
     head           = backbone -> mean over real tokens -> projection -> L2 normalise
 
+Recognition (recognise.py; config.recognise_*): `encode` first puts the words the model reads off each media part
+(ImageNet class names from the image stem's classifier head, Whisper's transcript) before it as a Text part.
+
 Stems (stems/): a model without an image stem refuses images and videos, one without an audio
 stem refuses audio and embeds a video from its frames alone (`config.modalities` says what fits).
 """
@@ -44,6 +47,7 @@ from .backbone import Backbone
 from .config import ModelConfig
 from .digest import weights_digest
 from .layout import KINDS, Batch, Layout
+from .recognise import Recogniser
 from .stems import build_audio_stem, build_image_stem
 from .tokenizer import TextTokenizer
 
@@ -116,6 +120,8 @@ class Gemb2Model(nn.Module):
         self.layout = Layout(cfg, self.tokenizer, images=image is not None, samples_per_token=spt)
         self._frame_side = int(round(cfg.video_tokens_per_frame**0.5))
         self._id_cache: tuple[tuple[object, ...], str] | None = None
+        # recognise.py: the words read off media parts, put before them (None: the config recognises nothing)
+        self.recogniser = Recogniser(cfg, image, audio is not None) if cfg.recognises else None
 
     # --- identity and placement ------------------------------------------------------------
 
@@ -138,7 +144,16 @@ class Gemb2Model(nn.Module):
             self._id_cache = (key, f"{self.config.name}@{weights_digest(self.config, self.tokenizer, state)}")
         return self._id_cache[1]
 
-    # --- collation (layout.py) -----------------------------------------------------------------
+    # --- recognition (recognise.py) and collation (layout.py) ------------------------------------
+
+    def recognise(self, items: Sequence[tuple[Part, ...]]) -> list[tuple[Part, ...]]:
+        """Items with the words this model recognises in their media placed before each media part as a Text part
+        (config.recognise_classes, config.recognise_speech); unchanged when the config recognises nothing.
+        `encode` calls it first; `collate` and `forward` take the items as they are."""
+        if self.recogniser is None:
+            return list(items)
+        self.recogniser.device = self.device
+        return self.recogniser.expand(items)
 
     def collate(self, items: Sequence[Item | Part | str], task: str | None = "document") -> Batch:
         """Items (or single parts, or strings) -> a Batch of CPU tensors. task: "query", "document" or None."""
@@ -276,6 +291,7 @@ class Gemb2Model(nn.Module):
         avx512_bf16 is faster and moves the vectors slightly: BENCHMARKS.md; fp32 is exact). On a GPU, batches
         go through pinned memory with non-blocking copies and the vectors stay on the device until one copy at the
         end, so the CPU collates the next batch while the GPU runs this one. `device` moves the model there first.
+        A model whose config recognises media (recognise.py) first adds the words it reads off each media part.
         """
         dim = self.check_dim(dim)
         if device is not None:
@@ -288,12 +304,12 @@ class Gemb2Model(nn.Module):
             raise ValueError(f"batch_size and max_tokens must be >= 1, got {batch_size} and {max_tokens}")
         amp = _autocast_dtype(precision, dev)
         stem_chunk = None if cuda else STEM_CHUNK
-        plans = self.layout.plan_many([as_item(x) for x in items], task)
-        order = sorted(range(len(plans)), key=lambda i: -plans[i].length)  # longest first: less padding
-        out = torch.empty((len(plans), dim), dtype=torch.float32, device=dev)
         was_training = self.training
         self.eval()
         try:
+            plans = self.layout.plan_many(self.recognise([as_item(x) for x in items]), task)
+            order = sorted(range(len(plans)), key=lambda i: -plans[i].length)  # longest first: less padding
+            out = torch.empty((len(plans), dim), dtype=torch.float32, device=dev)
             with torch.inference_mode(), torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
                 for chunk in length_batches(
                     [plans[i].length for i in order],

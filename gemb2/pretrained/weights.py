@@ -64,6 +64,10 @@ class MissingWeightsError(FatalError, FileNotFoundError):
     """A pretrained part is not installed; the message names the pip package."""
 
 
+class MissingPackageError(MissingWeightsError):
+    """A Python package a pretrained part runs with is not installed (faster-whisper); the message names it."""
+
+
 class WeightsFileError(FatalError, ValueError):
     """A file offered as weights is of the wrong type, unsafe, or malformed."""
 

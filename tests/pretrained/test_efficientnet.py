@@ -15,7 +15,7 @@ from gemb2.pretrained.weights import WeightsFileError
 from tests.pretrained.unsafe import write_code_pickle, write_custom_pickle, write_text
 from tests.system import has_modules
 
-CLASSES = Path(__file__).parents[2] / "gemb2" / "pretrained" / "assets" / "imagenet_classes.txt"
+CLASSES = Path(__file__).parents[2] / "gemb2" / "model" / "assets" / "imagenet_classes.txt"
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import IMAGENET_CLASSES, ModelConfig
 from .efficientnet_lite import efficientnet_lite, preprocess
 
 
@@ -33,7 +33,10 @@ class EfficientNetStem(nn.Module):
         self.size = cfg.image_size
         self.grid = cfg.image_grid
         self.variant = cfg.image_encoder
-        self.encoder = efficientnet_lite(cfg.image_encoder, num_classes=0)
+        # the ImageNet classifier head only where the model recognises classes (recognise.py calls `classify`)
+        self.encoder = efficientnet_lite(
+            cfg.image_encoder, num_classes=IMAGENET_CLASSES if cfg.recognise_classes else 0
+        )
         self.proj = nn.Linear(self.encoder.num_features, cfg.hidden)
         nn.init.normal_(self.proj.weight, std=self.encoder.num_features**-0.5)
         nn.init.zeros_(self.proj.bias)
@@ -54,3 +57,9 @@ class EfficientNetStem(nn.Module):
         f = self.encoder.forward_features(x)  # (B, 1280, g, g)
         f = f.flatten(2).transpose(1, 2)  # (B, g*g, 1280), row-major cells
         return self.proj(f) + self.position  # (B, k, H)
+
+    def classify(self, pixels: torch.Tensor) -> torch.Tensor:
+        """ImageNet class probabilities of the CNN's own head (built when config.recognise_classes > 0).
+        (B, 3, S, S) uint8 -> (B, 1000) float32."""
+        x = preprocess(pixels).to(self.proj.weight.dtype)
+        return self.encoder(x).float().softmax(-1)
