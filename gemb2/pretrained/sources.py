@@ -217,7 +217,11 @@ def _download(repo: str) -> Path:
         raise kind(
             f"{HUB_PREFIX}{repo}: cannot fetch it from the Hugging Face Hub ({type(e).__name__}: {first})"
         ) from None
-    return _complete(folder, f"{HUB_PREFIX}{repo}: the download in {folder} is incomplete; fetch it again")
+    return _complete(
+        folder,
+        f"{HUB_PREFIX}{repo}: no complete safetensors weights in {folder} (gemb2 reads safetensors only and never "
+        "downloads .bin/.pt pickles; if a download was cut short, fetch it again)",
+    )
 
 
 def _hub_failed(e: BaseException | None) -> bool:

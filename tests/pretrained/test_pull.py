@@ -93,16 +93,25 @@ def online(monkeypatch, tmp_path):
     return point
 
 
-def test_pull_offline_a_missing_repo_and_a_hub_down_are_usage_usage_and_fatal(hub_folder, online, monkeypatch):
+def test_pull_offline_a_missing_repo_and_a_hub_down_are_usage_usage_and_fatal(
+    hub_folder, online, monkeypatch, tmp_path
+):
     import huggingface_hub.constants as hc
 
-    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(hub_folder.parent / "empty-cache"))
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(ModelSourceError, match="HF_HUB_OFFLINE"):  # HF_HUB_OFFLINE=1 as in every test
         pull("embeddinggemma-2")
-    with FakeHub({REPO: hub_folder}) as hub:
+    pickled_only = tmp_path / "pickled-only"  # a repo whose weights are a pickle alone: nothing gemb2 may load
+    pickled_only.mkdir()
+    shutil.copy(hub_folder / "config.json", pickled_only / "config.json")
+    shutil.copy(hub_folder / "pytorch_model.bin", pickled_only / "pytorch_model.bin")
+    with FakeHub({REPO: hub_folder, "someone/pickled": pickled_only}) as hub:
         online(hub)
         with pytest.raises(ModelSourceError, match=r"^hf:nobody/no-such-model: cannot fetch .*RepositoryNotFound"):
             pull("hf:nobody/no-such-model")
+        with pytest.raises(ModelSourceError, match=r"^hf:someone/pickled: no complete safetensors weights"):
+            pull("hf:someone/pickled")
+        assert hub.fetched() == {"config.json"}
         hub.down = 503  # the whole Hub: the same command may work later
         with pytest.raises(HubError, match="503") as e:
             pull("embeddinggemma-2")
