@@ -54,6 +54,9 @@ class LoadSpec:
     video_window_s: float = 30.0  # video likewise; each window holds its frames and its audio
     video_fps: float = 1.0  # frames sampled per second of video
     max_frames: int = 32  # cap on frames per video window (sampling spreads out when it would exceed it)
+    video_sampling: str = "grid"  # grid: frames on a 1/video_fps s grid (video.py); index: the Hugging Face video
+    #   processors' rule, by frame number, each window taken as a clip (video.reference_indices)
+    video_overflow: str = "uniform"  # index sampling past max_frames: keep an even spread (uniform) or the first
     text_window_tokens: int = 256  # text is chunked by tokens of the model's tokenizer
     text_overlap_tokens: int = 32  # tokens shared by consecutive text windows
     tokenizer_file: str | None = None  # tokenizer.json used for chunking; None chunks by whitespace words
@@ -75,6 +78,8 @@ class LoadSpec:
             raise ValueError(f"video_fps must be positive, got {self.video_fps}")
         if self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
+        if self.video_sampling not in ("grid", "index") or self.video_overflow not in ("uniform", "truncate"):
+            raise ValueError("video_sampling must be grid or index, video_overflow uniform or truncate")
         if not 0 <= self.text_overlap_tokens < self.text_window_tokens:
             raise ValueError("text_overlap_tokens must be in [0, text_window_tokens)")
         if not self.file_timeout_s > 0:

@@ -8,6 +8,11 @@ first one at or after it (within half a frame); only taken frames are converted 
 (the stream's display matrix, as phones write it) and resized (`fit_image`). Frame times are the
 frames' timestamps from the stream's start.
 
+Index sampling (`spec.video_sampling = "index"`, EmbeddingGemma 2): frames are counted, not timed, as transformers'
+video processors count them: every frame is decoded, each window of round(window x native fps) frames is a clip,
+and the clip's frames are those `reference_indices` names (frame int(i x native / fps); past max_frames spread
+evenly or cut); they are kept whole when the model resizes frames itself (`spec.image_patches`).
+
 Skipping: between grid times the decoder is told to drop non-reference frames (`skip_frame = NONREF`:
 B-frames nothing else is predicted from, which are ~half the frames of a typical H.264 file); near a
 grid time (within 2.5 frames) it decodes everything, so the frame taken is the very frame a full decode
@@ -58,7 +63,10 @@ def load_video(path: str, spec: LoadSpec, *, skip_nonref: bool = True) -> Iterat
             yield from load_audio(path, spec)
             return
         audio = _audio_track(path)
-        yield from _windows(_frames(container, spec, skip_nonref), audio, spec)
+        if spec.video_sampling == "index":  # frames counted by number: every one decoded
+            yield from _index_windows(_frames(container, spec, False), audio, spec)
+        else:
+            yield from _windows(_frames(container, spec, skip_nonref), audio, spec)
     finally:
         container.close()
         if audio is not None:
@@ -204,7 +212,7 @@ def _windows(
             window += 1
             next_t = window * span
         if t + half >= next_t and len(taken) < spec.max_frames:
-            taken.append(fit_image(get(), spec.image_size))
+            taken.append(_fit(get(), spec))
             times.append(max(0.0, t - window * span))
             while next_t <= t + half:
                 next_t += step
@@ -216,6 +224,74 @@ def _windows(
         index += 1
     if index == 0:
         raise LoadError("no decodable video frames")
+
+
+def _fit(pixels: np.ndarray, spec: LoadSpec) -> np.ndarray:
+    """A frame as the model takes it: whole when the model resizes it itself (spec.image_patches), else fitted."""
+    return pixels if spec.image_patches is not None else fit_image(pixels, spec.image_size)
+
+
+def reference_indices(total: int, native_fps: float, spec: LoadSpec) -> np.ndarray:
+    """The frames transformers' video processors (EmbeddingGemma 2's `sample_frames`) keep of a clip of `total`
+    decoded frames at `native_fps`: max(1, int(duration x fps)) frames, frame i being number int(i x native /
+    fps) (at most the last), duration = total / native; past max_frames, `video_overflow`: uniform keeps
+    linspace(0, n - 1, max_frames) of them, truncate the first max_frames."""
+    duration = total / native_fps
+    step = native_fps / spec.video_fps  # native frames per sampled frame
+    n = max(1, int(duration * spec.video_fps))
+    indices = np.array([min(total - 1, int(i * step)) for i in range(n)], dtype=int)
+    if len(indices) > spec.max_frames:
+        if spec.video_overflow == "truncate":
+            return indices[: spec.max_frames]
+        return indices[np.linspace(0, len(indices) - 1, spec.max_frames, dtype=int)]
+    return indices
+
+
+def _index_windows(
+    frames: Iterator[tuple[float, float, Callable[[], np.ndarray]]], audio: PcmReader | None, spec: LoadSpec
+) -> Iterator[Segment]:
+    """Windows of round(video_window_s x native fps) decoded frames, each sampled as a clip of its own
+    (`reference_indices`): a video within one window gets the very frames the reference processor takes."""
+    span = spec.video_window_s
+    window = index = pos = audio_done = 0
+    per_window, step, native, next_i = 0, 1.0, 25.0, 0
+    kept: dict[int, tuple[float, np.ndarray]] = {}  # frame number in the window -> (time in it, pixels)
+    last: tuple[float, Callable[[], np.ndarray]] = (0.0, lambda: np.zeros((0, 0, 3), np.uint8))
+    end = 0.0
+
+    def close(end: float) -> Segment:
+        nonlocal audio_done
+        clip = None
+        if audio is not None:
+            want = max(0, round(end * SAMPLE_RATE) - audio_done)
+            samples = audio.read(want)
+            audio_done += want
+            clip = Audio(samples) if len(samples) else None
+        got = [kept[i] if i in kept else (last[0], _fit(last[1](), spec)) for i in reference_indices(pos, native, spec)]
+        return Segment(
+            index=index,
+            start=float(window * span),
+            end=float(end),
+            parts=(Video(np.stack([p for _, p in got]), np.asarray([t for t, _ in got], np.float32), clip),),
+        )
+
+    for t, dur, get in frames:
+        if per_window == 0:
+            native = 1.0 / dur
+            per_window, step = max(1, round(span * native)), native / spec.video_fps
+        if pos == per_window:  # this frame opens the next window
+            yield close((window + 1) * span)
+            index, window, pos, next_i, kept = index + 1, window + 1, 0, 0, {}
+        while int(next_i * step) < pos:
+            next_i += 1
+        here = max(0.0, t - window * span)
+        if int(next_i * step) == pos:
+            kept[pos] = (here, _fit(get(), spec))
+        last, end = (here, get), max(end, t + dur)
+        pos += 1
+    if pos == 0:
+        raise LoadError("no decodable video frames")
+    yield close(max(end, window * span))
 
 
 def _audio_track(path: str) -> PcmReader | None:

@@ -21,8 +21,9 @@ Images: with a vision tower and a preprocessor_config.json, an Image part become
 transformers' Gemma4ImageProcessorPil (the reference's own, no torchvision needed); loaders hand images over whole
 (LoadSpec.image_patches). Audio: with an audio tower, an Audio part becomes <|audio> + n x <|audio|> + <audio|> (n:
 EmbeddingGemma2Processor.compute_sscp of its feature mask) and its samples go through Gemma4AudioFeatureExtractor
-(128 mel bins, 16 kHz; loaders cut 30 s windows, the processor's 750-token cap). Video is refused with a one-line
-error so far (`config.modalities`).
+(128 mel bins, 16 kHz; loaders cut 30 s windows, the processor's 750-token cap). Video: with a vision tower, a
+Video part becomes per frame <|image> + n x <|video|> + <image|> and its frames go through the video processor's
+rules (gemma2_video.py: frame sampling, per-frame resize, timestamps; the folder's video_preprocessor_config.json).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gemb2.errors import FatalError, UsageError
-from gemb2.parts import SAMPLE_RATE, Audio, Image, Item, Part, Text, as_item, patch_budget_size
+from gemb2.parts import SAMPLE_RATE, Audio, Image, Item, Part, Text, Video, as_item, patch_budget_size
+from gemb2.pretrained.gemma2_video import VideoRules, read_rules, video_inputs, video_text
 
 FAMILY = "embeddinggemma-2"
 MODEL_TYPE = "embedding_gemma2"
@@ -81,6 +83,7 @@ IDENTITY_FILES = (
     "sentence_bert_config.json",
     "model.safetensors",
     "preprocessor_config.json",
+    "video_preprocessor_config.json",
 )
 
 
@@ -152,11 +155,13 @@ class EmbeddingGemma2(nn.Module):
         self._model_id = model_id
         self.image_processor = image_processor  # transformers' Gemma4ImageProcessorPil, None: no images
         self.audio_features: Any = None  # transformers' Gemma4AudioFeatureExtractor (128 mel, 16 kHz), None: no audio
+        self.video_rules: VideoRules | None = None  # the video processor's settings, None: no video
         tok = json.loads(tokenizer_file.read_text(encoding="utf-8"))
         added = {t["id"]: t["content"] for t in tok.get("added_tokens", [])}
         c = hf_config
         self._image_marks = tuple(added.get(i, "") for i in (c.boi_token_id, c.image_token_id, c.eoi_token_id))
         self._audio_marks = tuple(added.get(i, "") for i in (c.boa_token_id, c.audio_token_id, c.eoa_token_index))
+        self._video_mark = added.get(c.video_token_id, "<|video|>")
 
     @property
     def device(self) -> torch.device:
@@ -229,6 +234,10 @@ class EmbeddingGemma2(nn.Module):
                 boa, tok, eoa = self._audio_marks
                 text += boa + tok * self._audio_tokens(p.samples) + eoa
                 images.append(p)
+            elif isinstance(p, Video) and self.video_rules is not None:
+                boi, _, eoi = self._image_marks
+                text += video_text(p, self.video_rules, (boi, self._video_mark, eoi))
+                images.append(p)
             else:
                 raise ValueError(
                     f"{FAMILY} in gemb2 does not embed {p.modality} parts (yet, or this folder has no tower)"
@@ -254,6 +263,10 @@ class EmbeddingGemma2(nn.Module):
                 "pixel_values": got["pixel_values"].to(dev),
                 "image_position_ids": got["image_position_ids"].to(dev),
             }
+        videos = [m for m in media if isinstance(m, Video)]
+        if videos:
+            assert self.video_rules is not None
+            out |= {k: v.to(dev) for k, v in video_inputs(videos, self.video_rules).items()}
         if clips:
             got = self.audio_features(clips, sampling_rate=SAMPLE_RATE, return_tensors="pt")
             out |= {
@@ -332,10 +345,16 @@ class EmbeddingGemma2(nn.Module):
         specials = len(self.tokenizer.encode("").ids)  # <bos> and <eos>
         prompts = [len(self.tokenizer.encode(p, add_special_tokens=False).ids) for p in self.config.prompts.values()]
         window = max(16, self.config.max_text_tokens - specials - max(prompts, default=0))
-        ip = self.image_processor
+        ip, vr = self.image_processor, self.video_rules or VideoRules()
         return LoadSpec(
             modalities=self.config.modalities,
-            image_patches=None if ip is None else (ip.patch_size, ip.pooling_kernel_size, ip.max_soft_tokens),
+            image_patches=(ip.patch_size, ip.pooling_kernel_size, ip.max_soft_tokens)
+            if ip is not None
+            else (vr.patch_size, vr.pooling_kernel_size, vr.max_soft_tokens),  # set: frames are kept whole too
+            video_fps=vr.fps,  # video frames: kept whole and sampled by number, as the video processor takes them
+            max_frames=vr.max_frames,
+            video_sampling="index",
+            video_overflow=vr.overflow_strategy or "uniform",
             text_window_tokens=window,
             text_overlap_tokens=min(32, window // 4),
             tokenizer_file=str(self.tokenizer_file),
@@ -395,6 +414,13 @@ def load_embedding_gemma2(path: Path) -> EmbeddingGemma2:
 
         model.audio_features = Gemma4AudioFeatureExtractor()
         model.config = replace(model.config, modalities=(*model.config.modalities, "audio"))
+    if hf.vision_tower is not None:
+        try:
+            model.video_rules = read_rules(path)
+        except (ValueError, TypeError) as e:
+            raise EmbeddingGemma2Error(f"{path}: {_first_line(e)}") from None
+        if model.video_rules is not None:
+            model.config = replace(model.config, modalities=(*model.config.modalities, "video"))
     return model
 
 

@@ -147,8 +147,36 @@ def make_folder(path: str | Path, *, vision: bool = True, audio: bool = True, se
         Gemma4ImageProcessorPil(
             patch_size=PATCH, pooling_kernel_size=POOL, max_soft_tokens=IMAGE_TOKENS
         ).save_pretrained(path)
+        _write(path / "video_preprocessor_config.json", video_config())
     _sentence_transformers(path)
     return path
+
+
+def video_config(**changes) -> dict:
+    """video_preprocessor_config.json as EmbeddingGemma2VideoProcessor.save_pretrained writes it (its class
+    attributes; transformers' video processor needs torchvision to run, so it is written here), at the tiny sizes."""
+    return {
+        "video_processor_type": "EmbeddingGemma2VideoProcessor",
+        "processor_class": "EmbeddingGemma2Processor",
+        "do_convert_rgb": True,
+        "do_resize": True,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.0, 0.0, 0.0],
+        "image_std": [1.0, 1.0, 1.0],
+        "resample": 3,
+        "do_sample_frames": True,
+        "default_to_square": True,
+        "patch_size": PATCH,
+        "pooling_kernel_size": POOL,
+        "max_soft_tokens": VIDEO_TOKENS,
+        "fps": 1,
+        "max_frames": 32,
+        "overflow_strategy": "uniform",
+        "add_timestamps": False,
+        "return_metadata": False,
+    } | changes
 
 
 def _sentence_transformers(path: Path) -> None:

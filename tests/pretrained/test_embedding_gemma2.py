@@ -125,16 +125,16 @@ def test_the_model_id_is_read_from_the_folder_without_loading_it(folder, model):
     assert model.model_id.startswith("embeddinggemma-2@")
 
 
-def test_video_is_refused_in_one_line_and_images_need_the_vision_tower(model, tmp_path):
+def test_images_and_video_need_the_vision_tower(model, tmp_path):
     from gemb2.parts import Image, Video
 
-    assert model.config.modalities == ("text", "image", "audio")
-    with pytest.raises(ValueError, match="does not embed video parts"):
-        model.encode([Video(np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1, np.float32))])
+    assert model.config.modalities == ("text", "image", "audio", "video")
     text_only = load_model(str(make_folder(tmp_path / "no-vision", vision=False)))
     assert text_only.config.modalities == ("text", "audio")
     with pytest.raises(ValueError, match="does not embed image parts"):
         text_only.encode([Image(np.zeros((8, 8, 3), np.uint8))])
+    with pytest.raises(ValueError, match="does not embed video parts"):
+        text_only.encode([Video(np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1, np.float32))])
 
 
 def test_a_missing_weight_is_a_one_line_fatal_error(folder, tmp_path):
