@@ -57,13 +57,15 @@ CHECK_TOL = 1e-4  # max abs difference between a graph and model.encode on unit 
 COPIED = (  # the folder's files a client needs besides tokenizer.json, copied as they are when present
     "tokenizer_config.json",
     "preprocessor_config.json",
+    "video_preprocessor_config.json",
     "processor_config.json",
     "config_sentence_transformers.json",
 )
 NOT_EXPORTED = {
     "audio": "not exported yet: gemb2 embeds audio with this family through PyTorch only (the text and image "
     "graphs are the ones exported)",
-    "video": f"{FAMILY} in gemb2 does not embed video yet",
+    "video": "not exported yet: gemb2 embeds video with this family through PyTorch only (the text and image "
+    "graphs are the ones exported)",
 }
 
 
