@@ -1,9 +1,11 @@
 """Retrieval on the real-media set (benchmarks/realmedia): per-kind tables and one mixed table, with hubness.
 
     python -m benchmarks.realmedia.score [--model gemb2-mini] [--split dev|test|both] [--json]
+                                         [--fit-data data/emoji/train.jsonl data/speech/train.jsonl ...]
 
 For each half (dev, test) and each table, the hand-written descriptions are text queries and the half's items of
-that kind (photo, icon, sound, speech, video, doc; or all of them: the mixed table) are the documents. Recall@1/5
+that kind (photo, icon, sound, speech, video, doc; or all of them: the mixed table) are the documents; with
+--split both also the two halves together ("all": 244 queries, 106 items). Recall@1/5
 and MRR per table; on the mixed table also hubness: for each item, the share of the queries whose target it is
 not for which it is the top hit; reported as the largest share and the fraction of items above 2 %.
 
@@ -19,6 +21,10 @@ Systems, all in the same run:
               as text ("a photo of: tabby, tiger cat, Egyptian cat" top 3 classes; the transcript), the media
               itself] in one sequence (what an image / audio stem emitting those words as WordPiece tokens beside
               its own tokens gives)
+  +words+centre  (with --fit-data) the +words vectors with gemb2/model/calibration.py's per-modality calibration,
+              fitted (`fit_shift`) on the same layout of the TRAINING manifests given (gemb2/train/calibrate.py's
+              choice of files: --fit-per-kind images and audio files, --fit-videos videos): what
+              ModelConfig.calibration "centre" does in a model whose stems emit those words
 
 Recognition results (class names, transcripts) are cached in the build folder (recognised.json), keyed by file.
 """
@@ -176,7 +182,9 @@ def tables(rows: list[dict], split: str) -> dict[str, tuple[list[int], list[int]
     """table -> (document row indices, each query's target as a position in those, query texts)."""
     out = {}
     for table in (*KINDS, "mixed"):
-        docs = [i for i, r in enumerate(rows) if r["split"] == split and table in ("mixed", r["id"].split("/")[0])]
+        docs = [
+            i for i, r in enumerate(rows) if split in ("all", r["split"]) and table in ("mixed", r["id"].split("/")[0])
+        ]
         targets, queries = [], []
         for pos, i in enumerate(docs):
             for d in rows[i]["descriptions"]:
@@ -199,12 +207,29 @@ def score_system(doc_vecs: np.ndarray, query_vec, rows: list[dict], splits: list
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    doc = run(args)
+    if args.json:
+        print(json.dumps(doc, indent=1))
+    else:
+        print_tables(doc, doc["splits"], doc["columns"])
+    return 0
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--model", action="append", help="a gemb2 model (repeatable; default gemb2-mini)")
     ap.add_argument("--data", type=Path, default=rm.DEFAULT_OUT, help="the folder benchmarks.realmedia.build fills")
     ap.add_argument("--split", choices=["dev", "test", "both"], default="dev")
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
+    ap.add_argument("--fit-data", type=Path, nargs="+", help="training manifests: also score +words+centre")
+    ap.add_argument("--fit-per-kind", type=int, default=200, help="training images / audio files for --fit-data")
+    ap.add_argument("--fit-videos", type=int, default=12, help="training videos for --fit-data")
+    return ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Every system on the set -> {"set_sha256", "results": {system: {"split/table": metrics}}, "columns", ...}."""
     from gemb2 import load_model
     from gemb2.parts import Text
     from gemb2.pipeline.loadspec import load_spec_for
@@ -213,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = rm.build(args.data, log=log)
     if manifest["skipped"]:
         log(f"skipped {len(manifest['skipped'])} items (missing packages): {manifest['skipped'][0]['reason']} ...")
-    rows, splits = manifest["items"], ["dev", "test"] if args.split == "both" else [args.split]
+    rows, splits = manifest["items"], ["dev", "test", "all"] if args.split == "both" else [args.split]
     models = args.model or ["gemb2-mini"]
     minilm = load_model("all-MiniLM-L6-v2")
     first = load_model(models[0])
@@ -237,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     dv = first.encode([with_words(p, r) for p, r in zip(parts, recs)], task="document")
     timing[f"{models[0]}+words"] = time.perf_counter() - t1
     results[f"{models[0]}+words"] = score_system(dv, lambda q: first.encode(q, task="query"), rows, splits)
+    if args.fit_data:
+        counts = {"image": args.fit_per_kind, "audio": args.fit_per_kind, "video": args.fit_videos}
+        shift = fit_words_shift(first, args.fit_data, counts, Recogniser(args.data / "recognised_train.json"))
+        dv = centred(dv, shift, [kind_of(p) for p in parts])
+        results[f"{models[0]}+words+centre"] = score_system(dv, lambda q: first.encode(q, task="query"), rows, splits)
     dv = minilm.encode([as_text(p, r) for p, r in zip(parts, recs)], task="document")
     results["cascade"] = score_system(dv, lambda q: minilm.encode(q, task="query"), rows, splits)
     dv = minilm.encode([p.text if isinstance(p, Text) else "" for p in parts], task="document")
@@ -248,12 +278,46 @@ def main(argv: list[str] | None = None) -> int:
         "embed_seconds": timing,
         "results": results,
         "recognised": {r["id"]: x for r, x in zip(rows, recs)},
+        "splits": splits,
     }
-    if args.json:
-        print(json.dumps(doc, indent=1))
-        return 0
-    print_tables(doc, splits, ["chance", "cascade", "all-MiniLM-L6-v2", *models, f"{models[0]}+words"])
-    return 0
+    extra = [f"{models[0]}+words+centre"] if args.fit_data else []
+    doc["columns"] = ["chance", "cascade", "all-MiniLM-L6-v2", *models, f"{models[0]}+words", *extra]
+    return doc
+
+
+def kind_of(part) -> str:
+    """A loaded part's calibration kind (gemb2/model/layout.py KINDS)."""
+    from gemb2.parts import Audio, Image, Video
+
+    return {Image: "image", Audio: "audio", Video: "video"}.get(type(part), "text")
+
+
+def fit_words_shift(model, manifests: list[Path], per_kind: dict[str, int], rec: Recogniser):
+    """calibration.fit_shift on the +words layout of training media (gemb2/train/calibrate.py's files and texts)."""
+    from gemb2.data.load import load_file
+    from gemb2.model.calibration import fit_shift
+    from gemb2.pipeline.loadspec import load_spec_for
+    from gemb2.train.calibrate import training_parts
+
+    media, texts = training_parts(manifests, per_kind, 2000)
+    spec, vectors = load_spec_for(model), {}
+    for kind, paths in media.items():
+        log(f"fit: {len(paths)} {kind} training files (recognition cached in {rec.cache_file})")
+        parts = [next(iter(load_file(p, kind, spec))).parts[0] for p in paths]
+        items = [with_words(p, rec.of(path, p)) for path, p in zip(paths, parts)]
+        vectors[kind] = model.encode(items, task="document") if items else np.zeros((0, model.config.out_dim))
+    return fit_shift(vectors, model.encode(texts, task="document")).numpy()
+
+
+def centred(dv: np.ndarray, shift: np.ndarray, kinds: list[str]) -> np.ndarray:
+    """The model's own calibration step (calibration.calibrate) on vectors: media moved, text rows kept."""
+    import torch
+
+    from gemb2.model.calibration import calibrate
+    from gemb2.model.layout import KINDS as ROWS
+
+    k = torch.tensor([ROWS[kind] for kind in kinds])
+    return calibrate(torch.from_numpy(dv), torch.from_numpy(shift), k).numpy()
 
 
 def print_tables(doc: dict, splits: list[str], cols: list[str]) -> None:

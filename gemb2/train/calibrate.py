@@ -1,10 +1,11 @@
 """Fit a release's per-modality calibration (gemb2/model/calibration.py) on training data and write it into the release.
 
-    python -m gemb2.train.calibrate FOLDER DATA.jsonl... [--per-kind 200] [--texts 2000] [--json]
+    python -m gemb2.train.calibrate FOLDER DATA.jsonl... [--per-kind 200] [--videos N] [--texts 2000] [--json]
 
 FOLDER is a release folder (gemb2/pretrained/assets/<name>/: parts.json, config.json, adds.safetensors). The
 model is loaded from it WITHOUT calibration; the training manifests' media files (`{"path": ...}` parts, relative
-to each manifest's folder) are embedded as documents, at most --per-kind of each of image, audio and video, and
+to each manifest's folder) are embedded as documents, at most --per-kind of each of image and audio (--videos
+videos, default the same), and
 their text parts (at most --texts) too; each modality's shift is the text mean minus its mean (`fit_shift`). The
 choice of files is a fixed order (crc32 of the path, then the path) and the means are taken in float64, so the same
 data gives the same bytes. Writes "set.calibration_shift" into adds.safetensors, "calibration": "centre" into
@@ -30,8 +31,11 @@ from gemb2.model.layout import KINDS
 MEDIA = ("image", "audio", "video")
 
 
-def training_parts(manifests: list[Path], per_kind: int, n_texts: int) -> tuple[dict[str, list[str]], list[str]]:
-    """({kind: media file paths}, texts) from manifests' examples, each list in the fixed order and cut to size."""
+def training_parts(
+    manifests: list[Path], per_kind: int | dict[str, int], n_texts: int
+) -> tuple[dict[str, list[str]], list[str]]:
+    """({kind: media file paths}, texts) from manifests' examples, each list in the fixed order and cut to size
+    (`per_kind`: one count for every medium, or {kind: count})."""
     from gemb2.data.discover import modality_of
 
     media: dict[str, set[str]] = {k: set() for k in MEDIA}
@@ -49,7 +53,8 @@ def training_parts(manifests: list[Path], per_kind: int, n_texts: int) -> tuple[
                         media[kind].add(path)
                 elif isinstance(part.get("text"), str) and part["text"].strip():
                     texts.add(part["text"])
-    return {k: fixed_order(v)[:per_kind] for k, v in media.items()}, fixed_order(texts)[:n_texts]
+    counts: dict[str, int] = per_kind if isinstance(per_kind, dict) else {k: per_kind for k in MEDIA}
+    return {k: fixed_order(v)[: counts.get(k, 0)] for k, v in media.items()}, fixed_order(texts)[:n_texts]
 
 
 def fixed_order(xs: set[str]) -> list[str]:
@@ -96,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("folder", type=Path, help="the release folder (parts.json, config.json, adds.safetensors)")
     ap.add_argument("manifests", type=Path, nargs="+", help="training manifests (train.jsonl)")
     ap.add_argument("--per-kind", type=int, default=200, help="media files per modality (default 200)")
+    ap.add_argument("--videos", type=int, help="video files (default: --per-kind)")
     ap.add_argument("--texts", type=int, default=2000, help="texts (default 2000)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
@@ -107,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     for m in args.manifests:
         if not m.is_file():
             ap.error(f"no such manifest: {m}")
-    media, texts = training_parts(args.manifests, args.per_kind, args.texts)
+    counts = {"image": args.per_kind, "audio": args.per_kind, "video": args.per_kind}
+    if args.videos is not None:
+        counts["video"] = args.videos
+    media, texts = training_parts(args.manifests, counts, args.texts)
     shift = fit(load_release_folder(args.folder), media, texts, log)
     model_id = write(args.folder, shift)
     out = {"model_id": model_id, "files": {k: len(v) for k, v in media.items()}, "texts": len(texts)}
