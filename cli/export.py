@@ -23,7 +23,13 @@ def export_model(
             help="Folder to write the graphs, tokenizer.json and manifest.json into (must not exist, or be empty, unless --force)."
         ),
     ],
-    format_: Annotated[str, typer.Option("--format", help="Only onnx for now.")] = "onnx",
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="onnx, or hf: an EmbeddingGemma 2 model (a fine-tuned one) as a Hugging Face / sentence-transformers folder.",
+        ),
+    ] = "onnx",
     model: Annotated[
         str | None, typer.Option(help="Model: a preset name (tiny) or a model folder. [env: GEMB2_MODEL]")
     ] = None,
@@ -44,6 +50,9 @@ def export_model(
     from gemb2.pipeline.export import export_model as run
 
     manifest = run(common.model_name(model), out, dim=dim, force=force, fmt=format_)
+    if format_ == "hf":  # a summary: the folder and its files
+        typer.echo(json.dumps(manifest, ensure_ascii=False) if as_json else common.printable(str(out)))
+        return
     if as_json:
         typer.echo(json.dumps(manifest, ensure_ascii=False))
     else:

@@ -1,4 +1,6 @@
-"""`gemb2 export`: the model as ONNX graphs (gemb2/export/onnx.py; EmbeddingGemma 2: gemb2/export/gemma2.py), a table's vectors as files (embeddings.py).
+"""`gemb2 export`: the model as ONNX graphs (gemb2/export/onnx.py; EmbeddingGemma 2: gemb2/export/gemma2.py) or, for
+EmbeddingGemma 2, a Hugging Face / sentence-transformers folder (`--format hf`: pretrained/gemma2_save.py), a table's
+vectors as files (embeddings.py).
 
 Failures are `gemb2.errors` errors that say what was not written: UsageError (a bad format, --dim or OUT),
 FatalError (the files could not be written), Interrupted (SIGINT/SIGTERM; an ONNX export leaves nothing).
@@ -17,8 +19,10 @@ def export_model(source: str, out: Path, *, dim: int | None = None, force: bool 
     """Export the model `source` names as ONNX graphs into the folder `out` (all or nothing); the manifest."""
     from gemb2.export.onnx import export_onnx
 
+    if fmt == "hf":
+        return export_hf_folder(source, out, dim=dim, force=force)
     if fmt != "onnx":
-        raise UsageError(f"--format must be onnx, not {fmt!r}")
+        raise UsageError(f"--format must be onnx or hf, not {fmt!r}")
     if out.exists() and not out.is_dir():  # said before the model is loaded (export_onnx checks again)
         raise UsageError(f"{out} exists and is not a folder")
     if out.exists() and not force and any(out.iterdir()):
@@ -43,6 +47,22 @@ def export_model(source: str, out: Path, *, dim: int | None = None, force: bool 
     except KeyboardInterrupt as e:  # Interrupted (SIGINT 130, SIGTERM 143), or a bare Ctrl-C
         signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
         raise Interrupted(signum, f"{interrupted_by(signum)}, nothing written to {out}") from e
+
+
+def export_hf_folder(source: str, out: Path, *, dim: int | None = None, force: bool = False) -> dict:
+    """`--format hf`: an EmbeddingGemma 2 model (e.g. a fine-tuned one) as a Hugging Face / sentence-transformers
+    folder, checked against the model once written (pretrained/gemma2_save.py); a summary."""
+    from gemb2.pretrained.gemma2_save import export_hf
+    from gemb2.train.gemma2 import is_gemma2
+
+    if dim is not None:
+        raise UsageError("--dim: an hf folder keeps the whole vector (sentence-transformers truncates: truncate_dim)")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not force)):
+        raise UsageError(f"{out} exists and is not an empty folder (use --force to replace it)")
+    m = load_model(source, "cpu")
+    if not is_gemma2(m):
+        raise UsageError(f"{source}: --format hf writes EmbeddingGemma 2 models; gemb2's own models export as onnx")
+    return export_hf(m, out, force=force)  # type: ignore[arg-type]
 
 
 def export_table(uri: str, table: str, out: Path, *, fmt: str = "parquet", batch_rows: int = 8192) -> dict:

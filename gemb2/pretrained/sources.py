@@ -155,7 +155,7 @@ def load_model(
 
 
 def load_gemb2_model(source: str, device: torch.device | str | None = None) -> Gemb2Model:
-    """`load_model` for what only gemb2's own models do so far (training, soups): another family is a usage error."""
+    """`load_model` for what only gemb2's own models do so far (soups): another family is a usage error."""
     from gemb2.model.model import Gemb2Model
 
     model = load_model(source, device)

@@ -68,11 +68,25 @@ def build_batch(
     )
 
 
+def prompt_text(config, side: str, chosen: str | None) -> str:
+    """A task's prompt text for `side` ("query" / "document"). None: the model's own (a gemb2 config's
+    query_prompt / document_prompt; a model with named prompts, EmbeddingGemma 2's, its prompt for that side).
+    A name of the model's prompts (`query_prompt: STS`) is that prompt's text; any other string is the text."""
+    named = getattr(config, "prompts", None) or {}
+    if chosen is not None:
+        return named.get(chosen, chosen)
+    if hasattr(config, f"{side}_prompt"):
+        return getattr(config, f"{side}_prompt") or ""
+    from gemb2.pretrained.embedding_gemma2 import TASK_ALIASES
+
+    return next((named[n] for n in TASK_ALIASES[side] if n in named), "")
+
+
 def assemble(task_name: str, examples, keep_q, keep_d, task: TaskSpec, config, load, spec) -> TrainBatch:
     """Examples (manifest or shard examples: .query, .positive, .negatives) -> a TrainBatch; `load(item, spec)`
     decodes an item; keep_q/keep_d say which items keep their prompt (prompt dropout)."""
-    qp = config.query_prompt if task.query_prompt is None else task.query_prompt
-    dp = config.document_prompt if task.document_prompt is None else task.document_prompt
+    qp = prompt_text(config, "query", task.query_prompt)
+    dp = prompt_text(config, "document", task.document_prompt)
 
     def prompted(item, prompt: str, keep: bool):
         parts = load(item, spec)

@@ -11,6 +11,8 @@ Precision: bf16 autocast on CUDA (Micikevicius et al. 2018 for mixed precision; 
 scaling), fp32 on CPU. The loss itself is computed in fp32. Large batches: `cache_chunk` > 0 runs the
 objective through GradCache (cached.py) in chunks of that many items. Several processes: started by
 `torchrun`, each rank embeds its rows of the global batch; gradients are summed (distributed.py).
+Model families: gemb2's own models, and EmbeddingGemma 2 folders (the folder's tokenizer and prompts, LoRA on
+its text encoder, saved back in its own Hugging Face layout: gemma2.py).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from gemb2.model import Gemb2Model, onednn, save_pretrained
-from gemb2.pretrained.sources import load_gemb2_model as load_model
+from gemb2.model import Gemb2Model, onednn
+from gemb2.pretrained.sources import load_model
 
 from . import checkpoint as ckpt
 from .batches import TrainBatch
@@ -34,6 +37,7 @@ from .distributed import all_reduce_grads, barrier, init_from_env
 from .feature_cache import shared_cache
 from .feeds import make_feed
 from .gather import gather_rows
+from .gemma2 import embed_gemma2, is_gemma2, prepare_gemma2, save_trained
 from .infonce import InfoNCELoss
 from .lora import DEFAULT_TARGETS, apply_lora, merged
 from .matryoshka import MatryoshkaLoss
@@ -87,9 +91,22 @@ def fingerprint(s: TrainSettings, tasks: dict[str, TaskSpec], data: list, init: 
 
 def prepare_model(
     init: str, s: TrainSettings, device: torch.device
-) -> tuple[Gemb2Model, list[tuple[str, torch.nn.Parameter]]]:
-    """Load the starting model; freeze, add LoRA, switch gradient checkpointing on. -> (model, trainable)."""
+) -> tuple[Any, list[tuple[str, torch.nn.Parameter]]]:
+    """Load the starting model (gemb2's own, or another family: gemma2.py); freeze, add LoRA, switch gradient
+    checkpointing on. -> (model, trainable)."""
     model = load_model(init)
+    if is_gemma2(model):
+        prepare_gemma2(model, s)  # type: ignore[arg-type]
+    else:
+        _prepare_gemb2(model, s)  # type: ignore[arg-type]
+    model.to(device).train()
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("every parameter is frozen: nothing to train")
+    return model, trainable
+
+
+def _prepare_gemb2(model: Gemb2Model, s: TrainSettings) -> None:
     names = dict(model.named_parameters())
     for prefix in s.freeze:
         hit = [n for n in names if n.startswith(prefix)]
@@ -107,11 +124,6 @@ def prepare_model(
         if not hasattr(model.backbone, "gradient_checkpointing"):
             raise ValueError("gradient_checkpointing: this gemb2 backbone has no gradient_checkpointing flag")
         model.backbone.gradient_checkpointing = True
-    model.to(device).train()
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if not trainable:
-        raise ValueError("every parameter is frozen: nothing to train")
-    return model, trainable
 
 
 def train_stage(
@@ -202,7 +214,7 @@ def _save_final(model, final: Path, rank: int) -> Path:
     """Rank 0 writes the stage's model (LoRA merged in) to `final`; every rank waits for it."""
     if rank == 0:
         with merged(model):
-            save_pretrained(model, final)
+            save_trained(model, final)
     barrier()
     return final
 
@@ -257,6 +269,8 @@ def _encoder(model, device: torch.device) -> Callable[[list], torch.Tensor]:
 
     def encode(items) -> torch.Tensor:  # items -> (n, D) unit vectors
         with autocast():
+            if is_gemma2(model):  # the folder's tokenizer and prompts, image / audio slots (gemma2.py)
+                return embed_gemma2(model, items, device).float()
             return model(model.collate(items, None).to(device)).float()
 
     return encode
@@ -297,7 +311,7 @@ def _save_checkpoint(root, step, model, trainable, opt, feed, meta, rank, keep, 
     if rank == 0:
         ckpt.begin(root, step)
         with merged(model):
-            save_pretrained(model, tmp / "model")
+            save_trained(model, tmp / "model")
         save_file({n: p.detach().cpu().contiguous() for n, p in trainable}, str(tmp / "trainable.safetensors"))
         save_optimizer(opt, tmp)
         ckpt.save_json(tmp, "trainer.json", {"step": step, "sampler": feed.state(), "fingerprint": meta})

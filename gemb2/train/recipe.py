@@ -5,7 +5,8 @@ names data files, models and numbers, never code, so a recipe cannot make `gemb2
 anything. Paths are relative to the directory gemb2 runs in.
 
     name: tiny-stdlib                 # a label, used in the default output folder
-    model: tiny                       # where the first stage starts: a preset or a model folder
+    model: tiny                       # where the first stage starts: a preset, a model folder (gemb2's, or an
+                                      # EmbeddingGemma 2 folder) or embeddinggemma-2 (the Hugging Face cache's)
     output: runs/tiny-stdlib          # each stage writes <output>/<stage>/ (checkpoints/, final/)
     seed: 0
     tasks:                            # every task a stage trains on
@@ -328,10 +329,11 @@ def _check_settings(s: TrainSettings, where: str, bad) -> None:
 
 def _check_files(model: str, stages: list[Stage], bad) -> None:
     from gemb2.pretrained import PRESETS
+    from gemb2.pretrained.sources import GEMMA_NAME
 
     def model_ok(source: str, where: str) -> None:
-        if source in PRESETS or (Path(source).expanduser() / "config.json").is_file():
-            return
+        if source in (*PRESETS, GEMMA_NAME) or (Path(source).expanduser() / "config.json").is_file():
+            return  # embeddinggemma-2: the Hugging Face cache's copy (`gemb2 pull`), checked when loaded
         raise bad(where, f"{source!r} is neither a preset ({', '.join(PRESETS)}) nor a model folder (no config.json)")
 
     model_ok(model, "model")
