@@ -1,7 +1,7 @@
-"""EmbeddingGemma 2 as ONNX graphs (`gemb2 export model OUT --model FOLDER`): the text and image graphs run in
-onnxruntime match `encode` on batch sizes and lengths the export never used (texts with padding and a named
-prompt; real image files decoded by gemb2's loader, beside text and text-only rows), the Matryoshka --dim is baked
-in, the manifest says what a client needs, and what is not supported is refused in one line."""
+"""EmbeddingGemma 2 as ONNX graphs (`gemb2 export model OUT --model FOLDER`): the text, image and audio graphs run
+in onnxruntime match `encode` on batch sizes and lengths the export never used (texts with padding and a named
+prompt; real image and sound files decoded by gemb2's loaders, beside text and text-only rows), the Matryoshka
+--dim is baked in, the manifest says what a client needs, and what is not supported is refused in one line."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from gemb2.export.gemma2 import CHECK_TOL, feeds
 from gemb2.parts import Text
 from gemb2.pretrained.sources import load_model
 from tests.cli_run import gemb2
-from tests.media import write_image
+from tests.media import write_image, write_wav
 from tests.pretrained.gemma2_folder import PROMPTS, make_folder
 
 pytest.importorskip("transformers.models.embedding_gemma2", reason="pip install 'gemb2[gemma]'")
@@ -70,13 +70,31 @@ def test_the_image_graph_matches_encode_on_real_image_files(exported, model, tmp
 
 
 @pytest.mark.slow
+def test_the_audio_graph_matches_encode_on_real_sound_files(exported, model, tmp_path):
+    out, _ = exported
+    spec = model.load_spec()
+    clips = [
+        next(iter(load_file(write_wav(tmp_path / f"a{i}.wav", seconds=s, freq=f, sr=sr), "audio", spec))).parts[0]
+        for i, (s, f, sr) in enumerate([(1.5, 440.0, 16000), (2.6, 300.0, 44100), (0.4, 1000.0, 8000)])
+    ]
+    batches = [
+        [[clips[1]]],
+        [[clips[0]], [Text("a tone: "), clips[2], Text(" then "), clips[1]], "silence", [clips[2]]],
+    ]
+    for items in batches:
+        got = _run(out, "audio", feeds(model, items, "document"))
+        assert got.shape == (len(items), DIM)
+        assert np.abs(got - model.encode(items, task="document", dim=DIM, precision="fp32")).max() <= 1e-4
+
+
+@pytest.mark.slow
 def test_the_manifest_says_what_was_exported_and_how_to_feed_it(exported, model):
     out, manifest = exported
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert manifest["family"] == "embeddinggemma-2" and manifest["model"] == model.model_id
     assert (manifest["opset"], manifest["dim"], manifest["out_dim"], manifest["matryoshka"]) == (17, DIM, 768, True)
     assert manifest["matryoshka_dims"] == [256, 128]
-    assert set(manifest["graphs"]) == {"text", "image"} and set(manifest["not_exported"]) == {"audio", "video"}
+    assert set(manifest["graphs"]) == {"text", "image", "audio"} and set(manifest["not_exported"]) == {"video"}
     text, image = manifest["graphs"]["text"], manifest["graphs"]["image"]
     assert [(i["name"], i["shape"]) for i in text["inputs"]] == [
         ("input_ids", ["batch", "length"]),
@@ -87,12 +105,18 @@ def test_the_manifest_says_what_was_exported_and_how_to_feed_it(exported, model)
         ("image_position_ids", "int64", "images"),
     ]
     assert image["inputs"][2]["shape"][1] == manifest["image"]["max_patches"] == 280
-    for g in (text, image):
+    audio = manifest["graphs"]["audio"]
+    assert [(i["name"], i["dtype"], i["shape"]) for i in audio["inputs"][2:]] == [
+        ("input_features", "float32", ["clips", "frames", 128]),
+        ("input_features_mask", "bool", ["clips", "frames"]),
+    ]
+    assert (manifest["audio"]["sample_rate"], manifest["audio"]["max_soft_tokens"]) == (16000, 750)
+    for g in (text, image, audio):
         assert g["check"]["checked"] and g["check"]["max_abs_diff"] <= CHECK_TOL == 1e-4
         assert g["output"]["shape"] == ["batch", DIM]
     assert manifest["text"]["prompts"] == PROMPTS and manifest["text"]["pad_id"] == model.pad_id
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["manifest.json", "text.onnx", "image.onnx", *manifest["files"]]
+        ["manifest.json", "text.onnx", "image.onnx", "audio.onnx", *manifest["files"]]
     )
     assert "preprocessor_config.json" in manifest["files"]
     tok = json.loads((out / "tokenizer.json").read_text())
@@ -106,6 +130,7 @@ def test_without_a_vision_tower_only_the_text_graph_and_the_reason(tmp_path):
     manifest = export_model(str(folder), tmp_path / "o")
     assert sorted(p.name for p in (tmp_path / "o").glob("*.onnx")) == ["text.onnx"] and manifest["image"] is None
     assert manifest["not_exported"]["image"].startswith("this folder has no vision tower")
+    assert manifest["not_exported"]["audio"] == "this folder has no audio tower" and manifest["audio"] is None
 
 
 @pytest.mark.slow
