@@ -93,6 +93,20 @@ def test_batching_and_order_do_not_change_a_vector(model):
     one = np.stack([model.encode([s])[0] for s in SENTENCES])
     many = model.encode(SENTENCES, batch_size=3)
     assert cos(one, many).min() >= 0.99999
+    budget = model.encode(SENTENCES, max_tokens=12)  # a token budget: the long ones alone, the short ones together
+    assert cos(one, budget).min() >= 0.99999
+
+
+def test_images_of_different_shapes_in_one_batch_equal_each_alone_and_the_reference(model, reference_items):
+    """The processor pads every image to its patch budget; encode cuts the batch to its largest image's patches."""
+    from gemb2.parts import Image
+
+    rng = np.random.default_rng(5)
+    pics = [rng.integers(0, 256, size=s, dtype=np.uint8) for s in [(40, 56, 3), (90, 30, 3), (64, 64, 3)]]
+    batch = model.encode([Image(p) for p in pics], task="document")
+    for p, v in zip(pics, batch):
+        assert cos(v, model.encode([Image(p)], task="document")[0]) >= 0.99999
+        assert cos(v, reference_items(PROMPTS["document"], p)) >= 0.9999
 
 
 def test_an_unknown_prompt_is_a_usage_error_listing_the_folders_names(model):
