@@ -191,7 +191,7 @@ def feeds(model: EmbeddingGemma2, items: Sequence[Item | Part | str], task: str 
     mask = np.zeros((len(ids), longest), dtype=np.int64)
     for i, r in enumerate(ids):
         x[i, : len(r)], mask[i, : len(r)] = r, 1
-    media = model._media([m for _, ms in laid for m in ms], torch.device("cpu"))
+    media = model._media([m for _, ms in laid for m in ms], torch.device("cpu"), trim=False)  # max_patches
     return {"input_ids": x, "attention_mask": mask} | {k: v.numpy() for k, v in media.items()}
 
 

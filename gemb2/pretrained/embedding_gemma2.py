@@ -253,7 +253,9 @@ class EmbeddingGemma2(nn.Module):
         mask = self.audio_features([samples], sampling_rate=SAMPLE_RATE, return_tensors="np")["input_features_mask"]
         return min(int(EmbeddingGemma2Processor.compute_sscp(mask[0])), AUDIO_TOKENS)
 
-    def _media(self, media: list, dev: torch.device) -> dict[str, torch.Tensor]:
+    def _media(self, media: list, dev: torch.device, trim: bool = True) -> dict[str, torch.Tensor]:
+        """The tensors for a batch's images and clips; `trim`: images cut to the largest one's patches (False: the
+        processor's fixed max_patches, the ONNX image graph's input shape)."""
         out: dict[str, torch.Tensor] = {}
         images = [m for m in media if isinstance(m, np.ndarray)]
         clips = [m.samples for m in media if isinstance(m, Audio)]
@@ -261,7 +263,7 @@ class EmbeddingGemma2(nn.Module):
             assert self.image_processor is not None
             got = self.image_processor(images=images, return_tensors="pt")
             pixels, where = got["pixel_values"], got["image_position_ids"]  # (N, max_patches, ...), pads at the end
-            real = int((where != -1).all(-1).sum(1).max())  # the largest image's patches, a multiple of pool^2
+            real = int((where != -1).all(-1).sum(1).max()) if trim else where.shape[1]  # a multiple of pool^2
             # the processor pads every image to max_soft_tokens x pool^2 patches; the tower masks the pads and
             # the pooler drops them, so cutting them off gives the same soft tokens for less work
             out |= {"pixel_values": pixels[:, :real].to(dev), "image_position_ids": where[:, :real].to(dev)}
