@@ -81,7 +81,10 @@ def embed(
     dim: Annotated[int | None, typer.Option(help="For `-` (stdin): a Matryoshka dimension to truncate to.")] = None,
     prompt: Annotated[
         str | None,
-        typer.Option(help="For `-` (stdin): a prompt of the model by name (EmbeddingGemma 2: its folder's prompts)."),
+        typer.Option(
+            help="A prompt of the model by name (EmbeddingGemma 2: its folder's prompts), for the lines of `-` or "
+            "the documents of a table (which records it: one table, one prompt)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")] = False,
@@ -143,6 +146,10 @@ def embed(
     if "-" in paths:
         if len(paths) > 1:
             raise UsageError("`-` (stdin) cannot be combined with other paths")
+        if prompt is not None:
+            from gemb2.pipeline.prompts import check_prompt
+
+            check_prompt(common.model_name(model), prompt)
         _embed_stdin(common.model_name(model), common.device_name(device), batch_size, prompt or task, dim)
         return
     from gemb2.pipeline.embed import EmbedOptions
@@ -175,6 +182,7 @@ def embed(
         dry_run=dry_run,
         wait_s=wait,
         options=options,
+        prompt=prompt,
     )
     bar = _Bar(enabled=not quiet and common.stderr_is_tty())
 

@@ -28,6 +28,10 @@ def query(
             help="Ask a running `gemb2 serve` at this URL (in-process if it cannot answer). [env: GEMB2_SERVER]"
         ),
     ] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option(help="The query's prompt by name (EmbeddingGemma 2: its folder's prompts). [default: query]"),
+    ] = None,
     *,
     opts: QueryOptions,
 ) -> None:
@@ -38,7 +42,7 @@ def query(
     """
     from gemb2.pipeline.query import QuerySession
 
-    q = opts.query(text)
+    q = dataclasses.replace(opts.query(text), prompt=prompt)
     if not opts.interactive:
         from gemb2.pipeline.query import run_query
 
@@ -57,8 +61,8 @@ def _ask_server(server: str | None, q, opts: QueryOptions):
     which the server does not take)."""
     if not server:
         return None
-    if q.terms:
-        common.warn(f"server {server}: --plus/--minus terms are combined in-process; searching in-process")
+    if q.terms or q.prompt is not None:
+        common.warn(f"server {server}: --plus/--minus terms and --prompt are in-process only; searching in-process")
         return None
     from gemb2.serve.client import search_remote
 

@@ -30,6 +30,7 @@ from gemb2.data.pool import Event, FileDone, SegmentLoaded, load_parallel, segme
 from gemb2.data.segments import Segment, embeddable, segmentation_version
 from gemb2.parts import item_modality
 from gemb2.pipeline.interrupt import Interrupted
+from gemb2.pipeline.prompts import split_prompt
 from gemb2.store.lock import owner
 from gemb2.store.records import EmbeddedFile, FailureRecord, FileRecord, SegmentRow, Store, storage_path
 
@@ -448,7 +449,8 @@ class _Batches:
         if not batch:
             return
         self.batch_bytes.pop(modality, None)
-        vectors = self.model.encode([seg.parts for _, seg in batch], task="document", batch_size=self.batch_size)
+        task = split_prompt(self.run.model_id)[1]  # the table's documents' prompt (prompts.py)
+        vectors = self.model.encode([seg.parts for _, seg in batch], task=task, batch_size=self.batch_size)
         if modality != "text":
             release_free_memory()  # the model call's freed activations, back to the system
         for (fid, seg), vec in zip(batch, vectors):

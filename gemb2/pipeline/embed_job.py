@@ -34,6 +34,7 @@ class EmbedJob:
     rebuild: bool = False  # drop the table (or shards) first and embed everything again
     dry_run: bool = False  # list what would change; no lock, no model, nothing written
     wait_s: float = 0.0  # how long to wait for another run's lock before BusyError
+    prompt: str | None = None  # the documents' prompt by name (--prompt; None: the model's document prompt)
     options: EmbedOptions = field(default_factory=EmbedOptions)
 
 
@@ -71,10 +72,13 @@ def run_job(
     `get_model`: the caller's lazy loader of `job.source` (`lazy_model`), to use the model after the run.
     """
     from gemb2.pipeline.interrupt import StopSignal
+    from gemb2.pipeline.prompts import check_prompt, with_prompt
     from gemb2.store.lock import table_lock
 
     check_job(job)
-    model_id = opening.model_id_of(job.source)
+    if job.prompt is not None:
+        check_prompt(job.source, job.prompt)
+    model_id = with_prompt(opening.model_id_of(job.source), job.prompt)  # the table records the prompt
     model = get_model or lazy_model(job)
     store = open_store(job, model_id, model)
     opts = job.options

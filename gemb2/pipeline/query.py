@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ from gemb2.data.pdf import page_of
 from gemb2.data.segments import LoadError
 from gemb2.errors import UsageError
 from gemb2.parts import Part, Text
+from gemb2.pipeline.prompts import split_prompt
 
 if TYPE_CHECKING:
     from gemb2.pipeline.query_terms import Term
@@ -47,13 +48,17 @@ class Query:
     default_model: str = field(default="gemb2-mini", compare=False)  # when neither --model nor the table names one
     terms: Sequence[Term] = ()  # --plus / --minus terms combined with the query (gemb2/pipeline/query_terms.py)
     rows: int | None = None  # how many segment rows to fetch (None: k); more, to group them into k files
+    prompt: str | None = None  # the query text's prompt by name (--prompt; None: the model's query prompt)
+    documents_prompt: str = "document"  # the table's documents' prompt (open_for_query reads it from the table)
 
 
 def run_query(uri: str, table: str, q: Query) -> list[Hit]:
     """Open the table, check the query against it, embed the query with the table's model and search."""
     check_query(q)
     store, source = open_for_query(uri, table, q)
-    vec = embed_query(source, q)  # the model is let go here: its memory is free again for the search
+    vec = embed_query(
+        source, replace(q, documents_prompt=split_prompt(store.model or "")[1])
+    )  # the model is let go here: its memory is free again for the search
     return answer(store, q, vec)
 
 
@@ -61,11 +66,14 @@ def open_for_query(uri: str, table: str, q: Query) -> tuple[LanceStore, str]:
     """The table and the model source its queries are embedded with (--model, else the table's, else the default),
     which must be the model the table was built with."""
     from gemb2.pipeline.open import model_id_of, open_table
+    from gemb2.pipeline.prompts import check_prompt
 
     store = open_table(uri, table)
     source = q.model or store.source or q.default_model
-    if model_id_of(source) != store.model:
+    if model_id_of(source) != split_prompt(store.model or "")[0]:
         raise UsageError(f"table {store.table_name!r} was built with model {store.model!r}, not {source!r}")
+    if q.prompt is not None:
+        check_prompt(source, q.prompt)
     return store, source
 
 
@@ -89,11 +97,12 @@ def query_vector_of(model, q: Query, spec=None) -> np.ndarray:
     from gemb2.pipeline.query_terms import combine, term_vector
 
     spec = spec if spec is not None else load_spec_for(model)
-    main = query_vector(model, query_parts(q.text, q.files, spec)) if q.text or q.files else None
+    tasks = (q.prompt or "query", q.documents_prompt)
+    main = query_vector(model, query_parts(q.text, q.files, spec), *tasks) if q.text or q.files else None
     if not q.terms:
         assert main is not None
         return main
-    return combine(main, [(t.signed_weight, term_vector(model, t, spec)) for t in q.terms])
+    return combine(main, [(t.signed_weight, term_vector(model, t, spec, *tasks)) for t in q.terms])
 
 
 def answer(store: LanceStore, q: Query, vec: np.ndarray) -> list[Hit]:
@@ -126,6 +135,7 @@ class QuerySession:
 
         store, source = open_for_query(uri, table, q)
         self.store = store
+        self.documents_prompt = split_prompt(store.model or "")[1]
         self.model = model if model is not None else load_model(source, q.device)
         self._spec = None
 
@@ -138,7 +148,7 @@ class QuerySession:
         return self._spec
 
     def vector(self, q: Query) -> np.ndarray:
-        return query_vector_of(self.model, q, self.spec)
+        return query_vector_of(self.model, replace(q, documents_prompt=self.documents_prompt), self.spec)
 
     def run(self, q: Query) -> list[Hit]:
         """Answer `q` (its model, device and table are this session's)."""
@@ -226,10 +236,11 @@ def query_parts(text: str | None, files: Sequence[tuple[str, str]], spec) -> lis
     return parts
 
 
-def query_vector(model, parts: Sequence[Part]) -> np.ndarray:
-    """The query's vector. Text queries get the query prompt; a query of files alone is embedded as a document,
-    so a file that is in the table finds itself with cosine 1.0."""
-    task = "query" if any(isinstance(p, Text) for p in parts) else "document"
+def query_vector(model, parts: Sequence[Part], query: str = "query", document: str = "document") -> np.ndarray:
+    """The query's vector. Text queries get the query prompt (`query`); a query of files alone is embedded as a
+    document (with the table's documents' prompt, `document`), so a file that is in the table finds itself with
+    cosine 1.0."""
+    task = query if any(isinstance(p, Text) for p in parts) else document
     return model.encode([list(parts)], task=task)[0]
 
 

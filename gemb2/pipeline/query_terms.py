@@ -75,17 +75,18 @@ def terms_from_options(
     return terms
 
 
-def term_vector(model, term: Term, spec) -> np.ndarray:
-    """The unit vector of one term: a text with the query prompt, a file (its first segment) as a document."""
+def term_vector(model, term: Term, spec, query: str = "query", document: str = "document") -> np.ndarray:
+    """The unit vector of one term: a text with the query prompt (`query`), a file (its first segment) as a
+    document (`document`: the table's documents' prompt)."""
     from gemb2.data.discover import modality_of
     from gemb2.parts import Text
     from gemb2.pipeline.query import query_parts
 
     if term.text is not None:
-        return _unit(model.encode([[Text(term.text)]], task="query")[0])
+        return _unit(model.encode([[Text(term.text)]], task=query)[0])
     assert term.file is not None
     parts = query_parts(None, [(modality_of(term.file) or "unknown", term.file)], spec)
-    return _unit(model.encode([list(parts)], task="document")[0])
+    return _unit(model.encode([list(parts)], task=document)[0])
 
 
 def combine(main: np.ndarray | None, weighted: Sequence[tuple[float, np.ndarray]]) -> np.ndarray:

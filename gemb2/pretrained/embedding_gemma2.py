@@ -62,6 +62,21 @@ class PromptError(UsageError, ValueError):
     """A prompt name the folder does not define."""
 
 
+def prompt_name(prompts: dict[str, str], task: str | None) -> str | None:
+    """The name among `prompts` for a task or prompt name (None: no prompt); PromptError lists the known ones."""
+    if task is None or task == "none":
+        return None
+    if task in prompts:
+        return task
+    for name in TASK_ALIASES.get(task, ()):
+        if name in prompts:
+            return name
+    if task in TASK_ALIASES:  # a folder without that prompt: no prefix, as sentence-transformers does
+        return None
+    known = ", ".join(sorted(prompts)) or "none"
+    raise PromptError(f"unknown prompt {task!r}: this model's prompts are {known}")
+
+
 def is_embedding_gemma2_folder(path: Path) -> bool:
     """Whether `path/config.json` says model_type embedding_gemma2."""
     try:
@@ -176,18 +191,7 @@ class EmbeddingGemma2(nn.Module):
 
     def prompt_name(self, task: str | None) -> str | None:
         """The folder's prompt name for a task or prompt name (None: no prompt); PromptError lists the known ones."""
-        if task is None or task == "none":
-            return None
-        prompts = self.config.prompts
-        if task in prompts:
-            return task
-        for name in TASK_ALIASES.get(task, ()):
-            if name in prompts:
-                return name
-        if task in TASK_ALIASES:  # a folder without that prompt: no prefix, as sentence-transformers does
-            return None
-        known = ", ".join(sorted(prompts)) or "none"
-        raise PromptError(f"unknown prompt {task!r}: this model's prompts are {known}")
+        return prompt_name(self.config.prompts, task)
 
     def prompt(self, task: str | None) -> str:
         name = self.prompt_name(task)
