@@ -40,6 +40,10 @@ def test_embed_dir_and_query_take_a_prompt_and_the_table_keeps_one(gemma_folder,
     assert again.returncode == 2 and "holds vectors of model" in again.stderr and "+prompt=STS" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1 and len(_rows(db)) == 3
 
+    bogus = gemb2("query", "red car", "--db", db, "--prompt", "Bogus")
+    assert bogus.returncode == 2 and bogus.stderr.strip().splitlines() == [
+        f"gemb2: error: unknown prompt 'Bogus': this model's prompts are {KNOWN}"
+    ]
     q = gemb2("query", "red car", "--db", db, "--prompt", "CodeRetrieval", "--json", "-k", "3")
     assert q.returncode == 0, q.stderr
     qv = model.encode(["red car"], task="CodeRetrieval")[0]
@@ -56,7 +60,7 @@ def test_embed_dir_and_query_take_a_prompt_and_the_table_keeps_one(gemma_folder,
 
 
 @pytest.mark.slow
-def test_an_unknown_prompt_or_a_model_without_prompts_is_exit_2(gemma_folder, tmp_path):
+def test_an_unknown_prompt_or_a_model_without_prompts_is_exit_2_before_anything_is_written(gemma_folder, tmp_path):
     tree = tmp_path / "docs"
     tree.mkdir()
     (tree / "a.txt").write_text("hello", encoding="utf-8")
@@ -66,11 +70,6 @@ def test_an_unknown_prompt_or_a_model_without_prompts_is_exit_2(gemma_folder, tm
         f"gemb2: error: unknown prompt 'Bogus': this model's prompts are {KNOWN}"
     ]
     assert not db.exists() or not any(db.iterdir())  # nothing written
-    assert gemb2("embed", tree, "--model", gemma_folder, "--db", db, "--workers", "0").returncode == 0
-    q = gemb2("query", "hello", "--db", db, "--prompt", "Bogus")
-    assert q.returncode == 2 and q.stderr.strip().splitlines() == [
-        f"gemb2: error: unknown prompt 'Bogus': this model's prompts are {KNOWN}"
-    ]
     for args in (("embed", tree, "--db", tmp_path / "db2"), ("embed", "-")):
         other = gemb2(*args, "--model", "tiny", "--prompt", "query", input="x\n")
         assert other.returncode == 2 and len(other.stderr.strip().splitlines()) == 1
