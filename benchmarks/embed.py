@@ -1,6 +1,9 @@
 """Embedding throughput, incremental-rerun cost and memory of `gemb2 embed`, with the tiny model on this CPU.
 
-    python benchmarks/embed.py [--quick]
+`--only throughput --model gemb2-mini-v1 --model gemb2-mini-v2 --speech 8` compares models (each row against the
+first model's): what recognition (gemb2-mini-v2: class names, Whisper's decoding) costs per modality.
+
+    python benchmarks/embed.py [--quick] [--model NAME ...] [--speech N]
 
 Prints, each against a baseline measured in the same run:
   1. files/s and segments/s per modality (text, image, audio, video) through the whole pipeline
@@ -25,14 +28,31 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 os.environ.setdefault("LANCE_LOG", "error")
 
-from benchmarks._util import PeakRSS  # noqa: E402
-from tests.media import write_image, write_text, write_wav  # noqa: E402
+from benchmarks._util import PeakRSS
+from tests.media import write_image, write_text, write_wav
 
 
 def make_corpus(root: str, n_text: int, n_image: int, n_audio: int, n_video: int) -> None:
     import numpy as np
 
-    words = "the a cat dog car red blue sea boat music river city night light stone paper".split()
+    words = [
+        "the",
+        "a",
+        "cat",
+        "dog",
+        "car",
+        "red",
+        "blue",
+        "sea",
+        "boat",
+        "music",
+        "river",
+        "city",
+        "night",
+        "light",
+        "stone",
+        "paper",
+    ]
     rng = np.random.default_rng(0)
     for i in range(n_text):
         write_text(os.path.join(root, "text", f"t{i:05d}.txt"), " ".join(rng.choice(words, size=rng.integers(20, 400))))
@@ -47,32 +67,93 @@ def make_corpus(root: str, n_text: int, n_image: int, n_audio: int, n_video: int
 
 def ffmpeg_testsrc(path: str, seconds: int, size: str, fps: int) -> None:
     subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size={size}:rate={fps}",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", str(seconds), "-c:v", "libx264",
-         "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", path],
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc=size={size}:rate={fps}",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            str(seconds),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            path,
+        ],
         check=True,
     )
 
 
-def throughput(root: str, workers: int) -> None:
+SENTENCES = [
+    "Please open the front door and turn on the kitchen light.",
+    "The meeting moved to Thursday afternoon at three o'clock.",
+    "Remember to water the tomatoes before you leave for work.",
+    "Our train was late because of snow on the northern line.",
+]
+
+
+def make_speech(root: str, n: int) -> None:
+    """`n` spoken sentences (espeak-ng, then 16 kHz WAV), in root/speech: what a model that reads speech decodes."""
+    if n == 0 or shutil.which("espeak-ng") is None:
+        return
+    os.makedirs(os.path.join(root, "speech"), exist_ok=True)
+    for i in range(n):
+        raw = os.path.join(root, f"raw{i}.wav")
+        subprocess.run(["espeak-ng", "-w", raw, SENTENCES[i % len(SENTENCES)]], check=True, capture_output=True)
+        out = os.path.join(root, "speech", f"{i:03d}.wav")
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", raw, "-ar", "16000", out], check=True)
+        os.remove(raw)
+
+
+def throughput(root: str, workers: int, source: str = "tiny", base: dict[str, float] | None = None) -> dict[str, float]:
+    """files/s per modality of `source` through the whole pipeline; with `base` (the first model's), the ratios."""
     from gemb2 import load_model
     from gemb2.pipeline.embed import EmbedOptions, run_embed
     from gemb2.store import LanceStore
 
-    model = load_model("tiny")
-    print(f"\n## 1. Throughput per modality (tiny model, {workers} loader processes, CPU threads {os.cpu_count()})")
-    print(f"{'modality':<8} {'files':>6} {'segments':>9} {'seconds':>8} {'files/s':>9} {'segments/s':>11}")
-    for modality in ("text", "image", "audio", "video"):
+    model = load_model(source)
+    rates: dict[str, float] = {}
+    print(
+        f"\n## 1. Throughput per modality ({model.model_id}, {workers} loader processes, CPU threads {os.cpu_count()})"
+    )
+    print(
+        f"{'modality':<8} {'files':>6} {'segments':>9} {'seconds':>8} {'files/s':>9} {'segments/s':>11} {'vs first':>9}"
+    )
+    for modality in ("text", "image", "audio", "speech", "video"):
+        if not os.path.isdir(os.path.join(root, modality)):
+            continue
         db = tempfile.mkdtemp(prefix="gemb2-bench-db-")
         store = LanceStore(db, model=model.model_id, dim=model.config.out_dim)
         t0 = time.perf_counter()
-        r = run_embed([os.path.join(root, modality)], store, model_id=model.model_id, get_model=lambda: model,
-                      options=EmbedOptions(workers=workers))
+        r = run_embed(
+            [os.path.join(root, modality)],
+            store,
+            model_id=model.model_id,
+            get_model=lambda: model,
+            options=EmbedOptions(workers=workers),
+        )
         dt = time.perf_counter() - t0
         assert r.files_failed == 0, r.failures
         n = r.files_added
-        print(f"{modality:<8} {n:>6} {r.rows_added:>9} {dt:>8.2f} {n / dt:>9.1f} {r.rows_added / dt:>11.1f}")
+        rates[modality] = n / dt
+        ratio = f"{rates[modality] / base[modality]:>9.2f}" if base and modality in base else f"{'':>9}"
+        print(f"{modality:<8} {n:>6} {r.rows_added:>9} {dt:>8.2f} {n / dt:>9.1f} {r.rows_added / dt:>11.1f} {ratio}")
         shutil.rmtree(db)
+    return rates
 
 
 def walk(root: str, stat: bool = False) -> int:
@@ -122,19 +203,25 @@ def rerun(n_files: int, workers: int) -> None:
     db = tempfile.mkdtemp(prefix="gemb2-bench-db-")
     store = LanceStore(db, model=model.model_id, dim=model.config.out_dim)
     t0 = time.perf_counter()
-    first = run_embed([root], store, model_id=model.model_id, get_model=lambda: model, options=EmbedOptions(workers=workers))
+    first = run_embed(
+        [root], store, model_id=model.model_id, get_model=lambda: model, options=EmbedOptions(workers=workers)
+    )
     t_first = time.perf_counter() - t0
 
     def never():
         raise AssertionError("model loaded on an unchanged tree")
 
     def again():
-        r = run_embed([root], LanceStore(db), model_id=model.model_id, get_model=never, options=EmbedOptions(workers=workers))
+        r = run_embed(
+            [root], LanceStore(db), model_id=model.model_id, get_model=never, options=EmbedOptions(workers=workers)
+        )
         assert r.files_unchanged + r.files_failed_known == n_files and r.files_failed == 0, r
 
     walk(root)  # warm the dentry cache for every contender alike
     t_rerun, t_bare, t_stat = best_of(again), best_of(lambda: walk(root)), best_of(lambda: walk(root, stat=True))
-    print(f"\n## 2. Rerun on an unchanged {n_files}-file tree (best of 5, warm cache; 1 % remembered failures, 1 % empty)")
+    print(
+        f"\n## 2. Rerun on an unchanged {n_files}-file tree (best of 5, warm cache; 1 % remembered failures, 1 % empty)"
+    )
     print(f"first run: {first.files_added} files added, {first.files_failed} failed in {t_first:.1f}s")
     print(f"os.scandir walk + stat (baseline): {t_stat * 1e3:8.1f} ms")
     print(f"bare os.scandir walk:              {t_bare * 1e3:8.1f} ms   ({t_bare / t_stat:.2f}x baseline)")
@@ -157,13 +244,28 @@ def long_video_rss(minutes: int) -> None:
     os.makedirs(os.path.dirname(path))
     t0 = time.perf_counter()
     ffmpeg_testsrc(path, minutes * 60, "1280x720", 25)
-    print(f"\n## 3. Peak RSS embedding one {minutes}-minute 1280x720 H.264+AAC video "
-          f"({os.path.getsize(path) / 1e6:.0f} MB, made in {time.perf_counter() - t0:.0f}s)")
-    base = subprocess.Popen([sys.executable, "-c", "import gemb2.model, gemb2.pipeline.embed, lancedb, torch, time; time.sleep(3)"])
+    print(
+        f"\n## 3. Peak RSS embedding one {minutes}-minute 1280x720 H.264+AAC video "
+        f"({os.path.getsize(path) / 1e6:.0f} MB, made in {time.perf_counter() - t0:.0f}s)"
+    )
+    base = subprocess.Popen(
+        [sys.executable, "-c", "import gemb2.model, gemb2.pipeline.embed, lancedb, torch, time; time.sleep(3)"]
+    )
     with PeakRSS(base.pid) as idle:
         base.wait()
-    cmd = [sys.executable, "-m", "gemb2", "embed", os.path.join(tmp, "media"), "--model", "tiny",
-           "--db", os.path.join(tmp, "db"), "--json", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gemb2",
+        "embed",
+        os.path.join(tmp, "media"),
+        "--model",
+        "tiny",
+        "--db",
+        os.path.join(tmp, "db"),
+        "--json",
+        "--quiet",
+    ]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with PeakRSS(proc.pid) as peak:
@@ -171,8 +273,10 @@ def long_video_rss(minutes: int) -> None:
     dt = time.perf_counter() - t0
     assert proc.returncode == 0, err
     print(f"baseline: a process that imports gemb2, torch and lancedb: {idle.peak / 2**20:7.0f} MiB")
-    print(f"gemb2 embed (all processes), peak RSS:                   {peak.peak / 2**20:7.0f} MiB "
-          f"({peak.peak / idle.peak:.2f}x baseline; goal < 1536 MiB) in {dt:.0f}s; {out.strip()}")
+    print(
+        f"gemb2 embed (all processes), peak RSS:                   {peak.peak / 2**20:7.0f} MiB "
+        f"({peak.peak / idle.peak:.2f}x baseline; goal < 1536 MiB) in {dt:.0f}s; {out.strip()}"
+    )
     shutil.rmtree(tmp)
 
 
@@ -181,11 +285,19 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller corpora, a 3-minute video")
     ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     ap.add_argument("--only", choices=["throughput", "rerun", "rss"])
+    ap.add_argument(
+        "--model", action="append", help="throughput of these models, each against the first (default tiny)"
+    )
+    ap.add_argument("--speech", type=int, default=0, help="also this many espeak-ng sentences (a 'speech' row)")
     a = ap.parse_args()
     if a.only in (None, "throughput"):
         root = tempfile.mkdtemp(prefix="gemb2-bench-corpus-")
         make_corpus(root, *((100, 50, 4, 2) if a.quick else (1000, 300, 20, 6)))
-        throughput(root, a.workers)
+        make_speech(root, a.speech)
+        base = None
+        for source in a.model or ["tiny"]:
+            rates = throughput(root, a.workers, source, base)
+            base = base or rates
         shutil.rmtree(root)
     if a.only in (None, "rerun"):
         rerun(1000 if a.quick else 10_000, a.workers)

@@ -146,8 +146,10 @@ def _write(model: Gemb2Model, folder: Path, dim: int, names: tuple[str, ...], st
     ex = Examples(model)
     specs = graph_specs(model, dim, ex)
     graphs: dict[str, dict[str, Any]] = {}
-    skipped: dict[str, str] = {}
+    skipped = recognition_not_exported(model.config, names)
     for name in names:
+        if name in skipped:
+            continue
         spec = specs[name]
         missing = [s for s in spec.needs if getattr(model, s, None) is None]
         if missing:
@@ -170,6 +172,30 @@ def _write(model: Gemb2Model, folder: Path, dim: int, names: tuple[str, ...], st
         json.dump(manifest, f, indent=2, ensure_ascii=False)
     stop.raise_if_set()
     return manifest
+
+
+def recognition_not_exported(cfg, names: tuple[str, ...]) -> dict[str, str]:
+    """A model that recognises (gemb2/model/recognise.py) reads words off its media before the graphs would run
+    (ImageNet names, Whisper's greedy decoding): its media graphs would give other vectors than `gemb2 embed`, so
+    they are not written; "recognition" and each such graph are named under `not_exported`, the text graph is."""
+    if not cfg.recognises:
+        return {}
+    why = []
+    if cfg.recognise_classes:
+        why.append(f"the top {cfg.recognise_classes} ImageNet class names of the image stem's own head")
+    if cfg.recognise_speech:
+        why.append(f"{cfg.recognise_speech}'s greedy transcript (faster-whisper, a no-speech gate)")
+    out = {
+        "recognition": "the model puts the words it reads off each media part before it as text ("
+        + "; ".join(why)
+        + "): a search and a decoder loop, not one graph"
+    }
+    reads = {"image": cfg.recognise_classes > 0, "video_frames": cfg.recognise_classes > 0}
+    reads |= {"audio": bool(cfg.recognise_speech), "video": cfg.recognises}
+    for name in names:
+        if reads.get(name):
+            out[name] = "its vectors include recognised words (see recognition), which no graph computes"
+    return out
 
 
 def _export_graph(

@@ -122,12 +122,17 @@ def open_store(job: EmbedJob, model_id: str, get_model: Callable) -> Store:
     """The job's store: a table of another model is a UsageError (unless --rebuild, which drops it first);
     a new table or folder takes this model's id, dimension and source."""
     from gemb2.store import LanceStore, ShardStore
+    from gemb2.store.records import WrongModelError
 
     store: Store
-    if job.out is not None:
-        store = ShardStore(job.out, model=model_id, dim=None if job.rebuild else _peek_dim(job.out))
-    else:
-        store = LanceStore(job.db, job.table, model=None if job.rebuild else model_id)
+    try:
+        if job.out is not None:
+            store = ShardStore(job.out, model=model_id, dim=None if job.rebuild else _peek_dim(job.out))
+        else:
+            store = LanceStore(job.db, job.table, model=None if job.rebuild else model_id)
+    except WrongModelError as e:  # a v1 table and the v2 default: say which --model it was made with
+        held = ShardStore(job.out).model if job.out is not None else LanceStore(job.db, job.table).model
+        raise WrongModelError(f"{e}{opening.wrong_model_hint(held or '')}") from None
     if job.rebuild:
         store.drop()
     if store.model is None or store.dim is None:

@@ -91,8 +91,37 @@ def prompt_task(model, name: str) -> str | None:
 
 
 def source_path(source: str) -> str:
-    """A model source as recorded with a table: presets by name, folders by absolute path."""
-    return str(Path(source).resolve()) if Path(source).is_dir() else source
+    """A model source as recorded with a table: presets by name, folders by absolute path, a release by its version
+    ("gemb2-mini" is recorded as the "gemb2-mini-v2" it names now, so the table keeps naming it when the default
+    moves on)."""
+    if Path(source).is_dir():
+        return str(Path(source).resolve())
+    from gemb2.pretrained.release import ALIASES, versioned
+
+    return versioned(source) if source in ALIASES else source
+
+
+def table_source(source: str, model_id: str | None) -> str:
+    """The model source a table's queries and reruns use: its recorded `source`, unless that is a release name that
+    has moved on since (a table made when "gemb2-mini" named v1 records v1's id): then the release version its
+    recorded `model_id` belongs to (gemb2-mini-v1). Never another model: the caller still checks the id."""
+    from gemb2.pipeline.prompts import split_prompt
+    from gemb2.pretrained.release import RELEASES, release_model_id, release_of_id
+
+    if source not in RELEASES or model_id is None:
+        return source
+    base = split_prompt(model_id)[0]  # a table embedded with --prompt NAME records "<id>+prompt=NAME"
+    return source if release_model_id(source) == base else release_of_id(base) or source
+
+
+def wrong_model_hint(model_id: str) -> str:
+    """For the error of embedding into a table of another model: how to name the table's model, if it is a release
+    ("; embed into it with its own model: --model gemb2-mini-v1"), else ""."""
+    from gemb2.pipeline.prompts import split_prompt
+    from gemb2.pretrained.release import release_of_id
+
+    name = release_of_id(split_prompt(model_id)[0])
+    return f"; embed into it with its own model: --model {name}" if name else ""
 
 
 def local_db_path(uri: str) -> Path | None:

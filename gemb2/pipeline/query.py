@@ -65,12 +65,13 @@ def run_query(uri: str, table: str, q: Query) -> list[Hit]:
 def open_for_query(uri: str, table: str, q: Query) -> tuple[LanceStore, str]:
     """The table and the model source its queries are embedded with (--model, else the table's, else the default),
     which must be the model the table was built with."""
-    from gemb2.pipeline.open import model_id_of, open_table
+    from gemb2.pipeline.open import model_id_of, open_table, table_source
     from gemb2.pipeline.prompts import check_prompt
 
     store = open_table(uri, table)
-    source = q.model or store.source or q.default_model
-    if model_id_of(source) != split_prompt(store.model or "")[0]:
+    built_with = split_prompt(store.model or "")[0]
+    source = q.model or (store.source and table_source(store.source, built_with)) or q.default_model
+    if model_id_of(source) != built_with:
         raise UsageError(f"table {store.table_name!r} was built with model {store.model!r}, not {source!r}")
     if q.prompt is not None:
         check_prompt(source, q.prompt)

@@ -117,10 +117,13 @@ def _table_source(db: str, table: str) -> str | None:
     local = local_db_path(db)
     if local is not None and not local.is_dir():
         return None
+    from gemb2.pipeline.open import table_source
     from gemb2.store import LanceStore
 
     store = LanceStore(db, table)
-    return store.source or None if store.table is not None else None
+    if store.table is None or not store.source:
+        return None
+    return table_source(store.source, store.model)
 
 
 def _has_table(db: str, table: str) -> bool:

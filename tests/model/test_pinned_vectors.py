@@ -1,4 +1,4 @@
-"""gemb2-mini's vectors, pinned: the shipped sample folder through `gemb2 embed` and a few queries through the
+"""gemb2-mini-v1's vectors, pinned (v1, the default before gemb2-mini-v2, unchanged bit for bit): the shipped sample folder through `gemb2 embed` and a few queries through the
 model, compared with vectors saved in `pinned/gemb2-mini.safetensors`.
 
 On the machine and torch build that saved them the comparison is bit for bit (a refactor must not move a single
@@ -39,7 +39,7 @@ def _machine() -> str:
 
 def _vectors(tmp_path) -> dict[str, np.ndarray]:
     out = tmp_path / "shards"
-    r = cli_run.gemb2("embed", str(SAMPLE), "--out", str(out), "--quiet", timeout=900)
+    r = cli_run.gemb2("embed", str(SAMPLE), "--out", str(out), "--model", "gemb2-mini-v1", "--quiet", timeout=900)
     if r.returncode == 2 and "pip install" in r.stderr:
         pytest.skip(f"gemb2-mini's parts are not installed: {r.stderr.strip()}")
     assert r.returncode == 0, r.stderr
@@ -47,7 +47,7 @@ def _vectors(tmp_path) -> dict[str, np.ndarray]:
     found = {f"doc:{Path(rec['path']).relative_to(SAMPLE)}#{rec['segment']}": vecs[i] for i, rec in enumerate(records)}
     from gemb2 import load_model
 
-    model = load_model("gemb2-mini")
+    model = load_model("gemb2-mini-v1")
     q = model.encode(QUERIES, task="query")
     found.update({f"query:{t}": np.asarray(q[i]) for i, t in enumerate(QUERIES)})
     return found
