@@ -156,6 +156,35 @@ def throughput(root: str, workers: int, source: str = "tiny", base: dict[str, fl
     return rates
 
 
+def recognition_cost(root: str, rounds: int = 3) -> None:
+    """model.encode of the same images and spoken sentences by gemb2-mini-v1 and -v2, interleaved round by round
+    (v1, v2, v1, v2, ...: contention on a shared machine hits both alike); v2 - v1 is what recognition costs."""
+    import numpy as np
+
+    from gemb2 import load_model
+    from gemb2.data.discover import modality_of
+    from gemb2.data.load import load_file
+    from gemb2.pipeline.loadspec import load_spec_for
+
+    v1, v2 = load_model("gemb2-mini-v1"), load_model("gemb2-mini-v2")
+    spec = load_spec_for(v1)
+    print(f"\n## Recognition cost: {v1.model_id} vs {v2.model_id}, model.encode, best of {rounds} interleaved rounds")
+    print(f"{'modality':<8} {'items':>6} {'v1 s/item':>10} {'v2 s/item':>10} {'added s/item':>13} {'v2 / v1':>8}")
+    for kind in ("image", "speech"):
+        folder = os.path.join(root, kind)
+        paths = sorted(os.path.join(folder, f) for f in os.listdir(folder))[:8]
+        parts = [next(iter(load_file(p, modality_of(p) or kind, spec))).parts for p in paths]
+        v2.encode(parts[:1])  # loads Whisper once, outside the timing
+        best = {1: np.inf, 2: np.inf}
+        for _ in range(rounds):
+            for k, m in ((1, v1), (2, v2)):
+                t0 = time.perf_counter()
+                m.encode(parts)
+                best[k] = min(best[k], (time.perf_counter() - t0) / len(parts))
+        added, ratio = best[2] - best[1], best[2] / best[1]
+        print(f"{kind:<8} {len(parts):>6} {best[1]:>10.3f} {best[2]:>10.3f} {added:>13.3f} {ratio:>8.2f}")
+
+
 def walk(root: str, stat: bool = False) -> int:
     """Count the files under root with os.scandir; with stat=True, also stat each one (what a rerun must do)."""
     n, todo = 0, [root]
@@ -284,7 +313,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller corpora, a 3-minute video")
     ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
-    ap.add_argument("--only", choices=["throughput", "rerun", "rss"])
+    ap.add_argument("--only", choices=["throughput", "rerun", "rss", "recognition"])
     ap.add_argument(
         "--model", action="append", help="throughput of these models, each against the first (default tiny)"
     )
@@ -298,6 +327,12 @@ def main() -> None:
         for source in a.model or ["tiny"]:
             rates = throughput(root, a.workers, source, base)
             base = base or rates
+        shutil.rmtree(root)
+    if a.only == "recognition":  # gemb2-mini v2's recognition against v1, on 8 images and 8 spoken sentences
+        root = tempfile.mkdtemp(prefix="gemb2-bench-corpus-")
+        make_corpus(root, 0, 8, 0, 0)
+        make_speech(root, 8)
+        recognition_cost(root)
         shutil.rmtree(root)
     if a.only in (None, "rerun"):
         rerun(1000 if a.quick else 10_000, a.workers)
