@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +54,9 @@ def save_pretrained(model: Gemb2Model, folder: str | Path) -> Path:
     """Write the model as a checkpoint folder (replacing one already there). Returns the folder."""
     from safetensors.torch import save_file
 
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     model_id = model.model_id
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt", "model_id": model_id})
         doc = {
@@ -70,6 +68,18 @@ def save_pretrained(model: Gemb2Model, folder: str | Path) -> Path:
         (tmp / "config.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         model.tokenizer.save(tmp / "tokenizer.json")
         (tmp / "README.md").write_text(_model_card(model, model_id), encoding="utf-8")
+
+    return replace_folder(folder, write)
+
+
+def replace_folder(folder: str | Path, write: Callable[[Path], object]) -> Path:
+    """Run `write(tmp)` into a temporary folder beside `folder`, then put it in `folder`'s place: an old folder is
+    removed only once the new one is complete, and an error leaves nothing half-written. Returns the folder."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        write(tmp)
         if folder.exists():  # swap: the old folder is removed only once the new one is complete
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
             os.replace(folder, old)

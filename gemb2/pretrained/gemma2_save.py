@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,24 +44,14 @@ ST_MODULES = [
 def save_embedding_gemma2(model: EmbeddingGemma2, folder: str | Path) -> Path:
     """Write `model` (LoRA merged) as a Hugging Face / sentence-transformers folder, replacing `folder` once the
     new one is complete. Returns the folder."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    from gemb2.model.io import replace_folder
+
+    def write(tmp: Path) -> None:
         _weights(model, tmp)
         _copy_source(model, tmp)
         _sentence_transformers(model, tmp)
-        if folder.exists():  # swap: the old folder is removed only once the new one is complete
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+
+    return replace_folder(folder, write)
 
 
 def _weights(model: EmbeddingGemma2, tmp: Path) -> None:

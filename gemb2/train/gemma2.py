@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .lora import DEFAULT_TARGETS, apply_lora
+from .lora import DEFAULT_TARGETS, apply_lora, freeze
 
 if TYPE_CHECKING:
     from gemb2.parts import Part
@@ -48,13 +48,7 @@ def prepare_gemma2(model: EmbeddingGemma2, s: TrainSettings) -> None:
         raise ValueError("freeze_text: only gemb2's own models have a text row to freeze; use freeze: [prefixes]")
     if s.feature_cache_mb:
         raise ValueError("feature_cache_mb: only gemb2's own models have frozen stem encoders to cache")
-    names = dict(model.named_parameters())
-    for prefix in s.freeze:
-        hit = [n for n in names if n.startswith(prefix)]
-        if not hit:
-            raise ValueError(f"freeze prefix {prefix!r} matches no parameter (e.g. {next(iter(names))!r})")
-        for n in hit:
-            names[n].requires_grad_(False)
+    freeze(model, s.freeze)
     if s.lora_rank:
         model.requires_grad_(False)  # PEFT's convention: only the adapters train
         targets = GEMMA_TARGETS if tuple(s.lora_targets) == DEFAULT_TARGETS else s.lora_targets

@@ -39,7 +39,7 @@ from .feeds import make_feed
 from .gather import gather_rows
 from .gemma2 import embed_gemma2, is_gemma2, prepare_gemma2, save_trained
 from .infonce import InfoNCELoss
-from .lora import DEFAULT_TARGETS, apply_lora, merged
+from .lora import DEFAULT_TARGETS, apply_lora, freeze, merged
 from .matryoshka import MatryoshkaLoss
 from .optim_state import load_optimizer, save_optimizer
 from .schedule import lr_at
@@ -107,13 +107,7 @@ def prepare_model(
 
 
 def _prepare_gemb2(model: Gemb2Model, s: TrainSettings) -> None:
-    names = dict(model.named_parameters())
-    for prefix in s.freeze:
-        hit = [n for n in names if n.startswith(prefix)]
-        if not hit:
-            raise ValueError(f"freeze prefix {prefix!r} matches no parameter (e.g. {next(iter(names))!r})")
-        for n in hit:
-            names[n].requires_grad_(False)
+    freeze(model, s.freeze)
     if s.freeze_text:
         text_row = model.modality_embeddings.weight
         if text_row.requires_grad:  # zero the gradient of the text row (KINDS["text"] == 0)

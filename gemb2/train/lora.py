@@ -53,6 +53,18 @@ class LoRALinear(nn.Module):
         return out
 
 
+def freeze(model: nn.Module, prefixes: Sequence[str]) -> None:
+    """Stop training the parameters whose names start with any of `prefixes` (a recipe's `freeze`); a prefix that
+    matches nothing is a ValueError naming a real parameter."""
+    names = dict(model.named_parameters())
+    for prefix in prefixes:
+        hit = [n for n in names if n.startswith(prefix)]
+        if not hit:
+            raise ValueError(f"freeze prefix {prefix!r} matches no parameter (e.g. {next(iter(names))!r})")
+        for n in hit:
+            names[n].requires_grad_(False)
+
+
 def apply_lora(module: nn.Module, rank: int, alpha: float, targets: Sequence[str] = DEFAULT_TARGETS) -> list[str]:
     """Wrap every nn.Linear under `module` whose own name is in `targets`; returns their qualified names."""
     found = [
