@@ -42,10 +42,9 @@ MEDIA_IDS = {  # EmbeddingGemma2Config's defaults, the real checkpoint's ids
 
 
 def _tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from tests.pretrained.gemma2_folder import MEDIA, VIDEO_TOKEN
+    from tests.pretrained.gemma2_folder import gemma_tokenizer
     from tests.pretrained.sentences import varied_sentences
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -64,19 +63,7 @@ def _tokenizer():
     out = Tokenizer(models.BPE(vocab=full, merges=merges, unk_token="<unk>"))
     out.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     out.decoder = decoders.ByteLevel()
-    out.post_processor = processors.TemplateProcessing(
-        single="<bos> $A <eos>", pair="<bos> $A <eos> $B <eos>", special_tokens=[("<bos>", 2), ("<eos>", 1)]
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=out,
-        bos_token="<bos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        extra_special_tokens=dict(MEDIA),
-        model_max_length=CONTEXT,
-    )
-    fast.add_special_tokens({"additional_special_tokens": [VIDEO_TOKEN]}, replace_extra_special_tokens=False)
+    fast = gemma_tokenizer(out, CONTEXT)
     assert len(fast) == VOCAB and all(fast.convert_tokens_to_ids(t) == i for t, i in MEDIA_IDS.items())
     return fast
 

@@ -42,8 +42,7 @@ VIDEO_TOKEN = "<|video|>"
 
 
 def _tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
     chars = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789.,!?:|;-'\"()/_=+*#<>[]{}")
     vocab = {t: i for i, t in enumerate(SPECIAL)}
@@ -58,6 +57,15 @@ def _tokenizer():
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
     tok.decoder = decoders.Metaspace()
+    return gemma_tokenizer(tok, MAX_SEQ_LENGTH)
+
+
+def gemma_tokenizer(tok, max_length: int):
+    """`tok` (a tokenizers.Tokenizer) with Gemma's <bos> ... <eos> template, its special names, the media tokens and
+    the video token, as transformers' PreTrainedTokenizerFast (what the processor loads from a real folder)."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
     tok.post_processor = processors.TemplateProcessing(
         single="<bos> $A <eos>", pair="<bos> $A <eos> $B <eos>", special_tokens=[("<bos>", 2), ("<eos>", 1)]
     )
@@ -68,7 +76,7 @@ def _tokenizer():
         pad_token="<pad>",
         unk_token="<unk>",
         extra_special_tokens=dict(MEDIA),
-        model_max_length=MAX_SEQ_LENGTH,
+        model_max_length=max_length,
     )
     fast.add_special_tokens({"additional_special_tokens": [VIDEO_TOKEN]}, replace_extra_special_tokens=False)
     return fast
