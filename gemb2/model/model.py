@@ -24,7 +24,8 @@ pieces that the ONNX export (gemb2/export) calls too, so the graphs compute what
     head           = backbone -> mean over real tokens -> projection -> L2 normalise
 
 Recognition (recognise.py; config.recognise_*): `encode` first puts the words the model reads off each media part
-(ImageNet class names from the image stem's classifier head, Whisper's transcript) before it as a Text part.
+(ImageNet class names from the image stem's classifier head, Whisper's transcript) before it as a Text part. The
+stem's CNN runs once per picture for both (stems/efficientnet.py, `reusing`).
 
 Stems (stems/): a model without an image stem refuses images and videos, one without an audio
 stem refuses audio and embeds a video from its frames alone (`config.modalities` says what fits).
@@ -263,6 +264,13 @@ class Gemb2Model(nn.Module):
 
     # --- inference --------------------------------------------------------------------------
 
+    def _reusing_features(self, amp: torch.dtype | None) -> contextlib.AbstractContextManager:
+        """The image stem's `reusing` block (stems/efficientnet.py), where `encode` computes each picture's CNN
+        features once: the model classifies pictures (recognise.py) with the stem `forward` runs next, and no
+        autocast (classification runs outside it: under it the stem's features would be computed otherwise)."""
+        stem = self.recogniser.image_stem if self.recogniser is not None else None
+        return stem.reusing() if stem is not None and amp is None else contextlib.nullcontext()
+
     def check_dim(self, dim: int | None) -> int:
         """None -> out_dim; otherwise `dim` must be one of config.matryoshka_dims."""
         return check_matryoshka_dim(self.config, dim)
@@ -307,22 +315,26 @@ class Gemb2Model(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            plans = self.layout.plan_many(self.recognise([as_item(x) for x in items]), task)
-            order = sorted(range(len(plans)), key=lambda i: -plans[i].length)  # longest first: less padding
-            out = torch.empty((len(plans), dim), dtype=torch.float32, device=dev)
-            with torch.inference_mode(), torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
-                for chunk in length_batches(
-                    [plans[i].length for i in order],
-                    batch_size,
-                    max_tokens,
-                    media=[plans[i].media for i in order],
-                    max_media=MAX_MEDIA.get(dev.type, MAX_MEDIA["cpu"]),
+            with self._reusing_features(amp):  # the CNN once per picture that recognition classified
+                plans = self.layout.plan_many(self.recognise([as_item(x) for x in items]), task)
+                order = sorted(range(len(plans)), key=lambda i: -plans[i].length)  # longest first: less padding
+                out = torch.empty((len(plans), dim), dtype=torch.float32, device=dev)
+                with (
+                    torch.inference_mode(),
+                    torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None),
                 ):
-                    idx = [order[i] for i in chunk]
-                    batch = self.layout.collate([plans[i] for i in idx])
-                    batch = batch.pin_memory().to(dev, non_blocking=True) if cuda else batch.to(dev)
-                    v = self.forward(batch, stem_chunk=stem_chunk).float()  # (b, out_dim)
-                    out[torch.tensor(idx, device=dev)] = truncate(v, dim)  # (b, dim)
+                    for chunk in length_batches(
+                        [plans[i].length for i in order],
+                        batch_size,
+                        max_tokens,
+                        media=[plans[i].media for i in order],
+                        max_media=MAX_MEDIA.get(dev.type, MAX_MEDIA["cpu"]),
+                    ):
+                        idx = [order[i] for i in chunk]
+                        batch = self.layout.collate([plans[i] for i in idx])
+                        batch = batch.pin_memory().to(dev, non_blocking=True) if cuda else batch.to(dev)
+                        v = self.forward(batch, stem_chunk=stem_chunk).float()  # (b, out_dim)
+                        out[torch.tensor(idx, device=dev)] = truncate(v, dim)  # (b, dim)
         finally:
             self.train(was_training)
         return out.cpu().numpy()

@@ -124,12 +124,16 @@ class EfficientNetLite(nn.Module):
             x = block(x)
         return F.relu6(self._bn1(self._conv_head(x)))  # (B, 1280, h, w)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """ImageNet logits: (B, 3, H, W) -> (B, num_classes)."""
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits of a last feature map: (B, 1280, h, w) -> (B, num_classes)."""
         if self._fc is None:
             raise ValueError("this EfficientNetLite was built without a classifier head (num_classes=0)")
-        pooled = self.forward_features(x).mean(dim=(2, 3))  # (B, 1280)
+        pooled = features.mean(dim=(2, 3))  # (B, 1280)
         return self._fc(self._dropout(pooled))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits: (B, 3, H, W) -> (B, num_classes)."""
+        return self.forward_head(self.forward_features(x))
 
 
 def efficientnet_lite(variant: str = "lite0", num_classes: int = 1000) -> EfficientNetLite:
