@@ -74,7 +74,7 @@ def test_encode_runs_the_cnn_once_per_picture_with_the_same_vectors(model, stem)
     classified = 12 + VIDEO_FRAMES + 3  # what recognition looks at
     assert twice.n == layout + classified
     assert once.n == layout + 2  # the 12-frame video's frames 4 and 7 are classified only, not embedded
-    np.testing.assert_array_equal(v, ref)  # here bit for bit (a real model: to float rounding, batch composition)
+    np.testing.assert_allclose(v, ref, rtol=0, atol=1e-6)  # CPU kernels vary with the batch and its memory layout
     assert stem._kept is None  # dropped when encode returns
 
 
