@@ -53,6 +53,7 @@ WHISPER_WINDOW_S = 30.0  # Whisper's encoder sees 30 s windows (3000 mel frames 
 EFFICIENTNET_STRIDE = 32  # EfficientNet's last feature map is the image downsampled 32 times
 IMAGENET_CLASSES = 1000  # the EfficientNet-Lite classifier head's classes (assets/imagenet_classes.txt)
 RECOGNITION_FIELDS = ("recognise_classes", "recognise_speech", "recognise_no_speech")  # recognise.py
+SPEECH_SOURCES = ("faster-whisper", "stem")  # ModelConfig.recognise_speech_from
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,11 @@ class ModelConfig:
     recognise_classes: int = 0  # top-k ImageNet class names from the EfficientNet image stem's own classifier head
     recognise_speech: str = ""  # "whisper-<size>": the words of audio (and a video's track), greedy Whisper decoding
     recognise_no_speech: float = 0.4  # a decoded segment whose no-speech probability is above this is dropped
+    # what Whisper's decoder reads (recognise.py): "faster-whisper" (its own log-mel of the clip, zero-padded as
+    # features, through its own copy of the encoder: v2 as first released) or "stem" (the audio stem's encoder
+    # output, which the stem computes anyway: one encoder pass per window instead of two). Not a RECOGNITION_FIELD:
+    # written only when not the default, so the first v2's config and id stay as they were
+    recognise_speech_from: str = "faster-whisper"
 
     def __post_init__(self) -> None:
         _need(bool(self.name) and "@" not in self.name, f"name must be non-empty without '@', got {self.name!r}")
@@ -194,6 +200,16 @@ class ModelConfig:
             0.0 <= self.recognise_no_speech <= 1.0,
             f"recognise_no_speech must be in [0, 1], got {self.recognise_no_speech}",
         )
+        source = self.recognise_speech_from
+        _need(
+            source in SPEECH_SOURCES,
+            f"recognise_speech_from must be one of {SPEECH_SOURCES}, got {source!r}",
+        )
+        _need(
+            source != "stem" or not speech or (self.audio_stem, self.audio_encoder) == ("whisper", speech[8:]),
+            f"recognise_speech_from 'stem' needs the audio stem to be the Whisper encoder {speech!r} decodes from "
+            f"(audio_stem 'whisper', audio_encoder {speech[8:]!r}), got {self.audio_stem!r} {self.audio_encoder!r}",
+        )
 
     @property
     def recognises(self) -> bool:
@@ -268,6 +284,7 @@ OPTIONAL = {  # fields added after v1 -> their defaults (absent = default)
     "recognise_classes": 0,
     "recognise_speech": "",
     "recognise_no_speech": 0.4,
+    "recognise_speech_from": "faster-whisper",
 }
 
 _POSITIVE = (  # the fields that must be >= 1

@@ -122,7 +122,7 @@ class Gemb2Model(nn.Module):
         self._frame_side = int(round(cfg.video_tokens_per_frame**0.5))
         self._id_cache: tuple[tuple[object, ...], str] | None = None
         # recognise.py: the words read off media parts, put before them (None: the config recognises nothing)
-        self.recogniser = Recogniser(cfg, image, audio is not None) if cfg.recognises else None
+        self.recogniser = Recogniser(cfg, image, audio) if cfg.recognises else None
 
     # --- identity and placement ------------------------------------------------------------
 
@@ -265,11 +265,17 @@ class Gemb2Model(nn.Module):
     # --- inference --------------------------------------------------------------------------
 
     def _reusing_features(self, amp: torch.dtype | None) -> contextlib.AbstractContextManager:
-        """The image stem's `reusing` block (stems/efficientnet.py), where `encode` computes each picture's CNN
-        features once: the model classifies pictures (recognise.py) with the stem `forward` runs next, and no
-        autocast (classification runs outside it: under it the stem's features would be computed otherwise)."""
-        stem = self.recogniser.image_stem if self.recogniser is not None else None
-        return stem.reusing() if stem is not None and amp is None else contextlib.nullcontext()
+        """The stems' `reuse` blocks (stems/reuse.py), where `encode` computes each picture's CNN features and each
+        audio window's Whisper encoding once: recognition (recognise.py) runs them for the class names and the
+        decoder, and the stems' `forward` takes them next. Not under autocast (recognition runs outside it: under it
+        the stems' features would be computed otherwise)."""
+        if self.recogniser is None or amp is not None:
+            return contextlib.nullcontext()
+        blocks = contextlib.ExitStack()
+        for stem in (self.recogniser.image_stem, self.recogniser.audio_stem):
+            if stem is not None:
+                blocks.enter_context(stem.reuse.reusing())
+        return blocks
 
     def check_dim(self, dim: int | None) -> int:
         """None -> out_dim; otherwise `dim` must be one of config.matryoshka_dims."""
@@ -315,7 +321,7 @@ class Gemb2Model(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            with self._reusing_features(amp):  # the CNN once per picture that recognition classified
+            with self._reusing_features(amp):  # the CNN / Whisper encoder once per input recognition read
                 plans = self.layout.plan_many(self.recognise([as_item(x) for x in items]), task)
                 order = sorted(range(len(plans)), key=lambda i: -plans[i].length)  # longest first: less padding
                 out = torch.empty((len(plans), dim), dtype=torch.float32, device=dev)

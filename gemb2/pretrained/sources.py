@@ -1,9 +1,10 @@
 """Model sources: what a `--model` value means, and its id.
 
-    load_model("gemb2-mini")          the trained default, gemb2-mini-v2 (release.py): its pretrained parts (installed
+    load_model("gemb2-mini")          the trained default, gemb2-mini-v2.1 (release.py): its pretrained parts (installed
                                       weight packages) plus the weights training added, shipped in
-                                      gemb2/pretrained/assets/gemb2-mini-v2, with recognition on (gemb2/model/recognise.py)
+                                      gemb2/pretrained/assets/gemb2-mini-v2.1, with recognition on (gemb2/model/recognise.py)
     load_model("gemb2-mini-v1")       v1, the default before v2 (no recognition); its tables keep using it
+    load_model("gemb2-mini-v2")       v2, the default before v2.1 (speech decoded from faster-whisper's own encoding)
     load_model("tiny")                a preset: random init with a fixed seed, identical in every process
     load_model("all-MiniLM-L6-v2")    a preset backed by an installed weight package (gemb2[weights])
     load_model("./my-model")          a gemb2 model folder (save_pretrained, `gemb2 init`): config.json with "format": "gemb2"

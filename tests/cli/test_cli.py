@@ -76,7 +76,7 @@ def test_default_model_is_not_a_silent_random_one(tmp_path):
         assert r.exit_code == 2 and "gemb2-mini" in r.output and "tiny" in r.output
     else:  # the trained default, assembled from its installed parts: its id says so
         assert r.exit_code == 0, r.output
-        assert json.loads(r.stdout)["model"].startswith("gemb2-mini-v2@")  # the default is v2
+        assert json.loads(r.stdout)["model"].startswith("gemb2-mini-v2.1@")  # the default is v2.1
 
 
 @pytest.mark.slow

@@ -35,7 +35,7 @@ def test_an_unchanged_rerun_reads_no_model_weight(tmp_path):
         return json.loads(r.stdout), opened(trace) & weights
 
     first, read_first = traced("first")
-    assert first["files_added"] == 3 and first["model"].startswith("gemb2-mini-v2@")  # the default is v2
+    assert first["files_added"] == 3 and first["model"].startswith("gemb2-mini-v2.1@")  # the default is v2.1
     assert read_first == weights  # the trace does see the weights being read when the model is loaded
 
     again, read_again = traced("again")

@@ -75,7 +75,7 @@ def test_encode_runs_the_cnn_once_per_picture_with_the_same_vectors(model, stem)
     assert twice.n == layout + classified
     assert once.n == layout + 2  # the 12-frame video's frames 4 and 7 are classified only, not embedded
     np.testing.assert_allclose(v, ref, rtol=0, atol=1e-6)  # CPU kernels vary with the batch and its memory layout
-    assert stem._kept is None  # dropped when encode returns
+    assert not stem.reuse.active  # dropped when encode returns
 
 
 def test_a_bounded_block_keeps_what_fits_and_the_vectors_do_not_move(model, stem):
@@ -83,10 +83,10 @@ def test_a_bounded_block_keeps_what_fits_and_the_vectors_do_not_move(model, stem
     ref = model.encode(items)
     with CNNRows(stem) as rows, stem.reusing(max_bytes=5 * MAP_BYTES):
         v = model.encode(items)
-        assert stem._kept is not None and len(stem._kept) == 5 and stem._kept_bytes == 5 * MAP_BYTES
+        assert stem.reuse.active and len(stem.reuse) == 5 and stem.reuse.kept_bytes == 5 * MAP_BYTES
     assert rows.n == (12 + 8 + 3) + (12 + VIDEO_FRAMES + 3) - 5
     np.testing.assert_allclose(v, ref, atol=1e-6)
-    assert stem._kept is None
+    assert not stem.reuse.active
 
 
 def test_the_same_pixels_twice_in_one_call_are_embedded_without_the_cnn(model, stem):

@@ -114,3 +114,100 @@ def test_recognition_is_in_the_id_only_when_it_is_on():
         ModelConfig(recognise_classes=3)  # the patch stem has no ImageNet head
     with pytest.raises(ValueError, match="recognise_speech must be"):
         off.replace(audio_stem="whisper", audio_encoder="tiny.en", recognise_speech="tiny.en")
+
+
+def _gated_transcribe(model, audio: Audio) -> str:
+    """The reference: faster-whisper's own `transcribe` with v2's settings and gate (what recognise.py decoded with
+    before it read the encoder output and probed the no-speech probability itself)."""
+    from gemb2.model.recognise import MIN_LOGPROB
+
+    window = audio.samples[: int(model.config.audio_window_s * 16000)]
+    segments, _ = model.recogniser.asr().transcribe(
+        window,
+        language="en",
+        beam_size=1,
+        best_of=1,
+        temperature=0.0,
+        condition_on_previous_text=False,
+        without_timestamps=True,
+        vad_filter=False,
+        no_speech_threshold=None,
+        log_prob_threshold=None,
+    )
+    gate = model.config.recognise_no_speech
+    keep = [
+        s.text.strip()
+        for s in segments
+        if s.no_speech_prob <= gate and s.avg_logprob >= MIN_LOGPROB and any(c.isalnum() for c in s.text)
+    ]
+    return " ".join(keep).strip()
+
+
+def _freedesktop_sounds() -> list[Audio]:
+    """Two real sounds of the freedesktop theme (a bell, a spoken channel test), decoded by the audio loader."""
+    from gemb2.data.load import load_file
+    from gemb2.data.segments import LoadSpec
+    from tests.system import PROBES
+
+    folder = PROBES["sound-theme-freedesktop"].rsplit("/", 1)[0]
+    out = []
+    for name in ("bell.oga", "audio-channel-front-left.oga"):
+        part = next(iter(load_file(f"{folder}/{name}", "audio", LoadSpec()))).parts[0]
+        assert isinstance(part, Audio)
+        out.append(part)
+    return out
+
+
+def test_decoding_gives_exactly_faster_whispers_transcribe(model, speech):
+    clips = [speech, Audio(tone(30.0, 16000)[:, 0]), Audio(np.zeros(8000, np.float32))]
+    if has_debian("sound-theme-freedesktop"):
+        clips += _freedesktop_sounds()
+    got = model.recogniser.transcripts(clips)
+    assert got == [_gated_transcribe(model, c) for c in clips]
+    assert "front door" in got[0].lower() and got[1] == got[2] == ""
+
+
+@pytest.fixture(scope="module")
+def stem_model():
+    from gemb2.pretrained.assemble import Parts, assemble
+
+    parts = Parts(
+        audio="whisper-tiny.en",
+        prompts=False,
+        recognise_speech="whisper-tiny.en",
+        recognise_speech_from="stem",
+    )
+    return assemble(parts)
+
+
+def test_decoding_from_the_stem_runs_its_encoder_once_per_window(stem_model, speech):
+    assert stem_model.config.recognise_speech_from == "stem"
+    rows = []
+    hook = stem_model.audio_stem.encoder.register_forward_hook(lambda m, args, out: rows.append(out.shape[0]))
+    try:
+        beep = Audio(tone(2.0, 16000)[:, 0])
+        vectors = stem_model.encode([speech, beep, (Text("in the hall:"), speech)])
+        assert sum(rows) == 2  # the two distinct windows, each once: recognition's pass is the stem's too
+        (said, heard) = stem_model.recogniser.describe([speech, beep])
+        assert "front door" in said.lower() and "kitchen light" in said.lower() and heard == ""
+        rows.clear()
+        with torch.inference_mode():  # outside encode nothing is reused: the stem runs its encoder again
+            direct = stem_model.forward(stem_model.collate(stem_model.recognise([(speech,), (beep,)]))).numpy()
+        assert sum(rows) == 4  # recognition (2 windows) and the stem's own forward (2)
+    finally:
+        hook.remove()
+    np.testing.assert_allclose(vectors[:2], direct, atol=1e-5)
+    assert not stem_model.audio_stem.reuse.active and len(stem_model.audio_stem.reuse) == 0  # dropped after encode
+
+
+def test_where_speech_is_decoded_from_is_in_the_id_only_when_it_is_the_stem():
+    on = ModelConfig(
+        image_stem="none", audio_stem="whisper", audio_encoder="tiny.en", recognise_speech="whisper-tiny.en"
+    )
+    assert "recognise_speech_from" not in on.to_dict()  # the first v2's config and id stay as they were
+    stem = on.replace(recognise_speech_from="stem")
+    assert stem.to_dict()["recognise_speech_from"] == "stem" and ModelConfig.from_dict(stem.to_dict()) == stem
+    with pytest.raises(ValueError, match="recognise_speech_from must be one of"):
+        on.replace(recognise_speech_from="vad")
+    with pytest.raises(ValueError, match="needs the audio stem to be the Whisper encoder"):
+        on.replace(audio_encoder="base", recognise_speech_from="stem")

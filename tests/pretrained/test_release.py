@@ -48,7 +48,7 @@ def mini():
 
 
 def test_gemb2_mini_is_assembled_from_parts_plus_its_added_weights(mini):
-    assert mini.model_id.startswith("gemb2-mini-v2@") and mini.config.out_dim == 384
+    assert mini.model_id.startswith("gemb2-mini-v2.1@") and mini.config.out_dim == 384
     assert mini.config.image_stem == "efficientnet" and mini.config.audio_stem == "whisper"
     q = mini.encode(["a small domestic cat"], task="query")
     d = mini.encode(["feline mammal usually having thick soft fur", "a function that parses JSON text"],

