@@ -175,7 +175,9 @@ def main(argv=None) -> None:
     examples = {}
     if not args.no_baselines:
         minilm = load_model("all-MiniLM-L6-v2")
-        results["all-MiniLM-L6-v2"] = evaluate(minilm, paths, tasks=[t for t in tasks if t in TEXT_TASKS])
+        text_tasks = [t for t in tasks if t in TEXT_TASKS]  # none with --data holding media splits only
+        if text_tasks:  # (evaluate's tasks=[] would mean every task, media ones too)
+            results["all-MiniLM-L6-v2"] = evaluate(minilm, paths, tasks=text_tasks)
         spec = load_spec_for(load_model(args.model[0]))
         results["cascade"], examples = Cascade(spec).evaluate(minilm, manifest, [t for t in tasks if t not in TEXT_TASKS])
     doc = {"seconds": round(time.perf_counter() - t0, 1), "tasks": {t: {"pair": "->".join(PAIRS[t])} for t in tasks},

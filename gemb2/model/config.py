@@ -54,6 +54,7 @@ EFFICIENTNET_STRIDE = 32  # EfficientNet's last feature map is the image downsam
 IMAGENET_CLASSES = 1000  # the EfficientNet-Lite classifier head's classes (assets/imagenet_classes.txt)
 RECOGNITION_FIELDS = ("recognise_classes", "recognise_speech", "recognise_no_speech")  # recognise.py
 SPEECH_SOURCES = ("faster-whisper", "stem")  # ModelConfig.recognise_speech_from
+LOGPROB_OFF = -20.0  # recognise_min_logprob at or below this keeps every window (greedy tokens score >= -log(vocab))
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,9 @@ class ModelConfig:
     # output, which the stem computes anyway: one encoder pass per window instead of two). Not a RECOGNITION_FIELD:
     # written only when not the default, so the first v2's config and id stay as they were
     recognise_speech_from: str = "faster-whisper"
+    # a decoded window whose mean log-probability is below this is dropped too (Whisper's log_prob_threshold, -1.0:
+    # v2); at or below LOGPROB_OFF (no greedy decoding's mean is that low) only the no-speech gate decides (v2.1)
+    recognise_min_logprob: float = -1.0
 
     def __post_init__(self) -> None:
         _need(bool(self.name) and "@" not in self.name, f"name must be non-empty without '@', got {self.name!r}")
@@ -285,6 +289,7 @@ OPTIONAL = {  # fields added after v1 -> their defaults (absent = default)
     "recognise_speech": "",
     "recognise_no_speech": 0.4,
     "recognise_speech_from": "faster-whisper",
+    "recognise_min_logprob": -1.0,
 }
 
 _POSITIVE = (  # the fields that must be >= 1

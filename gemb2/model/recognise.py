@@ -7,7 +7,8 @@
     audio   "the quick brown fox jumps over the lazy dog"    Whisper (`recognise_speech`), greedy, English; a segment
                                                             whose no-speech probability is above
                                                             `recognise_no_speech`, whose mean log-probability is
-                                                            below -1 (Whisper's own threshold) or that has no letter
+                                                            below `recognise_min_logprob` (-1, Whisper's own
+                                                            threshold; v2.1: off) or that has no letter
                                                             or digit is dropped: beeps and bells get no words
     video   "a photo of: <classes> <words>"                  classes averaged over up to VIDEO_FRAMES evenly spaced
                                                             frames, then the words of its audio track
@@ -45,14 +46,14 @@ import numpy as np
 import torch
 
 from ..parts import SAMPLE_RATE, Audio, Image, Part, Text, Video, fit_image
-from .config import ModelConfig
+from .config import LOGPROB_OFF, ModelConfig
 from .stems.efficientnet import EfficientNetStem
 from .stems.whisper import WhisperStem, window_keys
 
 CLASS_NAMES = Path(__file__).resolve().parent / "assets" / "imagenet_classes.txt"  # the 1,000 names, in index order
 PHOTO_PREFIX = "a photo of: "
 VIDEO_FRAMES = 4  # frames of a video whose class probabilities are averaged
-MIN_LOGPROB = -1.0  # Whisper's log_prob_threshold: a segment decoded less surely than this is noise
+MIN_LOGPROB = -1.0  # Whisper's log_prob_threshold: recognise_min_logprob's default (v2)
 CLASSIFY_CHUNK = 8  # images per classifier forward
 STEM_WINDOWS = 8  # audio windows per audio-stem encoder forward (recognise_speech_from "stem")
 MAX_INITIAL_TIMESTAMP_INDEX = 50  # faster-whisper's max_initial_timestamp 1.0 s in 0.02 s steps
@@ -175,8 +176,8 @@ class Recogniser:
         """One window's words from its encoder output (a CTranslate2 StorageView (1, 1500, D)): a one-step probe
         reads Whisper's no-speech probability first, and only a window under `recognise_no_speech` is decoded
         (greedy, temperature 0, no fallback: what faster-whisper's transcribe does with those settings, one segment
-        per window without timestamps); its text is kept when its mean log-probability is at least MIN_LOGPROB and
-        it has a letter or digit. Windows are decoded one at a time: the words never depend on what else is in the
+        per window without timestamps); its text is kept when it has a letter or digit and its mean log-probability
+        is at least `recognise_min_logprob` (unless that is at or below LOGPROB_OFF). Windows are decoded one at a time: the words never depend on what else is in the
         batch."""
         asr = self.asr()
         language = "en"
@@ -202,7 +203,9 @@ class Recogniser:
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)  # faster-whisper's, length_penalty 1
         tokenizer = self._tokenizers[language][0]
         text = tokenizer.decode([t for t in tokens if t < tokenizer.eot]).strip()
-        return text if avg_logprob >= MIN_LOGPROB and any(c.isalnum() for c in text) else ""
+        floor = self.config.recognise_min_logprob
+        sure = floor <= LOGPROB_OFF or avg_logprob >= floor
+        return text if sure and any(c.isalnum() for c in text) else ""
 
     def _prompt(self, language: str) -> tuple[list[int], list[int]]:
         """The decoder's prompt for `language` (start of transcript, the language and task where the model is

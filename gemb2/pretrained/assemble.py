@@ -69,6 +69,9 @@ class Parts:
     recognise_speech: str = ""  # ModelConfig.recognise_speech: "whisper-tiny.en" reads the words of audio
     recognise_speech_from: str = "faster-whisper"  # ModelConfig.recognise_speech_from: "stem" decodes the audio
     # stem's own encoder output (one encoder pass per window instead of two)
+    recognise_min_logprob: float = (
+        -1.0
+    )  # ModelConfig.recognise_min_logprob: -20 (off) lets the no-speech gate alone decide
 
 
 def text_folder(text: str) -> Path:
@@ -117,6 +120,7 @@ def assemble_config(parts: Parts) -> tuple[ModelConfig, Path]:
         "recognise_classes": parts.recognise_classes,
         "recognise_speech": parts.recognise_speech,
         "recognise_speech_from": parts.recognise_speech_from,
+        "recognise_min_logprob": parts.recognise_min_logprob,
         **(GEMINI_PROMPTS if parts.prompts else NO_PROMPTS),
     }
     if parts.image.startswith("efficientnet-"):

@@ -207,6 +207,9 @@ def test_where_speech_is_decoded_from_is_in_the_id_only_when_it_is_the_stem():
     assert "recognise_speech_from" not in on.to_dict()  # the first v2's config and id stay as they were
     stem = on.replace(recognise_speech_from="stem")
     assert stem.to_dict()["recognise_speech_from"] == "stem" and ModelConfig.from_dict(stem.to_dict()) == stem
+    assert "recognise_min_logprob" not in on.to_dict()  # Whisper's -1 (v2); v2.1's -20 (off) is written
+    off_floor = stem.replace(recognise_min_logprob=-20.0)
+    assert off_floor.to_dict()["recognise_min_logprob"] == -20.0 and ModelConfig.from_dict(off_floor.to_dict()) == off_floor
     with pytest.raises(ValueError, match="recognise_speech_from must be one of"):
         on.replace(recognise_speech_from="vad")
     with pytest.raises(ValueError, match="needs the audio stem to be the Whisper encoder"):
