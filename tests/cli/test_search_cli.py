@@ -47,11 +47,16 @@ def test_search_equals_embed_then_query_where(tmp_path):
     prefix = str(a).replace("'", "''") + "/%"
     want = _json(["query", "boats", "--db", db2, "--where", f"path LIKE '{prefix}'", *common])
     assert len(got) == len(WORDS) and all(h["path"].startswith(str(a) + "/") for h in got)
-    assert [(h["path"], h["segment"], h["score"]) for h in got] == [(h["path"], h["segment"], h["score"]) for h in want]
+    _same_hits(got, want)
     fresh = _json(["search", "boats", str(a), "--db", str(tmp_path / "db3"), *common])  # indexes, then answers
-    assert [(h["path"], h["segment"], h["score"]) for h in fresh] == [
-        (h["path"], h["segment"], h["score"]) for h in want
-    ]
+    _same_hits(fresh, want)
+
+
+def _same_hits(got: list[dict], want: list[dict]) -> None:
+    """The same files and segments in the same order, scores to float rounding: loader processes and an in-process
+    embed batch texts differently, and CPU kernels round differently with the batch (1e-6 seen in CI)."""
+    assert [(h["path"], h["segment"]) for h in got] == [(h["path"], h["segment"]) for h in want]
+    assert [h["score"] for h in got] == pytest.approx([h["score"] for h in want], abs=1e-5)
 
 
 def test_search_indexes_only_what_is_new_within_its_budget(tmp_path):
