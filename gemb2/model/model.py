@@ -25,7 +25,8 @@ pieces that the ONNX export (gemb2/export) calls too, so the graphs compute what
 
 Recognition (recognise.py; config.recognise_*): `encode` first puts the words the model reads off each media part
 (ImageNet class names from the image stem's classifier head, Whisper's transcript) before it as a Text part. The
-stem's CNN runs once per picture for both (stems/efficientnet.py, `reusing`).
+image stem's CNN and (recognise_speech_from "stem") the audio stem's Whisper encoder run once per input for both
+(stems/reuse.py).
 
 Stems (stems/): a model without an image stem refuses images and videos, one without an audio
 stem refuses audio and embeds a video from its frames alone (`config.modalities` says what fits).
