@@ -44,28 +44,12 @@ def main(argv: list[str] | None = None) -> int:
 
     model = load_model(args.model)
     rec, stem = model.recogniser, model.audio_stem
-    asr = rec.asr()
-    prompt, suppress = rec._prompt("en")
-    tokenizer = rec._tokenizers["en"][0]
 
     def decoded(samples: np.ndarray) -> tuple[float, float, str]:
         """(no-speech probability, mean log-probability, text) of the window, nothing gated."""
         with torch.inference_mode():
             h = stem.encode(torch.from_numpy(samples[None].astype(np.float32))).numpy()
-        r = asr.model.generate(
-            StorageView.from_array(np.ascontiguousarray(h)),
-            [prompt],
-            max_length=asr.max_length,
-            return_scores=True,
-            return_no_speech_prob=True,
-            suppress_blank=True,
-            suppress_tokens=suppress,
-            max_initial_timestamp_index=50,
-            beam_size=1,
-        )[0]
-        tokens = r.sequences_ids[0]
-        text = tokenizer.decode([t for t in tokens if t < tokenizer.eot]).strip()
-        return r.no_speech_prob, r.scores[0] * len(tokens) / (len(tokens) + 1), text
+        return rec.generate(StorageView.from_array(np.ascontiguousarray(h)))
 
     def load(path: str) -> np.ndarray:
         return next(iter(load_file(path, "audio", LoadSpec()))).parts[0].samples

@@ -175,16 +175,30 @@ class Recogniser:
     def decode(self, encoded) -> str:
         """One window's words from its encoder output (a CTranslate2 StorageView (1, 1500, D)): a one-step probe
         reads Whisper's no-speech probability first, and only a window under `recognise_no_speech` is decoded
-        (greedy, temperature 0, no fallback: what faster-whisper's transcribe does with those settings, one segment
-        per window without timestamps); its text is kept when it has a letter or digit and its mean log-probability
-        is at least `recognise_min_logprob` (unless that is at or below LOGPROB_OFF). Windows are decoded one at a time: the words never depend on what else is in the
-        batch."""
+        (`generate`); its text is kept when it has a letter or digit and its mean log-probability is at least
+        `recognise_min_logprob` (unless that is at or below LOGPROB_OFF). Windows are decoded one at a time: the
+        words never depend on what else is in the batch."""
+        if self.generate(encoded, probe=True)[0] > self.config.recognise_no_speech:
+            return ""
+        _, avg_logprob, text = self.generate(encoded)
+        floor = self.config.recognise_min_logprob
+        sure = floor <= LOGPROB_OFF or avg_logprob >= floor
+        return text if sure and any(c.isalnum() for c in text) else ""
+
+    def generate(self, encoded, probe: bool = False) -> tuple[float, float, str]:
+        """Whisper's greedy decoding of one window, no gate: (no-speech probability, mean log-probability, text).
+        Temperature 0, no fallback, one segment without timestamps: what faster-whisper's transcribe does with those
+        settings. `probe`: one decoder step only (the no-speech probability is read off the prompt)."""
         asr = self.asr()
         language = "en"
         if asr.model.is_multilingual and not self.config.recognise_speech.endswith(".en"):
             language = asr.model.detect_language(encoded)[0][0][0][2:-2]  # "<|de|>" -> "de", as faster-whisper
         prompt, suppress = self._prompt(language)
-        common = dict(
+        result = asr.model.generate(
+            encoded,
+            [prompt],
+            max_length=len(prompt) + 1 if probe else asr.max_length,
+            return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=suppress,
@@ -194,18 +208,11 @@ class Recogniser:
             length_penalty=1,
             repetition_penalty=1,
             no_repeat_ngram_size=0,
-        )
-        probe = asr.model.generate(encoded, [prompt], max_length=len(prompt) + 1, **common)[0]
-        if probe.no_speech_prob > self.config.recognise_no_speech:
-            return ""
-        result = asr.model.generate(encoded, [prompt], max_length=asr.max_length, return_scores=True, **common)[0]
+        )[0]
         tokens = result.sequences_ids[0]
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)  # faster-whisper's, length_penalty 1
         tokenizer = self._tokenizers[language][0]
-        text = tokenizer.decode([t for t in tokens if t < tokenizer.eot]).strip()
-        floor = self.config.recognise_min_logprob
-        sure = floor <= LOGPROB_OFF or avg_logprob >= floor
-        return text if sure and any(c.isalnum() for c in text) else ""
+        return result.no_speech_prob, avg_logprob, tokenizer.decode([t for t in tokens if t < tokenizer.eot]).strip()
 
     def _prompt(self, language: str) -> tuple[list[int], list[int]]:
         """The decoder's prompt for `language` (start of transcript, the language and task where the model is
